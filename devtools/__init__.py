@@ -1,0 +1,1 @@
+"""Local run, simulators, benchmarks: everything that is not deployed (see .funcignore)."""

@@ -1,0 +1,158 @@
+"""The whole app on one machine: Azurite, the Graph and RAPID simulators, the local Functions host.
+
+One definition of the local world, shared by tests, `make run`, `make demo` and the benchmarks:
+a Microsoft 365 tenant (Contoso) with three mailboxes, and a RAPID site (acme/sales) whose
+Principals and External Contacts match them, with the Meetings bundle's webhooks installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+from .azurite import ROOT, Azurite, free_port, wait_for_port
+from .sim import GraphSimulator, RapidSimulator
+
+AAD_TENANT = "8f3c1b2a-0d4e-4c5f-9a6b-7c8d9e0f1a2b"
+OTHER_TENANT = "2b1a0f9e-8d7c-4b6a-9f5c-4e0d2a1b3c8f"
+CLIENT_ID = "3e6f9a1c-5b2d-4e8f-a7c0-1d2e3f4a5b6c"
+CLIENT_SECRET = "local-sim-secret-not-real"  # the simulator's, never a real one
+RAPID_APP = "api://rapid-sim"
+FUNCTION_KEY = "local-function-key"
+MASTER_KEY = "local-master-key"
+ORGANISER = "alice@contoso.test"
+PEOPLE = {"alice@contoso.test": "Alice Organiser", "bob@contoso.test": "Bob Invitee",
+          "carol@contoso.test": "Carol Invitee"}
+GUESTS = {"guest@partner.test": "Gina Guest"}
+WEBHOOKS = [
+    ("Meetings", "Item Created", "meeting/create"),
+    ("Meeting Events", "Item Created", "event/create"),
+    ("Meeting Events", "Item Updated", "event/update"),
+    ("Meeting Events", "Item Deleted", "event/delete"),
+    ("Meeting Events", "Items Deleted", "event/delete"),
+    ("Meeting Subscriptions", "Item Updated", "subscriptions/update"),
+    ("Meeting Subscriptions", "Items Deleted", "subscriptions/delete"),
+    ("Meeting Subscriptions", "Item Deleted", "subscriptions/delete"),
+]
+
+
+@dataclass
+class SiteWorld:
+    """A simulated site and the ids of its people."""
+
+    sim: object
+    tenant: str
+    name: str
+    principals: dict[str, int] = field(default_factory=dict)  # email → Principals item id
+    contacts: dict[str, int] = field(default_factory=dict)    # email → External Contacts item id
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}/{self.name}"
+
+
+class Stack:
+    def __init__(self, time_zone: str = "Europe/London", graph_latency: float = 0.0, queue_name: str = "sync-jobs"):
+        self.time_zone = time_zone
+        self.queue_name = queue_name
+        self.azurite = Azurite()
+        self.graph = GraphSimulator(latency=graph_latency)
+        self.rapid = RapidSimulator()
+        self.host = None          # in-process FunctionHost
+        self.host_process = None  # or a `python -m devtools.localhost` child
+        self.host_port = free_port()
+        self.sites: dict[str, SiteWorld] = {}
+        self.user_ids: dict[str, str] = {}
+
+    @property
+    def host_url(self) -> str:
+        return f"http://127.0.0.1:{self.host_port}"
+
+    def function_url(self, path: str) -> str:
+        return f"{self.host_url}/{path}?code={FUNCTION_KEY}"
+
+    def _add_site(self, tenant: str, name: str, aad_tenant: str, people: dict, guests: dict) -> SiteWorld:
+        sim = self.rapid.add_site(tenant, name, aad_tenant, RAPID_APP)
+        world = SiteWorld(sim=sim, tenant=tenant, name=name)
+        for email, title in people.items():
+            world.principals[email] = sim.create_item("Principals", title=title, email=email)["id"]
+        for email, title in guests.items():
+            world.contacts[email] = sim.create_item("External Contacts", title=title, email=email)["id"]
+        for table, trigger, path in WEBHOOKS:
+            sim.add_webhook(table, trigger, self.function_url(f"{tenant}/{name}/0/services/rapid-meetings/{path}"))
+        self.sites[world.key] = world
+        return world
+
+    def start_backends(self) -> "Stack":
+        self.azurite.start()
+        self.graph.start()
+        self.rapid.start()
+        for tenant in (AAD_TENANT, OTHER_TENANT):
+            self.graph.register_app(tenant, CLIENT_ID, CLIENT_SECRET)
+        for email, name in PEOPLE.items():
+            self.user_ids[email] = self.graph.add_user(AAD_TENANT, email, name)
+        self.user_ids["olivia@fabrikam.test"] = self.graph.add_user(OTHER_TENANT, "olivia@fabrikam.test", "Olivia")
+        self._add_site("acme", "sales", AAD_TENANT, PEOPLE, GUESTS)
+        self._add_site("globex", "ops", OTHER_TENANT, {"olivia@fabrikam.test": "Olivia"}, {})
+        return self
+
+    def settings(self) -> dict[str, str]:
+        """The app settings of this world (what local.settings.json's Values would hold)."""
+        def site(tenant, name, aad, zone):
+            return {"tenant": tenant, "site": name, "rapid_url": self.sites[f"{tenant}/{name}"].sim.url,
+                    "rapid_scope": f"{RAPID_APP}/.default", "aad_tenant": aad, "client_id": CLIENT_ID,
+                    "client_secret_setting": "SIM_CLIENT_SECRET", "time_zone": zone}
+        return {
+            "AzureWebJobsStorage": self.azurite.connection_string,
+            "FUNCTIONS_WORKER_RUNTIME": "python",
+            "WORK_QUEUE": self.queue_name,
+            "SITES": json.dumps([site("acme", "sales", AAD_TENANT, self.time_zone),
+                                 site("globex", "ops", OTHER_TENANT, "America/New_York")]),
+            "SIM_CLIENT_SECRET": CLIENT_SECRET,
+            "GRAPH_URL": self.graph.graph_url,
+            "AUTHORITY_HOST": self.graph.base_url,
+            "HTTP_CA_BUNDLE": self.graph.ca_path,
+            "NOTIFICATION_URL": self.function_url("graph/notifications"),
+            "LOCAL_FUNCTION_KEY": FUNCTION_KEY,
+            "LOCAL_MASTER_KEY": MASTER_KEY,
+        }
+
+    def start_host_in_process(self, timers: bool = False):
+        from .localhost import FunctionHost
+
+        os.environ.update(self.settings())
+        self.host = FunctionHost()
+        self.host.serve(self.host_port)
+        self.host.start_triggers(timers=timers)
+        return self.host
+
+    def start_host_process(self, log_path: str | None = None, timers: bool = True) -> subprocess.Popen:
+        env = {**os.environ, **self.settings()}
+        self._host_log = open(log_path or os.path.join(tempfile.mkdtemp(), "host.log"), "w")
+        args = [sys.executable, "-m", "devtools.localhost", "--port", str(self.host_port)]
+        if not timers:
+            args.append("--no-timers")
+        self.host_process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._host_log,
+                                             stderr=subprocess.STDOUT)
+        wait_for_port(self.host_port, deadline_s=30, process=self.host_process)
+        return self.host_process
+
+    def stop(self) -> None:
+        if self.host:
+            self.host.stop()
+        if self.host_process and self.host_process.poll() is None:
+            self.host_process.terminate()
+            try:
+                self.host_process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.host_process.kill()
+                self.host_process.wait()
+        for part in (self.rapid, self.graph, self.azurite):
+            try:
+                part.stop()
+            except Exception:
+                pass

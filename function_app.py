@@ -1,0 +1,9 @@
+"""Builds the FunctionApp and registers one blueprint per function family; nothing else."""
+
+import azure.functions as func
+
+from functions import site_webhooks, sync_worker
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(site_webhooks.bp)
+app.register_functions(sync_worker.bp)

@@ -1,0 +1,1 @@
+"""Thin trigger adapters: parse → call the core in shared/ → answer."""

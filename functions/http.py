@@ -1,0 +1,45 @@
+"""The one place errors become HTTP answers, and the app's services are built (once per process)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+
+import azure.functions as func
+
+from shared.config import ConfigError, get_settings
+from shared.errors import BadRequest, NotFound, StorageUnavailable
+
+log = logging.getLogger("rapid_meetings")
+
+
+@functools.cache
+def services():
+    from shared.sync import Services  # imported on first use: keeps cold start light
+
+    return Services(get_settings())
+
+
+def json_response(status: int, body: dict) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+
+
+def answers(handler):
+    """Run an HTTP handler; typed errors become JSON answers naming the problem."""
+
+    @functools.wraps(handler)
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return handler(req)
+        except (BadRequest, NotFound) as e:
+            log.info("%s %s refused (%d): %s", req.method, req.url.split("?")[0], e.status, e)
+            return json_response(e.status, {"error": type(e).__name__, "message": str(e)})
+        except StorageUnavailable as e:
+            log.error("%s %s not persisted: %s", req.method, req.url.split("?")[0], e)
+            return json_response(503, {"error": "StorageUnavailable", "message": "could not persist the work; retry"})
+        except ConfigError as e:
+            log.error("configuration error: %s", e)
+            return json_response(500, {"error": "ConfigError", "message": "the app is misconfigured; see its logs"})
+
+    return wrapper

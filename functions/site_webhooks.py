@@ -1,0 +1,36 @@
+"""The site's internal webhooks (SPEC §3): validate, persist a job, answer 202."""
+
+import azure.functions as func
+
+from shared.intake import site_tasks
+
+from .http import answers, json_response, services
+
+bp = func.Blueprint()
+PREFIX = "{tenant}/{site}/0/services/rapid-meetings"
+
+
+def accept(req: func.HttpRequest, op: str, many: bool = False) -> func.HttpResponse:
+    svc = services()
+    tasks = site_tasks(svc.settings, req.route_params.get("tenant"), req.route_params.get("site"), op,
+                       req.get_body(), many)
+    jobs = svc.queue.enqueue(tasks)
+    return json_response(202, {"accepted": len(tasks), "jobs": jobs})
+
+
+@bp.route(route=f"{PREFIX}/event/create", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers
+def event_create(req: func.HttpRequest) -> func.HttpResponse:
+    return accept(req, "event.create")
+
+
+@bp.route(route=f"{PREFIX}/event/update", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers
+def event_update(req: func.HttpRequest) -> func.HttpResponse:
+    return accept(req, "event.update")
+
+
+@bp.route(route=f"{PREFIX}/event/delete", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers
+def event_delete(req: func.HttpRequest) -> func.HttpResponse:
+    return accept(req, "event.delete", many=True)

@@ -1,0 +1,1 @@
+"""The core of rapid-meetings: importable without azure.functions, no I/O at import."""

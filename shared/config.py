@@ -1,0 +1,170 @@
+"""Settings for many sites, read from app settings (environment variables).
+
+`SITES` is a JSON list; each entry is one RAPID site. Secrets are never in `SITES`: an entry names
+the app setting that holds its secret (`client_secret_setting`), which in Azure is a Key Vault
+reference and locally a line of local.settings.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_COLUMNS = {
+    "title": "title",
+    "meeting": "meeting",
+    "start_date": "start_date",
+    "end_date": "end_date",
+    "all_day": "all_day",
+    "location": "location",
+    "description": "description",
+    "invitees": "invitees",
+    "guests": "guests",
+    "status": "status",
+    "sys_external_id": "sys_external_id",
+    "organiser": "organiser",
+    "email": "email",
+    "subscription_id": "subscription_id",
+    "resource": "resource",
+    "expires": "expires",
+}
+
+DEFAULT_LISTS = {
+    "meetings": "Meetings",
+    "events": "Meeting Events",
+    "subscriptions": "Meeting Subscriptions",
+    "principals": "Principals",
+    "contacts": "External Contacts",
+}
+
+
+class ConfigError(Exception):
+    """The app settings are wrong; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    tenant: str
+    site: str
+    rapid_url: str
+    rapid_scope: str
+    aad_tenant: str
+    client_id: str
+    client_secret: str | None = None
+    certificate: dict | None = None
+    time_zone: str = "UTC"
+    columns: dict = field(default_factory=dict)
+    lists: dict = field(default_factory=dict)
+    guests_as_attendees: bool = True
+    on_outlook_delete: str = "cancel"  # or "delete"
+    cancelled_status: str = "Cancelled"
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}/{self.site}"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    def col(self, name: str) -> str:
+        return self.columns.get(name, DEFAULT_COLUMNS[name])
+
+    def list_name(self, name: str) -> str:
+        return self.lists.get(name, DEFAULT_LISTS[name])
+
+    @property
+    def credential(self):
+        return self.certificate or self.client_secret
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: str
+    work_queue: str
+    sites: dict[str, SiteConfig]
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    authority_host: str = "https://login.microsoftonline.com"
+    ca_bundle: str | None = None
+    notification_url: str | None = None
+    subscription_minutes: int = 4230
+
+    def site(self, tenant: str, site: str) -> SiteConfig | None:
+        return self.sites.get(f"{tenant}/{site}".lower())
+
+
+def _site_from(entry: dict, env) -> SiteConfig:
+    where = f"SITES[{entry.get('tenant')}/{entry.get('site')}]"
+    missing = [k for k in ("tenant", "site", "rapid_url", "rapid_scope", "aad_tenant", "client_id") if not entry.get(k)]
+    if missing:
+        raise ConfigError(f"{where} is missing {', '.join(missing)}")
+    secret = None
+    certificate = None
+    if name := entry.get("client_secret_setting"):
+        secret = env.get(name)
+        if not secret:
+            raise ConfigError(f"{where}: app setting {name} (client secret) is not set")
+    elif name := entry.get("certificate_setting"):
+        raw = env.get(name)
+        if not raw:
+            raise ConfigError(f"{where}: app setting {name} (certificate) is not set")
+        certificate = json.loads(raw)
+    else:
+        raise ConfigError(f"{where} needs client_secret_setting or certificate_setting")
+    try:
+        ZoneInfo(entry.get("time_zone", "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{where}: unknown time_zone {entry.get('time_zone')!r}") from None
+    if entry.get("on_outlook_delete", "cancel") not in ("cancel", "delete"):
+        raise ConfigError(f"{where}: on_outlook_delete must be 'cancel' or 'delete'")
+    unknown = set(entry.get("columns", {})) - set(DEFAULT_COLUMNS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown column overrides {sorted(unknown)}")
+    return SiteConfig(
+        tenant=entry["tenant"],
+        site=entry["site"],
+        rapid_url=entry["rapid_url"].rstrip("/"),
+        rapid_scope=entry["rapid_scope"],
+        aad_tenant=entry["aad_tenant"],
+        client_id=entry["client_id"],
+        client_secret=secret,
+        certificate=certificate,
+        time_zone=entry.get("time_zone", "UTC"),
+        columns=dict(entry.get("columns", {})),
+        lists=dict(entry.get("lists", {})),
+        guests_as_attendees=bool(entry.get("guests_as_attendees", True)),
+        on_outlook_delete=entry.get("on_outlook_delete", "cancel"),
+        cancelled_status=entry.get("cancelled_status", "Cancelled"),
+    )
+
+
+def settings_from(env) -> Settings:
+    storage = env.get("AzureWebJobsStorage")
+    if not storage:
+        raise ConfigError("app setting AzureWebJobsStorage is not set")
+    try:
+        entries = json.loads(env.get("SITES", "[]"))
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"app setting SITES is not JSON: {e}") from None
+    sites = {}
+    for entry in entries:
+        site = _site_from(entry, env)
+        sites[site.key.lower()] = site
+    return Settings(
+        storage=storage,
+        work_queue=env.get("WORK_QUEUE", "sync-jobs"),
+        sites=sites,
+        graph_url=env.get("GRAPH_URL", "https://graph.microsoft.com/v1.0").rstrip("/"),
+        authority_host=env.get("AUTHORITY_HOST", "https://login.microsoftonline.com").rstrip("/"),
+        ca_bundle=env.get("HTTP_CA_BUNDLE") or None,
+        notification_url=env.get("NOTIFICATION_URL") or None,
+        subscription_minutes=int(env.get("SUBSCRIPTION_MINUTES", "4230")),
+    )
+
+
+@cache
+def get_settings() -> Settings:
+    return settings_from(os.environ)

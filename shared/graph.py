@@ -1,0 +1,110 @@
+"""Microsoft Graph: every Graph detail lives here (URLs, headers, paging, $batch); callers never
+build a Graph URL. Errors come out typed (see remote.checked)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import requests
+
+from .config import Settings, SiteConfig
+from .errors import RemoteNotFound
+from .remote import Tokens, send
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+# Tags the Outlook events this app owns with "<tenant>/<site>|<item id>".
+TAG_ID = "String {9c6c4a4e-3f7e-4b1e-8d2a-6a1f5f0c2b7d} Name RapidMeetingsItem"
+UTC_PREFER = 'outlook.timezone="UTC"'
+BATCH_LIMIT = 20
+
+
+def _user(mailbox: str) -> str:
+    return f"/users/{quote(mailbox, safe='@')}"
+
+
+class GraphClient:
+    def __init__(self, settings: Settings, site: SiteConfig, session: requests.Session, tokens: Tokens):
+        self._base = settings.graph_url
+        self._site = site
+        self._session = session
+        self._tokens = tokens
+
+    def _call(self, method: str, path: str, what: str, headers: dict | None = None, **kwargs):
+        token = self._tokens.token(self._site, GRAPH_SCOPE)
+        url = path if path.startswith("https://") else self._base + path
+        return send(self._session, method, url, f"Graph {what}",
+                    headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)
+
+    # -- events
+
+    def create_event(self, mailbox: str, payload: dict, transaction_id: str, tag: str) -> dict:
+        body = {**payload, "transactionId": transaction_id,
+                "singleValueExtendedProperties": [{"id": TAG_ID, "value": tag}]}
+        return self._call("POST", f"{_user(mailbox)}/events", "create event", json=body,
+                          headers={"Prefer": UTC_PREFER}).json()
+
+    def get_event(self, mailbox: str, event_id: str) -> dict:
+        return self._call("GET", f"{_user(mailbox)}/events/{quote(event_id, safe='')}", "get event",
+                          headers={"Prefer": UTC_PREFER}).json()
+
+    def update_event(self, mailbox: str, event_id: str, patch: dict, change_key: str | None = None) -> dict:
+        headers = {"Prefer": UTC_PREFER}
+        if change_key:
+            headers["If-Match"] = f'W/"{change_key}"'
+        return self._call("PATCH", f"{_user(mailbox)}/events/{quote(event_id, safe='')}", "update event",
+                          json=patch, headers=headers).json()
+
+    def cancel_event(self, mailbox: str, event_id: str, comment: str) -> bool:
+        """Cancel (attendees get the cancellation). False when the event was already gone."""
+        try:
+            self._call("POST", f"{_user(mailbox)}/events/{quote(event_id, safe='')}/cancel", "cancel event",
+                       json={"Comment": comment})
+        except RemoteNotFound:
+            return False
+        return True
+
+    def find_tagged(self, mailbox: str, tag: str) -> list[dict]:
+        flt = f"singleValueExtendedProperties/Any(ep: ep/id eq '{TAG_ID}' and ep/value eq '{tag.replace(chr(39), chr(39) * 2)}')"
+        return self._call("GET", f"{_user(mailbox)}/events", "find tagged events",
+                          params={"$filter": flt}, headers={"Prefer": UTC_PREFER}).json().get("value", [])
+
+    def user_id(self, mailbox: str) -> str:
+        return self._call("GET", _user(mailbox), "get user", params={"$select": "id"}).json()["id"]
+
+    # -- subscriptions
+
+    def create_subscription(self, resource: str, notification_url: str, client_state: str, expires: str) -> dict:
+        body = {"changeType": "created,updated,deleted", "notificationUrl": notification_url,
+                "lifecycleNotificationUrl": notification_url, "resource": resource,
+                "expirationDateTime": expires, "clientState": client_state,
+                "latestSupportedTlsVersion": "v1_2"}
+        return self._call("POST", "/subscriptions", "create subscription", json=body).json()
+
+    def renew_subscription(self, sub_id: str, expires: str) -> dict:
+        return self._call("PATCH", f"/subscriptions/{sub_id}", "renew subscription",
+                          json={"expirationDateTime": expires}).json()
+
+    def delete_subscription(self, sub_id: str) -> bool:
+        try:
+            self._call("DELETE", f"/subscriptions/{sub_id}", "delete subscription")
+        except RemoteNotFound:
+            return False
+        return True
+
+    def batch(self, requests_: list[dict]) -> dict[str, dict]:
+        """Run up to 20 requests in one $batch; answers by request id ({status, headers, body})."""
+        assert len(requests_) <= BATCH_LIMIT
+        answer = self._call("POST", "/$batch", "batch", json={"requests": requests_}).json()
+        return {r["id"]: r for r in answer.get("responses", [])}
+
+    # -- catch-up
+
+    def delta_pages(self, mailbox: str, start: str, end: str, delta_link: str = ""):
+        """Yield pages of calendarView/delta; the last page carries @odata.deltaLink."""
+        url = delta_link or f"{self._base}{_user(mailbox)}/calendarView/delta"
+        params = None if delta_link else {"startDateTime": start, "endDateTime": end}
+        while url:
+            page = self._call("GET", url, "calendar delta", params=params,
+                              headers={"Prefer": f"{UTC_PREFER}, odata.maxpagesize=100"}).json()
+            yield page
+            url, params = page.get("@odata.nextLink"), None

@@ -1,0 +1,84 @@
+"""Turning what callers POST into tasks for the work queue. Validates; never does I/O.
+
+A rejected request raises BadRequest / NotFound / PayloadTooLarge with a message that names the
+problem, before anything is persisted.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .config import Settings, SiteConfig
+from .errors import BadRequest, NotFound, PayloadTooLarge
+
+MAX_BODY = 1024 * 1024
+
+
+def parse_json(body: bytes):
+    if len(body) > MAX_BODY:
+        raise PayloadTooLarge(f"body is {len(body)} bytes; the limit is {MAX_BODY}")
+    if not body.strip():
+        raise BadRequest("body is empty; expected JSON")
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest("body is not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise BadRequest(f"body is not JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+
+
+def known_site(settings: Settings, tenant: str, site: str) -> SiteConfig:
+    config = settings.site(tenant or "", site or "")
+    if config is None:
+        raise NotFound(f"unknown site {tenant}/{site}")
+    return config
+
+
+def item_id(item, where: str) -> str:
+    if not isinstance(item, dict):
+        raise BadRequest(f"{where} must be a JSON object (the item), not {type(item).__name__}")
+    if "id" not in item:
+        raise BadRequest(f"{where} has no 'id'")
+    value = item["id"]
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise BadRequest(f"{where}: 'id' must be a number or text, not {type(value).__name__}")
+    text = str(value).strip()
+    if not text or len(text) > 256 or any(ord(c) < 32 for c in text):
+        raise BadRequest(f"{where}: 'id' {text[:40]!r} is empty, too long or has control characters")
+    if isinstance(value, int) and value < 0:
+        raise BadRequest(f"{where}: 'id' must not be negative")
+    return text
+
+
+def webhook_items(body: bytes, many: bool) -> list[dict]:
+    """The items of a site webhook body: one object, or (for Items Deleted) a list of them."""
+    data = parse_json(body)
+    if isinstance(data, list):
+        if not many:
+            raise BadRequest("body must be one item (a JSON object), not a list")
+        if not data:
+            raise BadRequest("body is an empty list; expected at least one item")
+        if len(data) > 1000:
+            raise BadRequest(f"body lists {len(data)} items; at most 1000 per call")
+        items = data
+    elif isinstance(data, dict):
+        items = [data]
+    else:
+        raise BadRequest(f"body must be a JSON object (the item){' or a list of items' if many else ''}, "
+                         f"not {type(data).__name__}")
+    where = (lambda n: f"item {n}") if len(items) > 1 else (lambda n: "item")
+    for n, item in enumerate(items):
+        item_id(item, where(n))
+    return items
+
+
+def site_tasks(settings: Settings, tenant: str, site: str, op: str, body: bytes, many: bool = False) -> list[dict]:
+    config = known_site(settings, tenant, site)
+    items = webhook_items(body, many)
+    seen, tasks = set(), []
+    for item in items:
+        key = item_id(item, "item")
+        if key not in seen:
+            seen.add(key)
+            tasks.append({"op": op, "site": config.key, "item": key})
+    return tasks

@@ -1,0 +1,219 @@
+"""The field mapping between a site's Meeting Event and an Outlook event. Pure: no I/O.
+
+Both directions meet in one canonical form, `Synced`, which is also what the store keeps as "the
+content last synced" for each link:
+  - site → Outlook: `outlook_payload(synced, zone)` builds the Graph body; `outlook_patch(old, new,
+    zone)` only what changed.
+  - Outlook → site: `synced_from_outlook(event, zone)`; `site_fields(synced, changed, site)` the
+    columns to write.
+Timed events travel in UTC. All-day events are midnight to midnight in the site's time zone: in
+the site as the UTC instants of those local midnights, in Outlook as local dates in that zone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, replace
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+UTC = timezone.utc
+INBOUND_FIELDS = ("title", "description", "start", "end", "all_day", "location")
+
+
+@dataclass(frozen=True)
+class Synced:
+    """A meeting event's mapped content, in site terms (times as UTC ISO strings)."""
+
+    title: str
+    description: str
+    start: str
+    end: str
+    all_day: bool
+    location: str
+    attendees: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, raw: str) -> "Synced":
+        data = json.loads(raw)
+        data["attendees"] = tuple(data.get("attendees", ()))
+        return cls(**data)
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    def changed_fields(self, other: "Synced", fields=INBOUND_FIELDS) -> set[str]:
+        return {f for f in fields if getattr(self, f) != getattr(other, f)}
+
+
+def parse_utc(value: str) -> datetime:
+    """An ISO 8601 instant; naive means UTC. Raises ValueError on anything else."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"not a date-time: {value!r}")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    # Graph sends 7 fractional digits; Python reads at most 6.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_utc(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The instant a local day starts (where midnight does not exist, the first instant after the gap)."""
+    moment = datetime.combine(day, time(0), tzinfo=zone)
+    roundtrip = moment.astimezone(UTC).astimezone(zone)
+    if roundtrip.replace(tzinfo=None) != moment.replace(tzinfo=None):
+        moment = roundtrip  # midnight fell in a DST gap
+    return moment.astimezone(UTC)
+
+
+def all_day_span(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[date, date]:
+    """First local day and the day after the last one, from two instants."""
+    first = start.astimezone(zone).date()
+    local_end = end.astimezone(zone)
+    after_last = local_end.date()
+    if local_end.time() != time(0) and local_midnight(after_last, zone) != end:
+        after_last += timedelta(days=1)
+    return first, max(after_last, first + timedelta(days=1))
+
+
+def normalise(synced: Synced, zone: ZoneInfo) -> Synced:
+    """The one form of a content: all-day spans snapped to local midnights, attendees sorted."""
+    attendees = tuple(sorted({a.strip().lower() for a in synced.attendees if a and a.strip()}))
+    start, end = parse_utc(synced.start), parse_utc(synced.end)
+    if synced.all_day:
+        first, after_last = all_day_span(start, end, zone)
+        start, end = local_midnight(first, zone), local_midnight(after_last, zone)
+    if end < start:
+        raise ValueError(f"end {synced.end} is before start {synced.start}")
+    return replace(synced, start=format_utc(start), end=format_utc(end), attendees=attendees,
+                   title=synced.title or "", description=synced.description or "",
+                   location=synced.location or "")
+
+
+def _graph_time(moment: datetime) -> dict:
+    return {"dateTime": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0", "timeZone": "UTC"}
+
+
+def _times(synced: Synced, zone: ZoneInfo) -> dict:
+    start, end = parse_utc(synced.start), parse_utc(synced.end)
+    if not synced.all_day:
+        return {"start": _graph_time(start), "end": _graph_time(end), "isAllDay": False}
+    first, after_last = all_day_span(start, end, zone)
+    return {
+        "start": {"dateTime": f"{first.isoformat()}T00:00:00.0000000", "timeZone": zone.key},
+        "end": {"dateTime": f"{after_last.isoformat()}T00:00:00.0000000", "timeZone": zone.key},
+        "isAllDay": True,
+    }
+
+
+def outlook_payload(synced: Synced, zone: ZoneInfo) -> dict:
+    return {
+        "subject": synced.title,
+        "body": {"contentType": "html", "content": synced.description},
+        **_times(synced, zone),
+        "location": {"displayName": synced.location},
+        "attendees": [{"emailAddress": {"address": a}, "type": "required"} for a in synced.attendees],
+    }
+
+
+def outlook_patch(old: Synced | None, new: Synced, zone: ZoneInfo) -> dict:
+    """Only what changed; times travel together (Graph checks isAllDay against start and end)."""
+    fresh = outlook_payload(new, zone)
+    if old is None:
+        return fresh
+    before = outlook_payload(old, zone)
+    patch = {k: v for k, v in fresh.items() if before.get(k) != v}
+    if patch.keys() & {"start", "end", "isAllDay"}:
+        patch.update(start=fresh["start"], end=fresh["end"], isAllDay=fresh["isAllDay"])
+    return patch
+
+
+_BODY = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL | re.IGNORECASE)
+
+
+def unwrap_body(body: dict | None) -> str:
+    """Graph wraps HTML bodies in a document; the site keeps only what is inside <body>."""
+    content = (body or {}).get("content") or ""
+    match = _BODY.search(content)
+    return match.group(1) if match else content
+
+
+def _instant(value: dict, zone_of_event: str) -> datetime:
+    moment = parse_utc(value["dateTime"]).replace(tzinfo=None)
+    name = value.get("timeZone") or zone_of_event
+    tz = UTC if name.upper() in ("UTC", "GMT", "ETC/UTC") else ZoneInfo(name)
+    return moment.replace(tzinfo=tz).astimezone(UTC)
+
+
+def synced_from_outlook(event: dict, zone: ZoneInfo, attendees: tuple[str, ...] = ()) -> Synced:
+    """An Outlook event read back (asked with Prefer outlook.timezone="UTC") in site terms."""
+    all_day = bool(event.get("isAllDay"))
+    if all_day:
+        # all-day events are floating dates: take the wall-clock dates, place them in the site's zone
+        first = date.fromisoformat(event["start"]["dateTime"][:10])
+        after_last = date.fromisoformat(event["end"]["dateTime"][:10])
+        start, end = local_midnight(first, zone), local_midnight(after_last, zone)
+    else:
+        start, end = _instant(event["start"], "UTC"), _instant(event["end"], "UTC")
+    return normalise(Synced(
+        title=event.get("subject") or "",
+        description=unwrap_body(event.get("body")),
+        start=format_utc(start),
+        end=format_utc(end),
+        all_day=all_day,
+        location=((event.get("location") or {}).get("displayName") or ""),
+        attendees=attendees,
+    ), zone)
+
+
+def site_fields(synced: Synced, changed: set[str], col) -> dict:
+    """Site columns for the changed inbound fields; `col` maps a logical name to the site's column."""
+    names = {"title": "title", "description": "description", "start": "start_date",
+             "end": "end_date", "all_day": "all_day", "location": "location"}
+    return {col(names[f]): getattr(synced, f) for f in INBOUND_FIELDS if f in changed}
+
+
+def _truthy(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "y", "on")
+    return bool(value)
+
+
+def synced_from_site(item: dict, col, attendees: tuple[str, ...], zone: ZoneInfo) -> Synced:
+    """A site Meeting Event item in canonical form. Raises ValueError naming the bad column."""
+    values = {}
+    for name in ("start_date", "end_date"):
+        try:
+            values[name] = format_utc(parse_utc(item.get(col(name))))
+        except (TypeError, ValueError):
+            raise ValueError(f"column {col(name)!r} is not an ISO 8601 date-time: {item.get(col(name))!r}") from None
+    for name in ("title", "description", "location"):
+        value = item.get(col(name))
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"column {col(name)!r} must be text, not {type(value).__name__}")
+    return normalise(Synced(
+        title=item.get(col("title")) or "",
+        description=item.get(col("description")) or "",
+        start=values["start_date"],
+        end=values["end_date"],
+        all_day=_truthy(item.get(col("all_day"))),
+        location=item.get(col("location")) or "",
+        attendees=attendees,
+    ), zone)

@@ -1,0 +1,99 @@
+"""HTTP to the outside world (Graph, the identity platform, RAPID sites): one session per process,
+app-only tokens from one MSAL app per (authority, client), and one mapping of answers to errors."""
+
+from __future__ import annotations
+
+import threading
+
+import msal
+import requests
+from requests.adapters import HTTPAdapter
+
+from .config import Settings, SiteConfig
+from .errors import PreconditionFailed, RemoteError, RemoteNotFound, Throttled, TransientError
+
+DEFAULT_RETRY_AFTER = 5.0
+TIMEOUT = (5, 30)
+
+
+def new_session(ca_bundle: str | None = None, pool: int = 64) -> requests.Session:
+    session = requests.Session()
+    if ca_bundle:
+        session.verify = ca_bundle
+        session.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment overrides verify
+    adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def _error_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return f"{error.get('code', '')}: {error.get('message', '')}"[:300]
+    return str(error or body)[:300]
+
+
+def checked(response: requests.Response, what: str) -> requests.Response:
+    """The response if it succeeded; otherwise the typed error callers decide on."""
+    status = response.status_code
+    if status < 400:
+        return response
+    message = f"{what}: {_error_message(response)}"
+    if status in (429, 503):
+        try:
+            retry_after = float(response.headers.get("Retry-After", DEFAULT_RETRY_AFTER))
+        except ValueError:
+            retry_after = DEFAULT_RETRY_AFTER
+        raise Throttled(retry_after, message)
+    if status == 404:
+        raise RemoteNotFound(message)
+    if status == 412:
+        raise PreconditionFailed(message)
+    if status >= 500 or status == 408:
+        raise TransientError(f"{status} {message}")
+    raise RemoteError(status, message)
+
+
+class Tokens:
+    """App-only tokens; MSAL keeps them cached in its app object, one per (authority, client)."""
+
+    def __init__(self, settings: Settings, session: requests.Session):
+        self._settings = settings
+        self._session = session
+        self._apps: dict[tuple, msal.ConfidentialClientApplication] = {}
+        self._lock = threading.Lock()
+
+    def _app(self, site: SiteConfig) -> msal.ConfidentialClientApplication:
+        key = (site.aad_tenant, site.client_id)
+        with self._lock:
+            if key not in self._apps:
+                self._apps[key] = msal.ConfidentialClientApplication(
+                    site.client_id, client_credential=site.credential,
+                    authority=f"{self._settings.authority_host}/{site.aad_tenant}",
+                    instance_discovery=None if "login.microsoftonline.com" in self._settings.authority_host else False,
+                    http_client=self._session)
+            return self._apps[key]
+
+    def token(self, site: SiteConfig, scope: str) -> str:
+        try:
+            result = self._app(site).acquire_token_for_client(scopes=[scope])
+        except (requests.RequestException, ValueError) as e:
+            raise TransientError(f"token for {site.key}: {type(e).__name__}") from e
+        if "access_token" not in result:
+            description = (result.get("error_description") or "").splitlines()[0:1]
+            raise RemoteError(401, f"token for {site.key} ({scope}): {result.get('error')} {' '.join(description)}")
+        return result["access_token"]
+
+
+def send(session: requests.Session, method: str, url: str, what: str, **kwargs) -> requests.Response:
+    kwargs.setdefault("timeout", TIMEOUT)
+    try:
+        response = session.request(method, url, **kwargs)
+    except requests.RequestException as e:
+        raise TransientError(f"{what}: {type(e).__name__}") from e
+    return checked(response, what)

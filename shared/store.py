@@ -1,0 +1,235 @@
+"""The app's own state in Azure Table Storage: event links, Graph subscriptions, meetings.
+
+Every write that replaces an entity is ETag-checked, so two workers racing on one item cannot
+silently overwrite each other (the loser gets `Conflict` and re-runs its decision).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from urllib.parse import quote, unquote
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableServiceClient, UpdateMode
+
+from .mapping import Synced
+
+LINKS, SUBSCRIPTIONS, MEETINGS = "eventlinks", "subscriptions", "meetings"
+
+
+class Conflict(Exception):
+    """Someone else wrote the entity first; read again and decide again."""
+
+
+def table_key(value) -> str:
+    """A Table key for any id: escapes what keys forbid (/ \\ # ? controls) and '%' itself."""
+    return quote(str(value), safe="!$&'()*+,;=:@ ~-._")
+
+
+def from_key(key: str) -> str:
+    return unquote(key)
+
+
+@dataclass
+class EventLink:
+    site: str
+    item_id: str
+    event_id: str
+    mailbox: str
+    synced: Synced
+    change_key: str = ""
+    meeting_id: str = ""
+    etag: str | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class Subscription:
+    id: str
+    site: str
+    mailbox: str
+    user_id: str
+    resource: str
+    client_state: str
+    expires: str
+    aad_tenant: str
+    delta_link: str = ""
+    etag: str | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class Meeting:
+    site: str
+    meeting_id: str
+    mailbox: str
+    subscription_id: str = ""
+    subscription_item_id: str = ""
+    active: bool = True
+    etag: str | None = field(default=None, repr=False, compare=False)
+
+
+def _entity(pk: str, rk: str, **values) -> dict:
+    return {"PartitionKey": table_key(pk), "RowKey": table_key(rk), **values}
+
+
+def _fields(entity) -> dict:
+    return {k: v for k, v in entity.items() if k not in ("PartitionKey", "RowKey", "Timestamp", "etag")}
+
+
+class Store:
+    def __init__(self, connection_string: str):
+        self._service = TableServiceClient.from_connection_string(connection_string)
+        self._tables = {}
+
+    def _table(self, name: str):
+        if name not in self._tables:
+            client = self._service.get_table_client(name)
+            try:
+                client.create_table()
+            except ResourceExistsError:
+                pass
+            self._tables[name] = client
+        return self._tables[name]
+
+    def _get(self, table: str, pk: str, rk: str):
+        try:
+            return self._table(table).get_entity(table_key(pk), table_key(rk))
+        except ResourceNotFoundError:
+            return None
+
+    def _replace(self, table: str, entity: dict, etag: str | None) -> str:
+        try:
+            meta = self._table(table).update_entity(
+                entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError) as e:
+            raise Conflict(f"{table} {entity['PartitionKey']}/{entity['RowKey']} changed meanwhile") from e
+        return meta["etag"]
+
+    def _create(self, table: str, entity: dict) -> str:
+        try:
+            return self._table(table).create_entity(entity)["etag"]
+        except ResourceExistsError as e:
+            raise Conflict(f"{table} {entity['PartitionKey']}/{entity['RowKey']} exists") from e
+
+    # -- event links: one entity per item ("item|<id>") and a reverse one per Outlook event ("event|<id>"),
+    #    in the site's partition so both are written in one transaction.
+
+    def _link_entity(self, link: EventLink) -> dict:
+        return _entity(link.site, f"item|{link.item_id}", event_id=link.event_id, mailbox=link.mailbox,
+                       synced=link.synced.to_json(), change_key=link.change_key, meeting_id=link.meeting_id)
+
+    def _link_from(self, site: str, entity) -> EventLink:
+        data = _fields(entity)
+        return EventLink(site=site, item_id=from_key(entity["RowKey"]).split("|", 1)[1], event_id=data["event_id"],
+                         mailbox=data["mailbox"], synced=Synced.from_json(data["synced"]),
+                         change_key=data.get("change_key", ""), meeting_id=data.get("meeting_id", ""),
+                         etag=entity.metadata["etag"])
+
+    def get_link(self, site: str, item_id: str) -> EventLink | None:
+        entity = self._get(LINKS, site, f"item|{item_id}")
+        return self._link_from(site, entity) if entity else None
+
+    def get_link_by_event(self, site: str, event_id: str) -> EventLink | None:
+        reverse = self._get(LINKS, site, f"event|{event_id}")
+        return self.get_link(site, reverse["item_id"]) if reverse else None
+
+    def create_link(self, link: EventLink) -> EventLink:
+        reverse = _entity(link.site, f"event|{link.event_id}", item_id=link.item_id)
+        try:
+            result = self._table(LINKS).submit_transaction(
+                [("create", self._link_entity(link)), ("upsert", reverse)])
+        except Exception as e:  # TableTransactionError wraps the 409 of the first operation
+            if "EntityAlreadyExists" in str(e) or isinstance(e, ResourceExistsError):
+                raise Conflict(f"link for {link.site} item {link.item_id} exists") from e
+            raise
+        return replace(link, etag=result[0]["etag"])
+
+    def save_link(self, link: EventLink) -> EventLink:
+        return replace(link, etag=self._replace(LINKS, self._link_entity(link), link.etag))
+
+    def delete_link(self, link: EventLink) -> None:
+        table = self._table(LINKS)
+        for rk in (f"item|{link.item_id}", f"event|{link.event_id}"):
+            try:
+                table.delete_entity(table_key(link.site), table_key(rk))
+            except ResourceNotFoundError:
+                pass
+
+    def links(self, site: str) -> list[EventLink]:
+        query = "PartitionKey eq @pk and RowKey ge 'item|' and RowKey lt 'item}'"
+        rows = self._table(LINKS).query_entities(query, parameters={"pk": table_key(site)})
+        return [self._link_from(site, e) for e in rows]
+
+    # -- subscriptions: by id (notifications) and by (site, mailbox) (meetings share one per organiser)
+
+    def _sub_entity(self, sub: Subscription) -> dict:
+        data = {k: v for k, v in vars(sub).items() if k not in ("id", "etag")}
+        return _entity("sub", sub.id, **data)
+
+    def _sub_from(self, entity) -> Subscription:
+        return Subscription(id=from_key(entity["RowKey"]), etag=entity.metadata["etag"], **_fields(entity))
+
+    def get_subscription(self, sub_id: str) -> Subscription | None:
+        entity = self._get(SUBSCRIPTIONS, "sub", sub_id)
+        return self._sub_from(entity) if entity else None
+
+    def subscription_for(self, site: str, mailbox: str) -> Subscription | None:
+        index = self._get(SUBSCRIPTIONS, "mailbox", f"{site}|{mailbox.lower()}")
+        return self.get_subscription(index["subscription_id"]) if index else None
+
+    def put_subscription(self, sub: Subscription) -> Subscription:
+        table = self._table(SUBSCRIPTIONS)
+        meta = table.upsert_entity(self._sub_entity(sub), mode=UpdateMode.REPLACE)
+        table.upsert_entity(_entity("mailbox", f"{sub.site}|{sub.mailbox.lower()}", subscription_id=sub.id))
+        return replace(sub, etag=meta["etag"])
+
+    def save_subscription(self, sub: Subscription) -> Subscription:
+        return replace(sub, etag=self._replace(SUBSCRIPTIONS, self._sub_entity(sub), sub.etag))
+
+    def delete_subscription(self, sub: Subscription) -> None:
+        table = self._table(SUBSCRIPTIONS)
+        index = self._get(SUBSCRIPTIONS, "mailbox", f"{sub.site}|{sub.mailbox.lower()}")
+        keys = [("sub", sub.id)]
+        if index and index["subscription_id"] == sub.id:
+            keys.append(("mailbox", f"{sub.site}|{sub.mailbox.lower()}"))
+        for pk, rk in keys:
+            try:
+                table.delete_entity(table_key(pk), table_key(rk))
+            except ResourceNotFoundError:
+                pass
+
+    def subscriptions(self) -> list[Subscription]:
+        rows = self._table(SUBSCRIPTIONS).query_entities("PartitionKey eq 'sub'")
+        return [self._sub_from(e) for e in rows]
+
+    # -- meetings
+
+    def _meeting_entity(self, m: Meeting) -> dict:
+        return _entity(m.site, m.meeting_id, mailbox=m.mailbox, subscription_id=m.subscription_id,
+                       subscription_item_id=m.subscription_item_id, active=m.active)
+
+    def _meeting_from(self, site: str, entity) -> Meeting:
+        data = _fields(entity)
+        return Meeting(site=site, meeting_id=from_key(entity["RowKey"]), etag=entity.metadata["etag"], **data)
+
+    def get_meeting(self, site: str, meeting_id: str) -> Meeting | None:
+        entity = self._get(MEETINGS, site, meeting_id)
+        return self._meeting_from(site, entity) if entity else None
+
+    def put_meeting(self, meeting: Meeting) -> Meeting:
+        meta = self._table(MEETINGS).upsert_entity(self._meeting_entity(meeting), mode=UpdateMode.REPLACE)
+        return replace(meeting, etag=meta["etag"])
+
+    def meetings(self, site: str, subscription_id: str | None = None) -> list[Meeting]:
+        query, params = "PartitionKey eq @pk", {"pk": table_key(site)}
+        if subscription_id:
+            query += " and subscription_id eq @sub"
+            params["sub"] = subscription_id
+        return [self._meeting_from(site, e) for e in self._table(MEETINGS).query_entities(query, parameters=params)]
+
+    def delete_meeting(self, meeting: Meeting) -> None:
+        try:
+            self._table(MEETINGS).delete_entity(table_key(meeting.site), table_key(meeting.meeting_id))
+        except ResourceNotFoundError:
+            pass
+

@@ -1,0 +1,214 @@
+"""The sync engine: what happens when a site item or an Outlook event changed.
+
+Webhooks and notifications are signals; the engine reads the current state of both sides when it
+runs, so duplicated, late or reordered deliveries cannot roll anything back.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+
+from .config import Settings, SiteConfig
+from .errors import JobAbandoned, PreconditionFailed, RemoteNotFound
+from .graph import GraphClient
+from .mapping import Synced, outlook_patch, outlook_payload, synced_from_outlook, synced_from_site
+from .rapid import RapidClient, lookup_ids
+from .reconcile import reconcile
+from .remote import Tokens, new_session
+from .store import Conflict, EventLink, Store
+from .work_queue import WorkQueue
+
+log = logging.getLogger("rapid_meetings")
+TRANSACTION_NS = uuid.UUID("5f2b0c8e-7d8a-4f6e-9a51-2c1f3e4d5a6b")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Services:
+    """Everything the engine talks to, built once per process (no I/O until first used)."""
+
+    def __init__(self, settings: Settings, clock=utcnow):
+        self.settings = settings
+        self.clock = clock
+        self.store = Store(settings.storage)
+        self.queue = WorkQueue(settings.storage, settings.work_queue)
+        self.session = new_session(settings.ca_bundle)
+        self.tokens = Tokens(settings, self.session)
+        self._graph: dict[str, GraphClient] = {}
+        self._rapid: dict[str, RapidClient] = {}
+
+    def graph(self, site: SiteConfig) -> GraphClient:
+        if site.key not in self._graph:
+            self._graph[site.key] = GraphClient(self.settings, site, self.session, self.tokens)
+        return self._graph[site.key]
+
+    def rapid(self, site: SiteConfig) -> RapidClient:
+        if site.key not in self._rapid:
+            self._rapid[site.key] = RapidClient(site, self.session, self.tokens)
+        return self._rapid[site.key]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and what a site item should be in Outlook."""
+
+    mailbox: str
+    synced: Synced
+    meeting_id: str
+
+
+def _say(site: SiteConfig, item_id, decision: str, **ids):
+    extra = " ".join(f"{k}={v}" for k, v in ids.items() if v)
+    log.info("site=%s item=%s %s%s", site.key, item_id, decision, f" ({extra})" if extra else "")
+
+
+def _emails(items: dict[str, dict], ids: list[str], column: str) -> list[str]:
+    return [items[i][column] for i in ids if i in items and items[i].get(column)]
+
+
+def resolve_target(svc: Services, site: SiteConfig, item: dict) -> Target:
+    """The organiser's mailbox and the mapped content; JobAbandoned when it cannot be known."""
+    rapid, item_id, email = svc.rapid(site), item.get("id"), site.col("email")
+    meeting_ids = lookup_ids(item.get(site.col("meeting")))
+    if not meeting_ids:
+        raise JobAbandoned(f"item {item_id} has no meeting ({site.col('meeting')!r} is empty)")
+    meeting = rapid.get_item("meetings", meeting_ids[0])
+    if meeting is None:
+        raise JobAbandoned(f"item {item_id}: meeting {meeting_ids[0]} does not exist")
+    organiser_ids = lookup_ids(meeting.get(site.col("organiser")))
+    if not organiser_ids:
+        raise JobAbandoned(f"item {item_id}: meeting {meeting_ids[0]} has no organiser")
+    invitee_ids = lookup_ids(item.get(site.col("invitees")))
+    principals = rapid.items_by_id("principals", organiser_ids[:1] + invitee_ids)
+    organiser = _emails(principals, organiser_ids[:1], email)
+    if not organiser:
+        raise JobAbandoned(f"item {item_id}: organiser {organiser_ids[0]} of meeting {meeting_ids[0]} has no email")
+    attendees = _emails(principals, invitee_ids, email)
+    guest_ids = lookup_ids(item.get(site.col("guests"))) if site.guests_as_attendees else []
+    if guest_ids:
+        attendees += _emails(rapid.items_by_id("contacts", guest_ids), guest_ids, email)
+    attendees = [a for a in attendees if a.lower() != organiser[0].lower()]
+    try:
+        synced = synced_from_site(item, site.col, tuple(attendees), site.zone)
+    except ValueError as e:
+        raise JobAbandoned(f"item {item_id}: {e}") from None
+    return Target(mailbox=organiser[0], synced=synced, meeting_id=meeting_ids[0])
+
+
+def _is_cancelled(site: SiteConfig, item: dict) -> bool:
+    return str(item.get(site.col("status")) or "").strip().lower() == site.cancelled_status.lower()
+
+
+def apply_site_event(svc: Services, site: SiteConfig, item_id: str, action: str) -> str:
+    """Make Outlook follow a Meeting Event item. Returns the decision, for logs and tests."""
+    store, rapid = svc.store, svc.rapid(site)
+    link = store.get_link(site.key, item_id)
+    if action == "delete":
+        return remove_outlook_event(svc, site, link, item_id, "deleted in the site")
+    item = rapid.get_item("events", item_id)
+    if item is None:
+        if link:
+            return remove_outlook_event(svc, site, link, item_id, "item no longer exists")
+        raise JobAbandoned(f"item {item_id} does not exist in {site.key}")
+    if _is_cancelled(site, item):
+        if link:
+            return remove_outlook_event(svc, site, link, item_id, "cancelled in the site")
+        _say(site, item_id, "cancelled and never synced: nothing to do")
+        return "noop"
+    target = resolve_target(svc, site, item)
+    if link and link.mailbox.lower() != target.mailbox.lower():
+        remove_outlook_event(svc, site, link, item_id, f"organiser changed to {target.mailbox}")
+        link = None
+    if link is None:
+        return _create(svc, site, item, target)
+    return _update(svc, site, item, target, link)
+
+
+def _tag(site: SiteConfig, item_id) -> str:
+    return f"{site.key}|{item_id}"
+
+
+def _create(svc: Services, site: SiteConfig, item: dict, target: Target) -> str:
+    item_id = str(item["id"])
+    tag = _tag(site, item_id)
+    transaction = str(uuid.uuid5(TRANSACTION_NS, f"{tag}|{item.get('created', '')}"))
+    event = svc.graph(site).create_event(target.mailbox, outlook_payload(target.synced, site.zone), transaction, tag)
+    link = EventLink(site=site.key, item_id=item_id, event_id=event["id"], mailbox=target.mailbox,
+                     synced=target.synced, change_key=event.get("changeKey", ""), meeting_id=target.meeting_id)
+    try:
+        svc.store.create_link(link)
+    except Conflict:
+        # another delivery of this create linked it first (Graph's transactionId made it the same event)
+        existing = svc.store.get_link(site.key, item_id)
+        _say(site, item_id, "already linked by a concurrent delivery: applying as update", event=event["id"])
+        return _update(svc, site, item, target, existing)
+    _write_external_id(svc, site, item, event["id"])
+    _say(site, item_id, "created Outlook event", event=event["id"], mailbox=target.mailbox,
+         content=target.synced.digest())
+    return "created"
+
+
+def _write_external_id(svc: Services, site: SiteConfig, item: dict, event_id: str):
+    if item.get(site.col("sys_external_id")) != event_id:
+        svc.rapid(site).update_item("events", str(item["id"]), {site.col("sys_external_id"): event_id})
+
+
+def _update(svc: Services, site: SiteConfig, item: dict, target: Target, link: EventLink) -> str:
+    item_id = link.item_id
+    _write_external_id(svc, site, item, link.event_id)
+    if target.synced == link.synced:
+        _say(site, item_id, "no mapped change: Outlook untouched", event=link.event_id)
+        return "noop"
+    graph = svc.graph(site)
+    try:
+        event = graph.update_event(link.mailbox, link.event_id, outlook_patch(link.synced, target.synced, site.zone),
+                                   change_key=link.change_key)
+        synced, decision = target.synced, "updated Outlook event"
+    except PreconditionFailed:
+        # Outlook changed since our last sync too: merge, later modification wins per field group
+        event = graph.get_event(link.mailbox, link.event_id)
+        outlook = synced_from_outlook(event, site.zone, link.synced.attendees)
+        plan = reconcile(link.synced, target.synced, item.get("modified"), outlook,
+                         event.get("lastModifiedDateTime"), site.zone, site.col)
+        if plan.conflicts:
+            log.warning("site=%s item=%s conflict on %s: %s wins (event=%s)", site.key, item_id,
+                        ",".join(plan.conflicts), plan.winner, link.event_id)
+        if plan.to_outlook:
+            event = graph.update_event(link.mailbox, link.event_id, plan.to_outlook, change_key=event.get("changeKey"))
+        if plan.to_site:
+            svc.rapid(site).update_item("events", item_id, plan.to_site)
+        synced, decision = plan.synced, "merged with an Outlook change"
+    except RemoteNotFound:
+        return outlook_event_removed(svc, site, link, "Outlook event is gone")
+    svc.store.save_link(replace(link, synced=synced, change_key=event.get("changeKey", "")))
+    _say(site, item_id, decision, event=link.event_id, content=synced.digest())
+    return "updated"
+
+
+def remove_outlook_event(svc: Services, site: SiteConfig, link: EventLink | None, item_id, why: str) -> str:
+    if link is None:
+        _say(site, item_id, f"{why}; no Outlook event linked: nothing to do")
+        return "noop"
+    found = svc.graph(site).cancel_event(link.mailbox, link.event_id, f"This meeting was {why.split(' ')[0]}.")
+    svc.store.delete_link(link)
+    _say(site, item_id, f"{why}: Outlook event cancelled" if found else f"{why}: Outlook event already gone",
+         event=link.event_id)
+    return "deleted"
+
+
+def outlook_event_removed(svc: Services, site: SiteConfig, link: EventLink, why: str) -> str:
+    """An Outlook cancellation or deletion: mark the item cancelled (or delete it, per site)."""
+    rapid = svc.rapid(site)
+    if site.on_outlook_delete == "delete":
+        rapid.delete_item("events", link.item_id)
+    else:
+        rapid.update_item("events", link.item_id, {site.col("status"): site.cancelled_status})
+    svc.store.delete_link(link)
+    _say(site, link.item_id, f"{why}: site item {'deleted' if site.on_outlook_delete == 'delete' else 'cancelled'}",
+         event=link.event_id)
+    return "removed"

@@ -1,0 +1,66 @@
+"""The app's Storage queue of jobs. A job is JSON: {"id", "tasks": [...], "attempt"}.
+
+HTTP functions put jobs here and answer 202; the sync worker takes them. Messages are Base64 text,
+as the Functions queue trigger expects, and at most 64 KiB encoded, so big task lists are split.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+from .errors import StorageUnavailable
+
+MAX_MESSAGE_JSON = 45_000  # 64 KiB after Base64 (4/3) with room to spare
+
+
+def new_job(tasks: list[dict], attempt: int = 0, job_id: str | None = None) -> dict:
+    return {"id": job_id or uuid.uuid4().hex, "tasks": tasks, "attempt": attempt}
+
+
+def split_tasks(tasks: list[dict], limit: int = MAX_MESSAGE_JSON) -> list[list[dict]]:
+    chunks, current, size = [], [], 0
+    for task in tasks:
+        task_size = len(json.dumps(task, ensure_ascii=False)) + 2
+        if current and size + task_size > limit:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(task)
+        size += task_size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+class WorkQueue:
+    def __init__(self, connection_string: str, name: str):
+        self.name = name
+        self._client = QueueClient.from_connection_string(
+            connection_string, name,
+            message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy())
+        self._ready = False
+
+    def _ensure(self):
+        if not self._ready:
+            try:
+                self._client.create_queue()
+            except ResourceExistsError:
+                pass
+            self._ready = True
+
+    def send(self, job: dict, delay_seconds: float = 0) -> str:
+        """Persist a job; raises StorageUnavailable when it could not be."""
+        try:
+            self._ensure()
+            self._client.send_message(json.dumps(job, ensure_ascii=False),
+                                      visibility_timeout=max(0, int(round(delay_seconds))) or None)
+        except AzureError as e:
+            raise StorageUnavailable(f"could not persist job to queue {self.name}: {type(e).__name__}") from e
+        return job["id"]
+
+    def enqueue(self, tasks: list[dict]) -> list[str]:
+        """Persist tasks as one job (more when they do not fit one message); the job ids."""
+        return [self.send(new_job(chunk)) for chunk in split_tasks(tasks)]

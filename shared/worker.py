@@ -1,0 +1,75 @@
+"""Running a job from the work queue: its tasks in order, each idempotent.
+
+Throttling reschedules the rest of the job after Retry-After instead of blocking the worker; a task
+that can never succeed is logged and dropped; anything else raises so the host retries the message
+and, after maxDequeueCount, moves it to the poison queue.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .errors import JobAbandoned, Throttled
+from .store import Conflict
+from .sync import Services, apply_site_event
+from .work_queue import new_job
+
+log = logging.getLogger("rapid_meetings")
+CONFLICT_RETRIES = 3
+
+
+def _site(svc: Services, task: dict):
+    site = svc.settings.sites.get(str(task.get("site", "")).lower())
+    if site is None:
+        raise JobAbandoned(f"site {task.get('site')} is no longer configured")
+    return site
+
+
+def _site_event(action: str):
+    def handler(svc: Services, task: dict) -> str:
+        return apply_site_event(svc, _site(svc, task), task["item"], action)
+    return handler
+
+
+HANDLERS = {
+    "event.create": _site_event("create"),
+    "event.update": _site_event("update"),
+    "event.delete": _site_event("delete"),
+}
+
+
+def register(op: str, handler) -> None:
+    HANDLERS[op] = handler
+
+
+def run_task(svc: Services, task: dict) -> str:
+    handler = HANDLERS.get(task.get("op"))
+    if handler is None:
+        raise JobAbandoned(f"unknown task op {task.get('op')!r}")
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            return handler(svc, task)
+        except Conflict:
+            if attempt == CONFLICT_RETRIES - 1:
+                raise
+            log.info("task %s: state changed meanwhile, deciding again", task)
+    raise AssertionError("unreachable")
+
+
+def run_job(svc: Services, job: dict) -> list[str]:
+    """Run a job's tasks; returns one outcome per task run ('rescheduled' ends the list)."""
+    tasks, outcomes = job.get("tasks", []), []
+    for i, task in enumerate(tasks):
+        try:
+            outcomes.append(run_task(svc, task))
+        except Throttled as e:
+            rest = new_job(tasks[i:], attempt=job.get("attempt", 0) + 1, job_id=job.get("id"))
+            svc.queue.send(rest, delay_seconds=e.retry_after)
+            log.warning("job=%s throttled: %s; %d task(s) rescheduled in %gs", job.get("id"), e, len(tasks) - i,
+                        e.retry_after)
+            outcomes.append("rescheduled")
+            break
+        except JobAbandoned as e:
+            log.warning("job=%s task %s abandoned: %s", job.get("id"), task.get("op"), e)
+            outcomes.append("abandoned")
+    return outcomes

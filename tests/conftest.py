@@ -1,0 +1,75 @@
+"""One local world for the whole session: Azurite, the Graph and RAPID simulators over real HTTP,
+and the local Functions host serving function_app in this process (see devtools/stack.py)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from devtools.stack import ORGANISER, Stack
+
+
+def eventually(check, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def stack():
+    world = Stack().start_backends()
+    world.start_host_in_process(timers=False)
+    yield world
+    world.stop()
+
+
+@pytest.fixture
+def site(stack):
+    return stack.sites["acme/sales"]
+
+
+def queue_depth(stack, name: str | None = None) -> int:
+    from azure.storage.queue import QueueClient
+
+    client = QueueClient.from_connection_string(stack.azurite.connection_string, name or stack.queue_name)
+    try:
+        return client.get_queue_properties().approximate_message_count
+    except Exception:
+        return 0
+
+
+def settle(stack, timeout: float = 30.0):
+    """Wait until webhooks are delivered, the work queue is empty and the worker is idle."""
+    def idle():
+        for world in stack.sites.values():
+            world.sim.wait_idle(timeout)
+        return queue_depth(stack) == 0 and stack.host.busy == 0 and queue_depth(stack) == 0
+    eventually(idle, timeout, what="the sync to settle")
+
+
+def new_meeting(site, organiser: str = ORGANISER, title: str = "Weekly sync") -> dict:
+    return site.sim.create_item("Meetings", title=title, organiser=site.principals[organiser])
+
+
+def new_event(site, meeting: dict, **fields) -> dict:
+    values = {"title": "Planning", "meeting": meeting["id"], "start_date": "2026-12-01T09:00:00Z",
+              "end_date": "2026-12-01T10:00:00Z", "all_day": False, "location": "Room 1",
+              "description": "<p>Agenda</p>", "invitees": [site.principals["bob@contoso.test"]],
+              "guests": [site.contacts["guest@partner.test"]] if site.contacts else [], **fields}
+    return site.sim.create_item("Meeting Events", **values)
+
+
+def post(stack, path: str, body, key: str | None = "default", raw: bytes | None = None, headers=None):
+    from devtools.stack import FUNCTION_KEY
+
+    params = {} if key is None else {"code": FUNCTION_KEY if key == "default" else key}
+    data = raw if raw is not None else __import__("json").dumps(body).encode()
+    return requests.post(f"{stack.host_url}/{path}", params=params, data=data, headers=headers or {}, timeout=30)

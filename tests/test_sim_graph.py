@@ -1,0 +1,305 @@
+"""Contract checks of the Microsoft Graph simulator (devtools/sim/graph.py)."""
+
+import json
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import msal
+import pytest
+
+from devtools.sim import GraphSimulator
+
+TENANT = "11111111-1111-1111-1111-111111111111"
+OTHER_TENANT = "22222222-2222-2222-2222-222222222222"
+CLIENT = "aaaaaaaa-0000-0000-0000-000000000001"
+SECRET = "s3cret"
+ALICE = "alice@contoso.example"
+EXT_ID = "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name RapidItem"
+
+
+class Receiver:
+    """A tiny notification endpoint: echoes validation tokens (when `echo`) and records POST bodies."""
+
+    def __init__(self, echo=True, status=202):
+        self.echo, self.status, self.posts = echo, status, []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                token = parse_qs(urlsplit(self.path).query).get("validationToken")
+                if token:
+                    out = token[0].encode() if receiver.echo else b"nope"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                else:
+                    receiver.posts.append((self.path, json.loads(body)))
+                    out = b""
+                    self.send_response(receiver.status)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/graph/notifications?code=k"
+
+    def wait_for(self, count, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while len(self.posts) < count:
+            assert time.monotonic() < deadline, f"only {len(self.posts)} of {count} notifications arrived"
+            time.sleep(0.01)
+        return self.posts
+
+
+@pytest.fixture
+def graph():
+    sim = GraphSimulator(notification_backoff=0.01).start()
+    sim.register_app(TENANT, CLIENT, SECRET)
+    sim.add_user(TENANT, ALICE, "Alice")
+    sim.add_user(OTHER_TENANT, "bob@fabrikam.example", "Bob")
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def http(graph):
+    session = graph.http_session()
+    session.headers["Authorization"] = "Bearer " + graph.mint_token(TENANT, CLIENT)
+    return session
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+
+
+def event_body(**extra):
+    return {"subject": "Board", "start": {"dateTime": "2026-03-30T09:00:00", "timeZone": "W. Europe Standard Time"},
+            "end": {"dateTime": "2026-03-30T10:00:00", "timeZone": "W. Europe Standard Time"}, **extra}
+
+
+def in_hours(hours):
+    return (datetime.now(timezone.utc) + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def subscribe(graph, http, url, **extra):
+    return http.post(f"{graph.graph_url}/subscriptions", json={
+        "changeType": "created,updated,deleted", "notificationUrl": url, "resource": f"users/{ALICE}/events",
+        "expirationDateTime": in_hours(48), "clientState": "secret-state", **extra})
+
+
+def test_msal_client_credentials_and_cache(graph):
+    app = msal.ConfidentialClientApplication(CLIENT, client_credential=SECRET, authority=graph.authority(TENANT),
+                                             instance_discovery=False, http_client=graph.http_session())
+    first = app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
+    second = app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
+    assert first["token_type"] == "Bearer" and second["access_token"] == first["access_token"]
+    assert graph.token_requests(TENANT) == 1
+    claims = jwt.decode(first["access_token"], options={"verify_signature": False})
+    assert (claims["aud"], claims["tid"], claims["appid"]) == ("https://graph.microsoft.com", TENANT, CLIENT)
+
+
+def test_msal_wrong_secret_gives_error_dict(graph):
+    app = msal.ConfidentialClientApplication(CLIENT, client_credential="wrong", authority=graph.authority(TENANT),
+                                             instance_discovery=False, http_client=graph.http_session())
+    result = app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
+    assert result["error"] == "invalid_client" and 7000215 in result["error_codes"]
+    assert graph.token_requests() == 0
+
+
+def test_unknown_tenant_token_request(graph):
+    resp = graph.http_session().post(f"{graph.base_url}/nope/oauth2/v2.0/token", data={
+        "grant_type": "client_credentials", "client_id": CLIENT, "client_secret": SECRET,
+        "scope": "https://graph.microsoft.com/.default"})
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
+    assert "AADSTS90002" in resp.json()["error_description"]
+
+
+def test_bearer_token_and_tenant_isolation(graph, http):
+    anonymous = graph.http_session()
+    resp = anonymous.get(f"{graph.graph_url}/users/{ALICE}")
+    assert resp.status_code == 401 and resp.json()["error"]["code"] == "InvalidAuthenticationToken"
+    wrong_aud = {"Authorization": "Bearer " + graph.mint_token(TENANT, CLIENT, aud="api://rapid")}
+    assert anonymous.get(f"{graph.graph_url}/users/{ALICE}", headers=wrong_aud).status_code == 401
+    user = http.get(f"{graph.graph_url}/users/{ALICE}", params={"$select": "id,mail"}).json()
+    assert user["mail"] == ALICE and "displayName" not in user
+    resp = http.get(f"{graph.graph_url}/users/bob@fabrikam.example/events")
+    assert resp.status_code == 404 and resp.json()["error"]["code"] == "ErrorInvalidUser"
+
+
+def test_transaction_id_dedupes_create(graph, http):
+    url = f"{graph.graph_url}/users/{ALICE}/calendar/events"
+    first = http.post(url, json=event_body(transactionId="txn-1"))
+    again = http.post(url, json=event_body(transactionId="txn-1"))
+    assert first.status_code == 201 and again.json()["id"] == first.json()["id"]
+    assert len(graph.events(ALICE)) == 1
+    event = first.json()
+    assert event["@odata.etag"] == f'W/"{event["changeKey"]}"' and len(event["id"]) > 100
+    assert event["createdDateTime"].endswith("Z") and len(event["createdDateTime"]) == 28
+
+
+def test_html_body_is_wrapped(graph, http):
+    event = http.post(f"{graph.graph_url}/users/{ALICE}/events",
+                      json=event_body(body={"contentType": "HTML", "content": "<p>Agenda</p>"})).json()
+    assert event["body"] == {"contentType": "html", "content": '<html><head>\r\n<meta http-equiv="Content-Type" '
+                             'content="text/html; charset=utf-8">\r\n</head><body><p>Agenda</p></body></html>'}
+    assert event["bodyPreview"] == "Agenda"
+
+
+def test_all_day_needs_midnight(graph, http):
+    url = f"{graph.graph_url}/users/{ALICE}/events"
+    bad = http.post(url, json=event_body(isAllDay=True))
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "ErrorInvalidRequest"
+    good = http.post(url, json={"subject": "Offsite", "isAllDay": True,
+                                "start": {"dateTime": "2026-03-29T00:00:00", "timeZone": "Australia/Sydney"},
+                                "end": {"dateTime": "2026-03-31T00:00:00", "timeZone": "Australia/Sydney"}},
+                     headers={"Prefer": 'outlook.timezone="Pacific Standard Time"'})
+    assert good.status_code == 201
+    assert good.json()["start"] == {"dateTime": "2026-03-29T00:00:00.0000000", "timeZone": "Pacific Standard Time"}
+    assert graph.events(ALICE)[0]["end"]["dateTime"] == "2026-03-31T00:00:00.0000000"
+
+
+def test_times_are_utc_unless_prefer(graph, http):
+    event = http.post(f"{graph.graph_url}/users/{ALICE}/events", json=event_body()).json()
+    assert event["start"] == {"dateTime": "2026-03-30T07:00:00.0000000", "timeZone": "UTC"}
+    assert event["originalStartTimeZone"] == "W. Europe Standard Time"
+    pacific = http.get(f"{graph.graph_url}/users/{ALICE}/events/{event['id']}",
+                       headers={"Prefer": 'outlook.timezone="America/Los_Angeles"'}).json()
+    assert pacific["start"] == {"dateTime": "2026-03-30T00:00:00.0000000", "timeZone": "America/Los_Angeles"}
+
+
+def test_extended_property_filter_and_expand(graph, http):
+    url = f"{graph.graph_url}/users/{ALICE}/events"
+    tagged = http.post(url, json=event_body(singleValueExtendedProperties=[{"id": EXT_ID, "value": "site/7"}])).json()
+    http.post(url, json=event_body())
+    assert "singleValueExtendedProperties" not in tagged
+    found = http.get(url, params={"$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq '{EXT_ID}' "
+                                             f"and ep/value eq 'site/7')"}).json()["value"]
+    assert [e["id"] for e in found] == [tagged["id"]]
+    one = http.get(f"{url}/{tagged['id']}", params={
+        "$select": "subject", "$expand": f"singleValueExtendedProperties($filter=id eq '{EXT_ID}')"}).json()
+    assert one["singleValueExtendedProperties"] == [{"id": EXT_ID, "value": "site/7"}] and "start" not in one
+
+
+def test_patch_cancel_delete(graph, http):
+    url = f"{graph.graph_url}/users/{ALICE}/events"
+    event = http.post(url, json=event_body(attendees=[{"emailAddress": {"address": "c@x.example"}}])).json()
+    patched = http.patch(f"{url}/{event['id']}", json={"subject": "Renamed"}).json()
+    assert patched["subject"] == "Renamed" and patched["changeKey"] != event["changeKey"]
+    assert patched["attendees"][0]["type"] == "required"
+    assert http.post(f"{url}/{event['id']}/cancel", json={"Comment": "Sorry"}).status_code == 202
+    assert graph.events(ALICE) == []
+    assert (graph.cancellations[0].comment, graph.cancellations[0].attendees) == ("Sorry", ["c@x.example"])
+    missing = http.delete(f"{url}/{event['id']}")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "ErrorItemNotFound"
+    other = http.post(url, json=event_body()).json()
+    assert http.delete(f"{url}/{other['id']}").status_code == 204
+
+
+def test_subscription_validation_handshake(graph, http, receiver):
+    created = subscribe(graph, http, receiver.url)
+    assert created.status_code == 201, created.text
+    sub = created.json()
+    assert sub["clientState"] == "secret-state" and sub["applicationId"] == CLIENT
+    assert "Validation: Testing" in graph.validations[0].url.replace("+", " ").replace("%3A", ":")
+    refusing = Receiver(echo=False)
+    failed = subscribe(graph, http, refusing.url)
+    assert failed.status_code == 400 and failed.json()["error"]["code"] == "ValidationError"
+    too_long = subscribe(graph, http, receiver.url, expirationDateTime=in_hours(71))
+    assert too_long.status_code == 400 and "4230" in too_long.json()["error"]["message"]
+    assert subscribe(graph, http, "http://example.com/hook").status_code == 400
+    assert http.get(f"{graph.graph_url}/subscriptions/{sub['id']}").status_code == 200
+    other_app = {"Authorization": "Bearer " + graph.mint_token(TENANT, "another-app")}
+    assert http.get(f"{graph.graph_url}/subscriptions/{sub['id']}", headers=other_app).status_code == 404
+    assert http.delete(f"{graph.graph_url}/subscriptions/{sub['id']}").status_code == 204
+    refusing.server.shutdown()
+
+
+def test_notification_on_outlook_update(graph, http, receiver):
+    sub = subscribe(graph, http, receiver.url).json()
+    event = graph.outlook_create(ALICE, **event_body())
+    graph.outlook_update(ALICE, event["id"], subject="Moved")
+    posts = receiver.wait_for(2)
+    path, body = next((p, b) for p, b in posts if b["value"][0]["changeType"] == "updated")
+    note = body["value"][0]
+    user_id = graph.user(ALICE).id
+    assert path.endswith("?code=k")
+    assert (note["changeType"], note["clientState"], note["subscriptionId"], note["tenantId"]) == \
+        ("updated", "secret-state", sub["id"], TENANT)
+    assert note["resource"] == f"Users/{user_id}/Events/{event['id']}"
+    assert note["resourceData"]["id"] == event["id"] and note["resourceData"]["@odata.type"] == "#Microsoft.Graph.Event"
+
+
+def test_paused_changes_are_missed_and_lifecycle_sent(graph, http, receiver):
+    sub = subscribe(graph, http, receiver.url).json()
+    graph.pause_notifications()
+    graph.outlook_create(ALICE, **event_body())
+    graph.resume_notifications(drop=True)
+    graph.send_lifecycle(sub["id"], "missed")
+    graph.wait_idle()
+    assert [b["value"][0].get("lifecycleEvent") for _, b in receiver.posts] == ["missed"]
+
+
+def test_delta_then_delta_link(graph, http):
+    url = f"{graph.graph_url}/users/{ALICE}/calendarView/delta"
+    first, second = (graph.outlook_create(ALICE, **event_body(subject=s)) for s in ("One", "Two"))
+    page = http.get(url, params={"startDateTime": "2026-03-01T00:00:00Z", "endDateTime": "2026-04-30T00:00:00Z"},
+                    headers={"Prefer": "odata.maxpagesize=1"}).json()
+    seen = [e["id"] for e in page["value"]]
+    while "@odata.nextLink" in page:
+        page = http.get(page["@odata.nextLink"]).json()
+        seen += [e["id"] for e in page["value"]]
+    assert seen == [first["id"], second["id"]]
+    graph.outlook_update(ALICE, first["id"], subject="One!")
+    graph.outlook_delete(ALICE, second["id"])
+    changes = http.get(page["@odata.deltaLink"]).json()
+    assert [(e["id"], e.get("subject"), "@removed" in e) for e in changes["value"]] == \
+        [(first["id"], "One!", False), (second["id"], None, True)]
+    assert http.get(changes["@odata.deltaLink"]).json()["value"] == []
+
+
+def test_batch_limit_and_inner_requests(graph, http):
+    requests_ = [{"id": str(i), "method": "POST", "url": f"/users/{ALICE}/events", "body": event_body()}
+                 for i in range(20)]
+    resp = http.post(f"{graph.graph_url}/$batch", json={"requests": requests_})
+    assert resp.status_code == 200 and {r["status"] for r in resp.json()["responses"]} == {201}
+    assert graph.count(path_contains="$batch") == 1 and graph.count(batch_inner=True) == 20
+    assert graph.max_concurrency(ALICE) <= 4
+    too_many = http.post(f"{graph.graph_url}/$batch", json={"requests": requests_ + [dict(requests_[0], id="x")]})
+    assert too_many.status_code == 400
+
+
+def test_fail_next_429_carries_retry_after(graph, http):
+    graph.fail_next(1, status=429, retry_after=7, path_contains="/events")
+    url = f"{graph.graph_url}/users/{ALICE}/events"
+    throttled = http.get(url)
+    assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "7"
+    assert throttled.json()["error"]["code"] == "TooManyRequests"
+    assert http.get(url).status_code == 200
+
+
+def test_mailbox_concurrency_limit(graph, http):
+    graph.enforce_concurrency_limit, graph.latency = True, 0.5
+    url = f"{graph.graph_url}/users/{ALICE}/events"
+    statuses = []
+
+    def call():
+        session = graph.http_session()
+        statuses.append(session.get(url, headers={"Authorization": http.headers["Authorization"]}).status_code)
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [200] * 4 + [429] * 2 and graph.max_concurrency(ALICE) == 4
