@@ -88,12 +88,13 @@ def next_fire(schedule: str, after: datetime) -> datetime:
 
 
 class FunctionHost:
-    def __init__(self, root: Path = ROOT, function_key: str | None = None, master_key: str | None = None):
+    def __init__(self, root: Path = ROOT, function_key: str | None = None, master_key: str | None = None,
+                 queue_overrides: dict | None = None):
         self.root = root
         self.host_json = json.loads((root / "host.json").read_text())
         ext = self.host_json.get("extensions", {})
         self.route_prefix = ext.get("http", {}).get("routePrefix", "api").strip("/")
-        queues = ext.get("queues", {})
+        queues = {**ext.get("queues", {}), **(queue_overrides or {})}
         self.batch_size = int(queues.get("batchSize", 16))
         self.new_batch_threshold = int(queues.get("newBatchThreshold", self.batch_size // 2))
         self.max_polling = _timespan(queues.get("maxPollingInterval", "00:01:00"))

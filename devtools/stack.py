@@ -121,11 +121,11 @@ class Stack:
             "LOCAL_MASTER_KEY": MASTER_KEY,
         }
 
-    def start_host_in_process(self, timers: bool = False):
+    def start_host_in_process(self, timers: bool = False, queue_overrides: dict | None = None):
         from .localhost import FunctionHost
 
         os.environ.update(self.settings())
-        self.host = FunctionHost()
+        self.host = FunctionHost(queue_overrides=queue_overrides)
         self.host.serve(self.host_port)
         self.host.start_triggers(timers=timers)
         return self.host

@@ -78,7 +78,8 @@ def _fields(entity) -> dict:
 
 class Store:
     def __init__(self, connection_string: str):
-        self._service = TableServiceClient.from_connection_string(connection_string)
+        self._service = TableServiceClient.from_connection_string(
+            connection_string, retry_total=3, retry_backoff_factor=0.2, connection_timeout=3)
         self._tables = {}
 
     def _table(self, name: str):
@@ -156,8 +157,10 @@ class Store:
                 pass
 
     def links(self, site: str) -> list[EventLink]:
-        query = "PartitionKey eq @pk and RowKey ge 'item|' and RowKey lt 'item}'"
-        rows = self._table(LINKS).query_entities(query, parameters={"pk": table_key(site)})
+        prefix = table_key("item|")
+        query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
+        rows = self._table(LINKS).query_entities(query, parameters={
+            "pk": table_key(site), "low": prefix, "high": prefix[:-1] + chr(ord(prefix[-1]) + 1)})
         return [self._link_from(site, e) for e in rows]
 
     # -- subscriptions: by id (notifications) and by (site, mailbox) (meetings share one per organiser)

@@ -10,7 +10,7 @@ import json
 import uuid
 
 from azure.core.exceptions import AzureError, ResourceExistsError
-from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from .errors import StorageUnavailable
 
@@ -40,7 +40,9 @@ class WorkQueue:
         self.name = name
         self._client = QueueClient.from_connection_string(
             connection_string, name,
-            message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy())
+            message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy(),
+            # callers wait on us (Graph gives 3 s): fail fast and let them retry, rather than retry for a minute
+            retry_policy=LinearRetry(backoff=0.3, random_jitter_range=0.1, retry_total=2), connection_timeout=2)
         self._ready = False
 
     def _ensure(self):

@@ -10,6 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import msal
 import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from devtools.sim import GraphSimulator
 
@@ -48,7 +51,7 @@ class Receiver:
                 self.wfile.write(out)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/graph/notifications?code=k"
 
     def wait_for(self, count, timeout=5.0):
@@ -107,6 +110,17 @@ def test_msal_client_credentials_and_cache(graph):
     assert graph.token_requests(TENANT) == 1
     claims = jwt.decode(first["access_token"], options={"verify_signature": False})
     assert (claims["aud"], claims["tid"], claims["appid"]) == ("https://graph.microsoft.com", TENANT, CLIENT)
+
+
+def test_msal_certificate_credential(graph):
+    leaf = trustme.CA(key_type=trustme.KeyType.RSA).issue_cert("app.example", key_type=trustme.KeyType.RSA)
+    cert_pem = leaf.cert_chain_pems[0].bytes().decode()
+    graph.register_app(TENANT, "cert-app", certificate_pem=cert_pem)
+    thumbprint = x509.load_pem_x509_certificate(cert_pem.encode()).fingerprint(hashes.SHA1()).hex()
+    app = msal.ConfidentialClientApplication(
+        "cert-app", client_credential={"private_key": leaf.private_key_pem.bytes().decode(), "thumbprint": thumbprint},
+        authority=graph.authority(TENANT), instance_discovery=False, http_client=graph.http_session())
+    assert "access_token" in app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
 
 
 def test_msal_wrong_secret_gives_error_dict(graph):

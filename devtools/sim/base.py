@@ -398,6 +398,8 @@ class _Handler(BaseHTTPRequestHandler):
     simulator: SimServer
     protocol_version = "HTTP/1.1"
     timeout = 60
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def log_message(self, format, *args):
         pass

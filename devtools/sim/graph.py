@@ -640,8 +640,8 @@ class GraphSimulator(SimServer):
 
     def _apply(self, ev_fields: dict, data: dict, start, end) -> tuple:
         for key, value in data.items():
-            if key in ("id", "changeKey", "createdDateTime", "lastModifiedDateTime", "@odata.etag",
-                       "iCalUId", "organizer", "singleValueExtendedProperties"):
+            if key.startswith("@") or key in ("id", "changeKey", "createdDateTime", "lastModifiedDateTime",
+                                              "iCalUId", "organizer", "singleValueExtendedProperties"):
                 continue
             if key == "start":
                 start = self._parse_time(value, "start")
@@ -792,8 +792,7 @@ class GraphSimulator(SimServer):
     def _list_events(self, req: Request) -> Response:
         _, user = self._mailbox(req)
         match = _event_filter(req.query.get("$filter"))
-        top = min(int(req.query.get("$top", 10)), 1000)
-        skip = int(req.query.get("$skip", 0))
+        top, skip = min(_int_param(req, "$top", 10), 1000), _int_param(req, "$skip", 0)
         with self.lock:
             found = [ev for ev in self.calendars[user.id].values() if match(ev)]
             page = [self._render(ev, self._tz(req), req.query.get("$select"), req.query.get("$expand"))
@@ -839,8 +838,7 @@ class GraphSimulator(SimServer):
     def _calendar_view(self, req: Request) -> Response:
         _, user = self._mailbox(req)
         start, end = self._window(req)
-        top = min(int(req.query.get("$top", 10)), 1000)
-        skip = int(req.query.get("$skip", 0))
+        top, skip = min(_int_param(req, "$top", 10), 1000), _int_param(req, "$skip", 0)
         with self.lock:
             found = sorted((ev for ev in self.calendars[user.id].values() if self._in_window(ev, start, end)),
                            key=lambda ev: ev.window()[0])
@@ -853,7 +851,7 @@ class GraphSimulator(SimServer):
 
     def _delta(self, req: Request) -> Response:
         _, user = self._mailbox(req)
-        size = int(self._prefer(req, _PAGE_PREFER) or 50)
+        size = max(1, int(self._prefer(req, _PAGE_PREFER) or 50))
         token = req.query.get("$skiptoken") or req.query.get("$deltatoken")
         with self.lock:
             if token:
@@ -1137,6 +1135,13 @@ class GraphSimulator(SimServer):
                 return
             if attempt <= self.notification_retries:
                 time.sleep(self.notification_backoff * 2 ** (attempt - 1))
+
+
+def _int_param(req: Request, name: str, default: int) -> int:
+    try:
+        return max(0, int(req.query.get(name, default)))
+    except ValueError:
+        raise HttpError(400, "BadRequest", f"Invalid value for {name}: '{req.query[name]}'.") from None
 
 
 def _event_id() -> str:

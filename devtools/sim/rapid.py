@@ -127,7 +127,10 @@ class SiteSim:
 
     def _deliver_loop(self) -> None:
         while True:
-            hook, body = self._queue.get()
+            job = self._queue.get()
+            if job is None:
+                return
+            hook, body = job
             for attempt in range(1, self.retries + 2):
                 status, error = None, None
                 try:
@@ -245,6 +248,11 @@ class RapidSimulator(SimServer):
             self.sites[(tenant.lower(), site.lower())] = site_sim
         return site_sim
 
+    def stop(self) -> None:
+        for site in self.sites.values():
+            site._queue.put(None)
+        super().stop()
+
     def site(self, tenant: str, site: str) -> SiteSim:
         return self.sites[(tenant.lower(), site.lower())]
 
@@ -310,7 +318,7 @@ class RapidSimulator(SimServer):
         match = parse_filter(req.query.get("$filter", ""))
         with self.lock:
             found = [copy.deepcopy(i) for i in site.lists[name].values() if i["deleted"] is None and match(i)]
-        if "$top" in req.query:
+        if req.query.get("$top", "").isdigit():
             found = found[: int(req.query["$top"])]
         return Response(200, found)
 
