@@ -77,10 +77,12 @@ def scenario(stack: Stack) -> None:
 
 
 def outlook_to_site(stack: Stack, site, kickoff: dict) -> None:
-    """The Outlook → site half; a no-op until Graph subscriptions exist for the organiser."""
-    if not stack.graph.subscriptions:
-        return
+    """The Outlook → site half, through the Graph subscription the meeting's registration made."""
     sim = site.sim
+    sub = wait_for(lambda: next((s for s in stack.graph.subscriptions.values()
+                                 if s["resource"].lower() == f"users/{stack.user_ids[ORGANISER]}/events"), None),
+                   "the organiser's Graph subscription")
+    say("outlook", f"{ORGANISER}'s calendar has a Graph subscription (expires {sub['expirationDateTime'][:16]})")
     event = outlook_event(stack, "Kick-off")
     stack.graph.outlook_update(ORGANISER, event["id"], start={"dateTime": "2026-12-02T09:00:00", "timeZone": "UTC"},
                                end={"dateTime": "2026-12-02T10:00:00", "timeZone": "UTC"})

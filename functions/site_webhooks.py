@@ -10,10 +10,10 @@ bp = func.Blueprint()
 PREFIX = "{tenant}/{site}/0/services/rapid-meetings"
 
 
-def accept(req: func.HttpRequest, op: str, many: bool = False) -> func.HttpResponse:
+def accept(req: func.HttpRequest, op: str, many: bool = False, carry: tuple = ()) -> func.HttpResponse:
     svc = services()
     tasks = site_tasks(svc.settings, req.route_params.get("tenant"), req.route_params.get("site"), op,
-                       req.get_body(), many)
+                       req.get_body(), many, carry)
     jobs = svc.queue.enqueue(tasks)
     return json_response(202, {"accepted": len(tasks), "jobs": jobs})
 
@@ -34,3 +34,22 @@ def event_update(req: func.HttpRequest) -> func.HttpResponse:
 @answers
 def event_delete(req: func.HttpRequest) -> func.HttpResponse:
     return accept(req, "event.delete", many=True)
+
+
+@bp.route(route=f"{PREFIX}/meeting/create", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers
+def meeting_create(req: func.HttpRequest) -> func.HttpResponse:
+    return accept(req, "meeting.create")
+
+
+@bp.route(route=f"{PREFIX}/subscriptions/update", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers
+def subscriptions_update(req: func.HttpRequest) -> func.HttpResponse:
+    return accept(req, "subscription_item.update")
+
+
+@bp.route(route=f"{PREFIX}/subscriptions/delete", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers
+def subscriptions_delete(req: func.HttpRequest) -> func.HttpResponse:
+    # the items are gone from the site by now: keep the meeting they named
+    return accept(req, "subscription_item.delete", many=True, carry=("meeting",))

@@ -10,6 +10,7 @@ import json
 
 from .config import Settings, SiteConfig
 from .errors import BadRequest, NotFound, PayloadTooLarge
+from .mapping import lookup_ids
 
 MAX_BODY = 1024 * 1024
 
@@ -72,7 +73,9 @@ def webhook_items(body: bytes, many: bool) -> list[dict]:
     return items
 
 
-def site_tasks(settings: Settings, tenant: str, site: str, op: str, body: bytes, many: bool = False) -> list[dict]:
+def site_tasks(settings: Settings, tenant: str, site: str, op: str, body: bytes, many: bool = False,
+               carry: tuple = ()) -> list[dict]:
+    """One task per distinct item; `carry` names lookup columns whose first id travels with the task."""
     config = known_site(settings, tenant, site)
     items = webhook_items(body, many)
     seen, tasks = set(), []
@@ -80,5 +83,10 @@ def site_tasks(settings: Settings, tenant: str, site: str, op: str, body: bytes,
         key = item_id(item, "item")
         if key not in seen:
             seen.add(key)
-            tasks.append({"op": op, "site": config.key, "item": key})
+            task = {"op": op, "site": config.key, "item": key}
+            for name in carry:
+                ids = lookup_ids(item.get(config.col(name)))
+                if ids and len(ids[0]) <= 256:
+                    task[name] = ids[0]
+            tasks.append(task)
     return tasks

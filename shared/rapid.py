@@ -11,19 +11,6 @@ from .errors import RemoteNotFound
 from .remote import Tokens, send
 
 
-def lookup_ids(value) -> list[str]:
-    """Ids from a lookup column: 3, "3", {"id": 3}, or a list of those."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, list):
-        return [i for v in value for i in lookup_ids(v)]
-    if isinstance(value, dict):
-        return lookup_ids(value.get("id"))
-    if isinstance(value, bool):
-        return []
-    return [str(value)]
-
-
 class RapidClient:
     def __init__(self, site: SiteConfig, session: requests.Session, tokens: Tokens):
         self._site = site

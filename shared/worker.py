@@ -11,6 +11,8 @@ import logging
 
 from .errors import JobAbandoned, Throttled
 from .store import Conflict
+from .inbound import apply_outlook_change
+from .subscriptions import apply_subscription_item, handle_lifecycle, register_meeting, remove_subscription_item
 from .sync import Services, apply_site_event
 from .work_queue import new_job
 
@@ -31,15 +33,23 @@ def _site_event(action: str):
     return handler
 
 
+def _outlook_change(svc: Services, task: dict) -> str:
+    sub = svc.store.get_subscription(task["sub"])
+    if sub is None:
+        raise JobAbandoned(f"subscription {task['sub']} is no longer ours")
+    return apply_outlook_change(svc, sub, task["change"], task["event"], task.get("etag"))
+
+
 HANDLERS = {
     "event.create": _site_event("create"),
     "event.update": _site_event("update"),
     "event.delete": _site_event("delete"),
+    "meeting.create": lambda svc, t: register_meeting(svc, _site(svc, t), t["item"]),
+    "subscription_item.update": lambda svc, t: apply_subscription_item(svc, _site(svc, t), t["item"]),
+    "subscription_item.delete": lambda svc, t: remove_subscription_item(svc, _site(svc, t), t["item"], t.get("meeting")),
+    "outlook.change": _outlook_change,
+    "outlook.lifecycle": lambda svc, t: handle_lifecycle(svc, t["sub"], t["event"]),
 }
-
-
-def register(op: str, handler) -> None:
-    HANDLERS[op] = handler
 
 
 def run_task(svc: Services, task: dict) -> str:

@@ -317,3 +317,13 @@ def test_mailbox_concurrency_limit(graph, http):
     for t in threads:
         t.join()
     assert sorted(statuses) == [200] * 4 + [429] * 2 and graph.max_concurrency(ALICE) == 4
+
+
+def test_patch_with_a_stale_if_match_is_refused_with_412(graph, http):
+    url = f"{graph.graph_url}/users/{ALICE}/events"
+    created = http.post(url, json=event_body()).json()
+    stale = created["@odata.etag"]
+    assert http.patch(f"{url}/{created['id']}", json={"subject": "one"}, headers={"If-Match": stale}).status_code == 200
+    refused = http.patch(f"{url}/{created['id']}", json={"subject": "two"}, headers={"If-Match": stale})
+    assert refused.status_code == 412
+    assert graph.get_event(ALICE, created["id"])["subject"] == "one"

@@ -806,7 +806,14 @@ class GraphSimulator(SimServer):
     def _patch_event(self, req: Request) -> Response:
         _, user = self._mailbox(req)
         data = req.json()
+        match = req.header("If-Match")
         with self.lock:
+            current = self._event_or_404(user, req.params["id"])
+            if match and match not in ("*", f'W/"{current.change_key}"', current.change_key):
+                # Outlook checks If-Match against the event's @odata.etag (W/"<changeKey>")
+                raise HttpError(412, "ErrorIrresolvableConflict",
+                                "The send or update operation could not be performed because the change key passed "
+                                "in the request does not match the current change key for the item.")
             out = self._render(self._update(user, req.params["id"], data), self._tz(req))
         return Response(200, {"@odata.context": self._context(user, "events/$entity"), **out})
 

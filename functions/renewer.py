@@ -1,0 +1,18 @@
+"""The timer that keeps Graph subscriptions alive: every 30 minutes, renew what expires within 2 hours."""
+
+import logging
+
+import azure.functions as func
+
+from .http import services
+
+bp = func.Blueprint()
+log = logging.getLogger("rapid_meetings")
+
+
+@bp.timer_trigger(arg_name="timer", schedule="0 */30 * * * *", run_on_startup=False)
+def subscription_renewer(timer: func.TimerRequest) -> None:
+    from shared.subscriptions import renew_due
+
+    outcome = renew_due(services())
+    log.info("subscription renewal%s: %s", " (past due)" if timer.past_due else "", outcome)

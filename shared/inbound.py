@@ -1,0 +1,85 @@
+"""Outlook → site: a change to an Outlook event this app created flows back to its site item.
+
+Only linked events are ever written to a site (SPEC §4 rule 1). A notification whose etag carries
+the changeKey we last wrote or read is our own echo (or a duplicate) and costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import replace
+
+from .errors import JobAbandoned, RemoteNotFound
+from .mapping import synced_from_outlook, synced_from_site
+from .reconcile import reconcile
+from .store import Subscription
+from .sync import Services, _say, outlook_event_removed
+
+log = logging.getLogger("rapid_meetings")
+
+
+def change_key_of(etag: str | None) -> str:
+    match = re.fullmatch(r'(?:W/)?"(.*)"', (etag or "").strip())
+    return match.group(1) if match else (etag or "")
+
+
+def apply_outlook_change(svc: Services, sub: Subscription, change: str, event_id: str, etag: str | None = None,
+                         event: dict | None = None) -> str:
+    """Apply one Outlook change (from a notification, or an event read by a catch-up)."""
+    site = svc.settings.sites.get(sub.site.lower())
+    if site is None:
+        raise JobAbandoned(f"subscription {sub.id}: site {sub.site} is no longer configured")
+    link = svc.store.get_link_by_event(site.key, event_id)
+    if link is None or link.mailbox.lower() != sub.mailbox.lower():
+        log.info("site=%s sub=%s event=%s not created by this app from this site: ignored", site.key, sub.id, event_id)
+        return "ignored"
+    meeting = svc.store.get_meeting(site.key, link.meeting_id) if link.meeting_id else None
+    if meeting is not None and not meeting.active:
+        _say(site, link.item_id, "Outlook change ignored: syncing back is off for this meeting",
+             meeting=link.meeting_id, event=event_id)
+        return "ignored"
+    if change == "deleted":
+        return outlook_event_removed(svc, site, link, "deleted in Outlook")
+    if event is None and etag and change_key_of(etag) == link.change_key:
+        _say(site, link.item_id, "Outlook change already in sync (our echo or a duplicate)", event=event_id)
+        return "echo"
+    graph = svc.graph(site)
+    if event is None:
+        try:
+            event = graph.get_event(link.mailbox, event_id)
+        except RemoteNotFound:
+            return outlook_event_removed(svc, site, link, "gone from Outlook")
+    if event.get("isCancelled"):
+        return outlook_event_removed(svc, site, link, "cancelled in Outlook")
+    if event.get("changeKey") and event.get("changeKey") == link.change_key:
+        _say(site, link.item_id, "Outlook change already in sync (our echo or a duplicate)", event=event_id)
+        return "echo"
+    outlook = synced_from_outlook(event, site.zone, link.synced.attendees)
+    if not link.synced.changed_fields(outlook):
+        svc.store.save_link(replace(link, change_key=event.get("changeKey", "")))
+        _say(site, link.item_id, "Outlook change touches no mapped field: site untouched", event=event_id)
+        return "echo"
+    rapid = svc.rapid(site)
+    item = rapid.get_item("events", link.item_id)
+    if item is None:
+        _say(site, link.item_id, "Outlook change for an item the site no longer has: ignored", event=event_id)
+        return "ignored"
+    try:
+        site_now = synced_from_site(item, site.col, link.synced.attendees, site.zone)
+    except ValueError:
+        site_now = link.synced  # the site's copy is unreadable: Outlook's change repairs it
+    plan = reconcile(link.synced, site_now, item.get("modified"), outlook, event.get("lastModifiedDateTime"),
+                     site.zone, site.col)
+    if plan.conflicts:
+        log.warning("site=%s item=%s conflict on %s: %s wins (event=%s)", site.key, link.item_id,
+                    ",".join(plan.conflicts), plan.winner, event_id)
+    if plan.to_site:
+        rapid.update_item("events", link.item_id, plan.to_site)
+    change_key = event.get("changeKey", "")
+    if plan.to_outlook:
+        change_key = graph.update_event(link.mailbox, event_id, plan.to_outlook, change_key=change_key).get("changeKey", "")
+    svc.store.save_link(replace(link, synced=plan.synced, change_key=change_key))
+    _say(site, link.item_id, f"Outlook change applied to the site ({', '.join(sorted(plan.to_site)) or 'nothing'})",
+         event=event_id, content=plan.synced.digest())
+    return "applied"

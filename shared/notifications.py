@@ -1,0 +1,73 @@
+"""Graph change and lifecycle notifications: verify each one, turn the valid ones into tasks.
+
+A notification is acted on only when its subscription is ours, its clientState matches (compared in
+constant time), its tenant is the subscription's and its resource is the subscribed mailbox's.
+Anything else is dropped with a logged reason that never contains the clientState.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+
+from .errors import BadRequest
+from .intake import parse_json
+
+log = logging.getLogger("rapid_meetings")
+CHANGES = {"created", "updated", "deleted"}
+LIFECYCLE = {"reauthorizationRequired", "subscriptionRemoved", "missed"}
+RESOURCE = re.compile(r"^/?users/([^/]+)/events/([^/]+)$", re.IGNORECASE)
+
+
+def _text(note: dict, key: str) -> str | None:
+    value = note.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def check(note, find_subscription) -> tuple[dict | None, str]:
+    """A task for a valid notification, or None and the reason it was refused."""
+    if not isinstance(note, dict):
+        return None, "not an object"
+    sub_id = _text(note, "subscriptionId")
+    if sub_id is None or len(sub_id) > 200:
+        return None, "no subscriptionId"
+    sub = find_subscription(sub_id)
+    if sub is None:
+        return None, f"unknown subscription {sub_id[:64]}"
+    state = _text(note, "clientState") or ""
+    if not hmac.compare_digest(state.encode(), sub.client_state.encode()):
+        return None, f"clientState does not match subscription {sub_id}"
+    if (_text(note, "tenantId") or "").lower() != sub.aad_tenant.lower():
+        return None, f"tenantId does not match subscription {sub_id}"
+    lifecycle = _text(note, "lifecycleEvent")
+    if lifecycle is not None:
+        if lifecycle not in LIFECYCLE:
+            return None, f"unknown lifecycleEvent for subscription {sub_id}"
+        return {"op": "outlook.lifecycle", "sub": sub_id, "event": lifecycle}, ""
+    change = _text(note, "changeType")
+    if change not in CHANGES:
+        return None, f"unknown changeType for subscription {sub_id}"
+    match = RESOURCE.match(_text(note, "resource") or "")
+    if match is None or match.group(1).lower() not in (sub.user_id.lower(), sub.mailbox.lower()):
+        return None, f"resource is not the mailbox of subscription {sub_id}"
+    data = note.get("resourceData") if isinstance(note.get("resourceData"), dict) else {}
+    if data.get("id") not in (None, match.group(2)):
+        return None, f"resourceData.id does not match the resource of subscription {sub_id}"
+    etag = data.get("@odata.etag") if isinstance(data.get("@odata.etag"), str) else ""
+    return {"op": "outlook.change", "sub": sub_id, "change": change, "event": match.group(2), "etag": etag}, ""
+
+
+def notification_tasks(body: bytes, find_subscription) -> tuple[list[dict], int]:
+    data = parse_json(body)
+    if not isinstance(data, dict) or not isinstance(data.get("value"), list):
+        raise BadRequest("body must be a JSON object with a 'value' list of notifications")
+    tasks, refused = [], 0
+    for n, note in enumerate(data["value"]):
+        task, reason = check(note, find_subscription)
+        if task is None:
+            refused += 1
+            log.warning("notification %d refused and dropped: %s", n, reason)
+        else:
+            tasks.append(task)
+    return tasks, refused

@@ -1,0 +1,288 @@
+"""Graph subscriptions: one per (site, organiser mailbox), shared by that organiser's meetings.
+
+Created when a meeting is registered, renewed by the timer in $batch requests of 20, recreated when
+Graph lost them, repaired by a delta catch-up after a gap; each meeting has a Meeting Subscriptions
+item in its site carrying the subscription's id, resource and expiry.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import timedelta
+
+from .config import SiteConfig
+from .errors import JobAbandoned, RemoteError, RemoteNotFound
+from .graph import BATCH_LIMIT
+from .inbound import apply_outlook_change
+from .mapping import format_utc, lookup_ids, parse_utc
+from .store import Conflict, Meeting, Subscription
+from .sync import Services
+
+log = logging.getLogger("rapid_meetings")
+RENEW_HORIZON = timedelta(hours=2)        # the timer runs every 30 minutes: three chances before expiry
+CATCH_UP_WINDOW = (timedelta(days=-30), timedelta(days=730))
+INACTIVE = {"inactive", "disabled", "off", "paused", "stopped", "cancelled", "false", "0"}
+
+
+def _expiry(svc: Services) -> str:
+    return format_utc(svc.clock() + timedelta(minutes=svc.settings.subscription_minutes - 1))
+
+
+def _site_of(svc: Services, key: str) -> SiteConfig:
+    site = svc.settings.sites.get(key.lower())
+    if site is None:
+        raise JobAbandoned(f"site {key} is no longer configured")
+    return site
+
+
+def _notification_url(svc: Services) -> str:
+    url = svc.settings.notification_url or ""
+    if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise JobAbandoned("NOTIFICATION_URL is not an https URL: cannot subscribe to Outlook changes")
+    return url
+
+
+def create_subscription(svc: Services, site: SiteConfig, mailbox: str, user_id: str = "", delta_link: str = "") -> Subscription:
+    graph = svc.graph(site)
+    user_id = user_id or graph.user_id(mailbox)
+    resource = f"users/{user_id}/events"
+    client_state = secrets.token_urlsafe(72)[:96]
+    created = graph.create_subscription(resource, _notification_url(svc), client_state, _expiry(svc))
+    sub = svc.store.put_subscription(Subscription(
+        id=created["id"], site=site.key, mailbox=mailbox, user_id=user_id, resource=resource,
+        client_state=client_state, expires=created.get("expirationDateTime", ""), aad_tenant=site.aad_tenant,
+        delta_link=delta_link))
+    log.info("site=%s mailbox=%s created subscription (sub=%s, expires %s)", site.key, mailbox, sub.id, sub.expires)
+    return sub
+
+
+def ensure_subscription(svc: Services, site: SiteConfig, mailbox: str) -> Subscription:
+    """The live subscription for an organiser's calendar, creating or renewing it as needed."""
+    sub = svc.store.subscription_for(site.key, mailbox)
+    if sub is None:
+        return create_subscription(svc, site, mailbox)
+    if parse_utc(sub.expires) > svc.clock() + RENEW_HORIZON:
+        return sub
+    try:
+        renewed = svc.graph(site).renew_subscription(sub.id, _expiry(svc))
+    except RemoteNotFound:
+        return recreate(svc, sub)
+    return svc.store.save_subscription(replace(sub, expires=renewed["expirationDateTime"]))
+
+
+def _subscription_fields(site: SiteConfig, sub: Subscription, meeting_id: str, title: str, active: bool) -> dict:
+    col = site.col
+    return {col("title"): title, col("meeting"): int(meeting_id) if meeting_id.isdigit() else meeting_id,
+            col("subscription_id"): sub.id, col("resource"): sub.resource, col("expires"): sub.expires,
+            col("status"): "Active" if active else "Inactive"}
+
+
+def register_meeting(svc: Services, site: SiteConfig, meeting_id: str) -> str:
+    rapid = svc.rapid(site)
+    item = rapid.get_item("meetings", meeting_id)
+    if item is None:
+        raise JobAbandoned(f"meeting {meeting_id} does not exist in {site.key}")
+    organiser_ids = lookup_ids(item.get(site.col("organiser")))
+    if not organiser_ids:
+        raise JobAbandoned(f"meeting {meeting_id} has no organiser")
+    principal = rapid.items_by_id("principals", organiser_ids[:1]).get(organiser_ids[0]) or {}
+    mailbox = principal.get(site.col("email"))
+    if not mailbox:
+        raise JobAbandoned(f"meeting {meeting_id}: organiser {organiser_ids[0]} has no email")
+    sub = ensure_subscription(svc, site, mailbox)
+    meeting = svc.store.get_meeting(site.key, meeting_id) or Meeting(site=site.key, meeting_id=meeting_id, mailbox=mailbox)
+    fields = _subscription_fields(site, sub, meeting_id, f"Outlook sync: {item.get(site.col('title')) or meeting_id}", True)
+    if meeting.subscription_item_id:
+        rapid.update_item("subscriptions", meeting.subscription_item_id, fields)
+    else:
+        meeting.subscription_item_id = str(rapid.create_item("subscriptions", fields)["id"])
+    svc.store.put_meeting(replace(meeting, mailbox=mailbox, subscription_id=sub.id, active=True))
+    log.info("site=%s meeting=%s registered: Outlook changes of %s flow back (sub=%s, item %s)", site.key,
+             meeting_id, mailbox, sub.id, meeting.subscription_item_id)
+    return "registered"
+
+
+def _update_meeting_items(svc: Services, sub: Subscription, meetings: list[Meeting] | None = None) -> None:
+    site = _site_of(svc, sub.site)
+    col = site.col
+    for meeting in meetings if meetings is not None else svc.store.meetings(site.key, sub.id):
+        if meeting.subscription_item_id:
+            svc.rapid(site).update_item("subscriptions", meeting.subscription_item_id, {
+                col("subscription_id"): sub.id, col("resource"): sub.resource, col("expires"): sub.expires})
+
+
+def recreate(svc: Services, old: Subscription) -> Subscription:
+    """Graph lost a subscription: make a new one, move the meetings over, catch up on the gap."""
+    site = _site_of(svc, old.site)
+    meetings = svc.store.meetings(site.key, old.id)
+    svc.store.delete_subscription(old)
+    sub = create_subscription(svc, site, old.mailbox, old.user_id, old.delta_link)
+    for meeting in meetings:
+        svc.store.put_meeting(replace(meeting, subscription_id=sub.id))
+    _update_meeting_items(svc, sub, [replace(m, subscription_id=sub.id) for m in meetings])
+    log.warning("site=%s mailbox=%s subscription %s recreated as %s", site.key, old.mailbox, old.id, sub.id)
+    catch_up(svc, sub)
+    return sub
+
+
+def catch_up(svc: Services, sub: Subscription) -> int:
+    """Read the calendar's changes since the last delta link and apply them to linked items."""
+    site = _site_of(svc, sub.site)
+    graph = svc.graph(site)
+    now = svc.clock()
+    start, end = (format_utc(now + offset) for offset in CATCH_UP_WINDOW)
+    applied, delta_link = 0, sub.delta_link
+    try:
+        pages = list(graph.delta_pages(sub.mailbox, start, end, delta_link))
+    except RemoteError as e:
+        if e.status not in (400, 404, 410) or not delta_link:
+            raise
+        log.warning("site=%s sub=%s delta link expired (%s): reading the whole window", site.key, sub.id, e)
+        pages = list(graph.delta_pages(sub.mailbox, start, end))
+    for page in pages:
+        for event in page.get("value", []):
+            if "@removed" in event:
+                outcome = apply_outlook_change(svc, sub, "updated", event["id"])  # reads it: moved away or gone?
+            else:
+                outcome = apply_outlook_change(svc, sub, "updated", event["id"], event=event)
+            applied += outcome in ("applied", "removed")
+        delta_link = page.get("@odata.deltaLink", delta_link)
+    for _ in range(3):
+        current = svc.store.get_subscription(sub.id)
+        if current is None:
+            break
+        try:
+            svc.store.save_subscription(replace(current, delta_link=delta_link))
+            break
+        except Conflict:
+            continue
+    log.info("site=%s sub=%s caught up: %d change(s) applied", site.key, sub.id, applied)
+    return applied
+
+
+def handle_lifecycle(svc: Services, sub_id: str, event: str) -> str:
+    sub = svc.store.get_subscription(sub_id)
+    if sub is None:
+        raise JobAbandoned(f"lifecycle {event} for unknown subscription {sub_id}")
+    site = _site_of(svc, sub.site)
+    log.info("site=%s sub=%s lifecycle %s", site.key, sub.id, event)
+    if event == "reauthorizationRequired":
+        try:
+            renewed = svc.graph(site).renew_subscription(sub.id, _expiry(svc))
+        except RemoteNotFound:
+            recreate(svc, sub)
+            return "recreated"
+        sub = svc.store.save_subscription(replace(sub, expires=renewed["expirationDateTime"]))
+        _update_meeting_items(svc, sub)
+        return "renewed"
+    if event == "subscriptionRemoved":
+        recreate(svc, sub)
+        return "recreated"
+    if event == "missed":
+        catch_up(svc, sub)
+        return "caught up"
+    raise JobAbandoned(f"unknown lifecycle event {event!r}")
+
+
+def renew_due(svc: Services, workers: int = 8) -> dict:
+    """Renew every subscription expiring within the horizon, 20 per $batch; recreate what Graph lost."""
+    horizon = svc.clock() + RENEW_HORIZON
+    due = [s for s in svc.store.subscriptions() if not s.expires or parse_utc(s.expires) <= horizon]
+    by_site = defaultdict(list)
+    for sub in due:
+        by_site[sub.site.lower()].append(sub)
+    chunks = [(key, subs[i:i + BATCH_LIMIT]) for key, subs in by_site.items() for i in range(0, len(subs), BATCH_LIMIT)]
+    totals = defaultdict(int)
+    with ThreadPoolExecutor(workers) as pool:
+        for outcome in pool.map(lambda chunk: _renew_chunk(svc, *chunk), chunks):
+            for key, count in outcome.items():
+                totals[key] += count
+    meetings_by_site = {key: svc.store.meetings(svc.settings.sites[key].key) for key in by_site
+                        if key in svc.settings.sites}
+    renewed = [s for s in (svc.store.get_subscription(d.id) for d in due) if s is not None]
+    for sub in renewed:
+        users = [m for m in meetings_by_site.get(sub.site.lower(), []) if m.subscription_id == sub.id]
+        if users:
+            _update_meeting_items(svc, sub, users)
+    log.info("renewal: %d due, %s", len(due), dict(totals))
+    return {"due": len(due), **totals}
+
+
+def _renew_chunk(svc: Services, site_key: str, subs: list[Subscription]) -> dict:
+    counts = defaultdict(int)
+    site = svc.settings.sites.get(site_key)
+    if site is None:
+        counts["skipped"] += len(subs)
+        return counts
+    expires = _expiry(svc)
+    answers = svc.graph(site).batch([
+        {"id": str(n), "method": "PATCH", "url": f"/subscriptions/{sub.id}",
+         "headers": {"Content-Type": "application/json"}, "body": {"expirationDateTime": expires}}
+        for n, sub in enumerate(subs)])
+    for n, sub in enumerate(subs):
+        answer = answers.get(str(n), {})
+        status = answer.get("status", 0)
+        if status == 200:
+            body = answer.get("body") or {}
+            svc.store.save_subscription(replace(sub, expires=body.get("expirationDateTime", expires)))
+            counts["renewed"] += 1
+        elif status == 404:
+            recreate(svc, sub)
+            counts["recreated"] += 1
+        else:
+            log.warning("site=%s sub=%s renewal answered %s: retried on the next run", site.key, sub.id, status)
+            counts["failed"] += 1
+    return counts
+
+
+def apply_subscription_item(svc: Services, site: SiteConfig, item_id: str) -> str:
+    """A changed Meeting Subscriptions item: status on/off, or a new expiry."""
+    item = svc.rapid(site).get_item("subscriptions", item_id)
+    if item is None:
+        raise JobAbandoned(f"Meeting Subscriptions item {item_id} does not exist in {site.key}")
+    meeting_ids = lookup_ids(item.get(site.col("meeting")))
+    meeting = svc.store.get_meeting(site.key, meeting_ids[0]) if meeting_ids else None
+    if meeting is None or meeting.subscription_item_id != str(item_id):
+        raise JobAbandoned(f"Meeting Subscriptions item {item_id} belongs to no registered meeting")
+    active = str(item.get(site.col("status")) or "active").strip().lower() not in INACTIVE
+    if active != meeting.active:
+        svc.store.put_meeting(replace(meeting, active=active))
+        log.info("site=%s meeting=%s syncing back from Outlook %s", site.key, meeting.meeting_id,
+                 "resumed" if active else "stopped")
+    if active:
+        sub = ensure_subscription(svc, site, meeting.mailbox)
+        if sub.id != meeting.subscription_id:
+            svc.store.put_meeting(replace(meeting, active=True, subscription_id=sub.id))
+            _update_meeting_items(svc, sub)
+    else:
+        _drop_unused_subscription(svc, site, meeting.subscription_id)
+    return "active" if active else "inactive"
+
+
+def remove_subscription_item(svc: Services, site: SiteConfig, item_id: str, meeting_id: str | None) -> str:
+    """A deleted Meeting Subscriptions item: that meeting stops syncing back from Outlook."""
+    candidates = [svc.store.get_meeting(site.key, meeting_id)] if meeting_id else svc.store.meetings(site.key)
+    meetings = [m for m in candidates if m is not None and m.subscription_item_id == str(item_id)]
+    if not meetings:
+        log.info("site=%s Meeting Subscriptions item %s belongs to no registered meeting: nothing to do", site.key, item_id)
+        return "noop"
+    for meeting in meetings:
+        svc.store.put_meeting(replace(meeting, active=False, subscription_item_id=""))
+        log.info("site=%s meeting=%s subscription item deleted: syncing back from Outlook stopped", site.key,
+                 meeting.meeting_id)
+        _drop_unused_subscription(svc, site, meeting.subscription_id)
+    return "stopped"
+
+
+def _drop_unused_subscription(svc: Services, site: SiteConfig, sub_id: str) -> None:
+    if not sub_id or any(m.active for m in svc.store.meetings(site.key, sub_id)):
+        return
+    sub = svc.store.get_subscription(sub_id)
+    svc.graph(site).delete_subscription(sub_id)
+    if sub is not None:
+        svc.store.delete_subscription(sub)
+    log.info("site=%s sub=%s no meeting uses it any more: deleted", site.key, sub_id)
