@@ -142,6 +142,12 @@ class Stack:
         return self.host_process
 
     def stop(self) -> None:
+        """Simulators first (they call the host), then the host, then storage."""
+        for part in (self.rapid, self.graph):
+            try:
+                part.stop()
+            except Exception:
+                pass
         if self.host:
             self.host.stop()
         if self.host_process and self.host_process.poll() is None:
@@ -151,8 +157,4 @@ class Stack:
             except subprocess.TimeoutExpired:
                 self.host_process.kill()
                 self.host_process.wait()
-        for part in (self.rapid, self.graph, self.azurite):
-            try:
-                part.stop()
-            except Exception:
-                pass
+        self.azurite.stop()

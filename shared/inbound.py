@@ -25,7 +25,7 @@ def change_key_of(etag: str | None) -> str:
 
 
 def apply_outlook_change(svc: Services, sub: Subscription, change: str, event_id: str, etag: str | None = None,
-                         event: dict | None = None) -> str:
+                         event: dict | None = None, job: str = "") -> str:
     """Apply one Outlook change (from a notification, or an event read by a catch-up)."""
     site = svc.settings.sites.get(sub.site.lower())
     if site is None:
@@ -41,9 +41,20 @@ def apply_outlook_change(svc: Services, sub: Subscription, change: str, event_id
         return "ignored"
     if change == "deleted":
         return outlook_event_removed(svc, site, link, "deleted in Outlook")
-    if event is None and etag and change_key_of(etag) == link.change_key:
+    claimed = change_key_of(etag) if event is None else ""
+    if claimed and claimed == link.change_key:
         _say(site, link.item_id, "Outlook change already in sync (our echo or a duplicate)", event=event_id)
         return "echo"
+    if claimed and not svc.store.claim_change(site.key, event_id, claimed, job or "?"):
+        _say(site, link.item_id, "duplicate notification: another delivery is applying it", event=event_id)
+        return "duplicate"
+    outcome = _apply(svc, site, sub, link, event_id, event)
+    if claimed:
+        svc.store.release_change(site.key, event_id, claimed)
+    return outcome
+
+
+def _apply(svc: Services, site, sub: Subscription, link, event_id: str, event: dict | None) -> str:
     graph = svc.graph(site)
     if event is None:
         try:

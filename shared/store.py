@@ -156,6 +156,22 @@ class Store:
             except ResourceNotFoundError:
                 pass
 
+    def claim_change(self, site: str, event_id: str, change_key: str, owner: str) -> bool:
+        """Claim one Outlook change (event, changeKey) for one job: concurrent duplicates lose."""
+        entity = _entity(site, f"claim|{event_id}|{change_key}", owner=owner)
+        try:
+            self._create(LINKS, entity)
+            return True
+        except Conflict:
+            current = self._get(LINKS, site, f"claim|{event_id}|{change_key}")
+            return current is None or current["owner"] == owner
+
+    def release_change(self, site: str, event_id: str, change_key: str) -> None:
+        try:
+            self._table(LINKS).delete_entity(table_key(site), table_key(f"claim|{event_id}|{change_key}"))
+        except ResourceNotFoundError:
+            pass
+
     def links(self, site: str) -> list[EventLink]:
         prefix = table_key("item|")
         query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
@@ -178,7 +194,28 @@ class Store:
 
     def subscription_for(self, site: str, mailbox: str) -> Subscription | None:
         index = self._get(SUBSCRIPTIONS, "mailbox", f"{site}|{mailbox.lower()}")
-        return self.get_subscription(index["subscription_id"]) if index else None
+        return self.get_subscription(index["subscription_id"]) if index and index["subscription_id"] else None
+
+    def claim_mailbox(self, site: str, mailbox: str, now: float, stale_after: float = 60.0) -> bool:
+        """Claim the right to create (site, mailbox)'s subscription, so concurrent meetings make one."""
+        entity = _entity("mailbox", f"{site}|{mailbox.lower()}", subscription_id="", claimed_at=now)
+        try:
+            self._create(SUBSCRIPTIONS, entity)
+            return True
+        except Conflict:
+            current = self._get(SUBSCRIPTIONS, "mailbox", f"{site}|{mailbox.lower()}")
+        if current is None or current["subscription_id"] or now - float(current.get("claimed_at", 0)) < stale_after:
+            return False
+        try:
+            self._replace(SUBSCRIPTIONS, entity, current.metadata["etag"])  # the claimer died: take over
+            return True
+        except Conflict:
+            return False
+
+    def release_mailbox(self, site: str, mailbox: str) -> None:
+        current = self._get(SUBSCRIPTIONS, "mailbox", f"{site}|{mailbox.lower()}")
+        if current is not None and not current["subscription_id"]:
+            self._table(SUBSCRIPTIONS).delete_entity(current["PartitionKey"], current["RowKey"])
 
     def put_subscription(self, sub: Subscription) -> Subscription:
         table = self._table(SUBSCRIPTIONS)
@@ -200,6 +237,21 @@ class Store:
                 table.delete_entity(table_key(pk), table_key(rk))
             except ResourceNotFoundError:
                 pass
+
+    def set_expiries(self, expiries: dict[str, str]) -> None:
+        """Record renewed expiry times, 100 to a transaction (a renewal run may renew thousands)."""
+        table, items = self._table(SUBSCRIPTIONS), list(expiries.items())
+        for i in range(0, len(items), 100):
+            ops = [("update", _entity("sub", sub_id, expires=expires), {"mode": UpdateMode.MERGE})
+                   for sub_id, expires in items[i:i + 100]]
+            try:
+                table.submit_transaction(ops)
+            except Exception:  # one was deleted meanwhile: the others one by one
+                for op in ops:
+                    try:
+                        table.update_entity(op[1], mode=UpdateMode.MERGE)
+                    except ResourceNotFoundError:
+                        pass
 
     def subscriptions(self) -> list[Subscription]:
         rows = self._table(SUBSCRIPTIONS).query_entities("PartitionKey eq 'sub'")

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 
 from .config import SiteConfig
-from .errors import JobAbandoned, RemoteError, RemoteNotFound
+from .errors import JobAbandoned, RemoteError, RemoteNotFound, Throttled
 from .graph import BATCH_LIMIT
 from .inbound import apply_outlook_change
 from .mapping import format_utc, lookup_ids, parse_utc
@@ -23,6 +24,7 @@ from .store import Conflict, Meeting, Subscription
 from .sync import Services
 
 log = logging.getLogger("rapid_meetings")
+CLAIM_RETRY_SECONDS = 2
 RENEW_HORIZON = timedelta(hours=2)        # the timer runs every 30 minutes: three chances before expiry
 CATCH_UP_WINDOW = (timedelta(days=-30), timedelta(days=730))
 INACTIVE = {"inactive", "disabled", "off", "paused", "stopped", "cancelled", "false", "0"}
@@ -64,7 +66,14 @@ def ensure_subscription(svc: Services, site: SiteConfig, mailbox: str) -> Subscr
     """The live subscription for an organiser's calendar, creating or renewing it as needed."""
     sub = svc.store.subscription_for(site.key, mailbox)
     if sub is None:
-        return create_subscription(svc, site, mailbox)
+        if not svc.store.claim_mailbox(site.key, mailbox, time.time()):
+            # another worker is creating it right now: come back when it is there
+            raise Throttled(CLAIM_RETRY_SECONDS, f"subscription for {mailbox} is being created")
+        try:
+            return create_subscription(svc, site, mailbox)
+        except BaseException:
+            svc.store.release_mailbox(site.key, mailbox)
+            raise
     if parse_utc(sub.expires) > svc.clock() + RENEW_HORIZON:
         return sub
     try:
@@ -196,28 +205,30 @@ def renew_due(svc: Services, workers: int = 8) -> dict:
     for sub in due:
         by_site[sub.site.lower()].append(sub)
     chunks = [(key, subs[i:i + BATCH_LIMIT]) for key, subs in by_site.items() for i in range(0, len(subs), BATCH_LIMIT)]
-    totals = defaultdict(int)
+    totals, renewed = defaultdict(int), []
     with ThreadPoolExecutor(workers) as pool:
-        for outcome in pool.map(lambda chunk: _renew_chunk(svc, *chunk), chunks):
-            for key, count in outcome.items():
+        for counts, subs in pool.map(lambda chunk: _renew_chunk(svc, *chunk), chunks):
+            renewed += subs
+            for key, count in counts.items():
                 totals[key] += count
-    meetings_by_site = {key: svc.store.meetings(svc.settings.sites[key].key) for key in by_site
-                        if key in svc.settings.sites}
-    renewed = [s for s in (svc.store.get_subscription(d.id) for d in due) if s is not None]
-    for sub in renewed:
-        users = [m for m in meetings_by_site.get(sub.site.lower(), []) if m.subscription_id == sub.id]
-        if users:
-            _update_meeting_items(svc, sub, users)
+    svc.store.set_expiries({sub.id: sub.expires for sub in renewed})
+    for key in {sub.site.lower() for sub in renewed}:
+        users = defaultdict(list)
+        for meeting in svc.store.meetings(svc.settings.sites[key].key):
+            users[meeting.subscription_id].append(meeting)
+        for sub in renewed:
+            if sub.site.lower() == key and users.get(sub.id):
+                _update_meeting_items(svc, sub, users[sub.id])
     log.info("renewal: %d due, %s", len(due), dict(totals))
     return {"due": len(due), **totals}
 
 
-def _renew_chunk(svc: Services, site_key: str, subs: list[Subscription]) -> dict:
-    counts = defaultdict(int)
+def _renew_chunk(svc: Services, site_key: str, subs: list[Subscription]) -> tuple[dict, list[Subscription]]:
+    counts, renewed = defaultdict(int), []
     site = svc.settings.sites.get(site_key)
     if site is None:
         counts["skipped"] += len(subs)
-        return counts
+        return counts, renewed
     expires = _expiry(svc)
     answers = svc.graph(site).batch([
         {"id": str(n), "method": "PATCH", "url": f"/subscriptions/{sub.id}",
@@ -227,8 +238,7 @@ def _renew_chunk(svc: Services, site_key: str, subs: list[Subscription]) -> dict
         answer = answers.get(str(n), {})
         status = answer.get("status", 0)
         if status == 200:
-            body = answer.get("body") or {}
-            svc.store.save_subscription(replace(sub, expires=body.get("expirationDateTime", expires)))
+            renewed.append(replace(sub, expires=(answer.get("body") or {}).get("expirationDateTime", expires)))
             counts["renewed"] += 1
         elif status == 404:
             recreate(svc, sub)
@@ -236,7 +246,7 @@ def _renew_chunk(svc: Services, site_key: str, subs: list[Subscription]) -> dict
         else:
             log.warning("site=%s sub=%s renewal answered %s: retried on the next run", site.key, sub.id, status)
             counts["failed"] += 1
-    return counts
+    return counts, renewed
 
 
 def apply_subscription_item(svc: Services, site: SiteConfig, item_id: str) -> str:

@@ -37,7 +37,7 @@ def _outlook_change(svc: Services, task: dict) -> str:
     sub = svc.store.get_subscription(task["sub"])
     if sub is None:
         raise JobAbandoned(f"subscription {task['sub']} is no longer ours")
-    return apply_outlook_change(svc, sub, task["change"], task["event"], task.get("etag"))
+    return apply_outlook_change(svc, sub, task["change"], task["event"], task.get("etag"), job=task.get("job", ""))
 
 
 HANDLERS = {
@@ -71,7 +71,7 @@ def run_job(svc: Services, job: dict) -> list[str]:
     tasks, outcomes = job.get("tasks", []), []
     for i, task in enumerate(tasks):
         try:
-            outcomes.append(run_task(svc, task))
+            outcomes.append(run_task(svc, {**task, "job": f"{job.get('id')}/{i}"}))
         except Throttled as e:
             rest = new_job(tasks[i:], attempt=job.get("attempt", 0) + 1, job_id=job.get("id"))
             svc.queue.send(rest, delay_seconds=e.retry_after)
