@@ -2,8 +2,9 @@
 PYTHON ?= python3.13
 VENV := .venv
 PY := $(VENV)/bin/python
+CHECKOV_VERSION := 3.3.30
 
-.PHONY: install test demo run bench chaos clean
+.PHONY: install test infra-check demo run bench chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,10 +15,25 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# checkov has its own virtualenv: its dependencies must not move the app's pins
+.venv-checkov/.installed:
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $@
+
 install: $(VENV)/.installed node_modules/.installed
 
-test: install
+test: install infra-check
 	$(PY) -m pytest -q
+
+infra-check: .venv-checkov/.installed
+	CHECKOV=.venv-checkov/bin/checkov bash infra/check.sh
+
+bench: install
+	$(PY) -m devtools.bench
+
+chaos: install
+	$(PY) -m devtools.chaos
 
 demo: install
 	$(PY) -m devtools.demo
@@ -26,4 +42,4 @@ run: install
 	$(PY) -m devtools.run
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .hypothesis

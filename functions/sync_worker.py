@@ -13,11 +13,21 @@ log = logging.getLogger("rapid_meetings")
 
 @bp.queue_trigger(arg_name="msg", queue_name="%WORK_QUEUE%", connection="AzureWebJobsStorage")
 def sync_worker(msg: func.QueueMessage) -> None:
+    from shared.work_queue import message_key
     from shared.worker import run_job
 
+    text = msg.get_body().decode("utf-8", "replace")
+    svc = services()
     try:
-        job = json.loads(msg.get_body().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"message {msg.id} is not a job: {e}") from None
-    outcomes = run_job(services(), job)
+        job = json.loads(text)
+        if not isinstance(job, dict):
+            raise ValueError("message is not a job object")
+        outcomes = run_job(svc, job)
+    except Exception as e:
+        # the host retries, then moves the message to <queue>-poison: keep the reason for whoever replays it
+        try:
+            svc.store.record_failure(message_key(text), f"{type(e).__name__}: {e}", msg.dequeue_count or 0)
+        except Exception as store_error:
+            log.error("could not record why message %s failed: %s", msg.id, type(store_error).__name__)
+        raise
     log.info("job=%s done (dequeue %s): %s", job.get("id"), msg.dequeue_count, ", ".join(outcomes))

@@ -82,8 +82,25 @@ class SiteConfig:
 
 
 @dataclass(frozen=True)
+class StorageAccount:
+    """Identity-based storage (Azure): the account's name and the managed identity to use."""
+
+    name: str
+    client_id: str | None = None
+    suffix: str = "core.windows.net"
+
+    def url(self, service: str) -> str:
+        return f"https://{self.name}.{service}.{self.suffix}"
+
+    def credential(self):
+        from azure.identity import ManagedIdentityCredential  # only in Azure: keeps cold start light
+
+        return ManagedIdentityCredential(client_id=self.client_id) if self.client_id else ManagedIdentityCredential()
+
+
+@dataclass(frozen=True)
 class Settings:
-    storage: str
+    storage: "str | StorageAccount"  # a connection string (Azurite, keys) or an identity-based account
     work_queue: str
     sites: dict[str, SiteConfig]
     graph_url: str = "https://graph.microsoft.com/v1.0"
@@ -143,8 +160,11 @@ def _site_from(entry: dict, env) -> SiteConfig:
 
 def settings_from(env) -> Settings:
     storage = env.get("AzureWebJobsStorage")
+    if not storage and env.get("AzureWebJobsStorage__accountName"):
+        storage = StorageAccount(env["AzureWebJobsStorage__accountName"], env.get("AzureWebJobsStorage__clientId"),
+                                 env.get("STORAGE_ENDPOINT_SUFFIX", "core.windows.net"))
     if not storage:
-        raise ConfigError("app setting AzureWebJobsStorage is not set")
+        raise ConfigError("app setting AzureWebJobsStorage (or AzureWebJobsStorage__accountName) is not set")
     try:
         entries = json.loads(env.get("SITES", "[]"))
     except json.JSONDecodeError as e:

@@ -13,9 +13,10 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableServiceClient, UpdateMode
 
+from .config import StorageAccount
 from .mapping import Synced
 
-LINKS, SUBSCRIPTIONS, MEETINGS = "eventlinks", "subscriptions", "meetings"
+LINKS, SUBSCRIPTIONS, MEETINGS, FAILURES = "eventlinks", "subscriptions", "meetings", "jobfailures"
 
 
 class Conflict(Exception):
@@ -77,9 +78,12 @@ def _fields(entity) -> dict:
 
 
 class Store:
-    def __init__(self, connection_string: str):
-        self._service = TableServiceClient.from_connection_string(
-            connection_string, retry_total=3, retry_backoff_factor=0.2, connection_timeout=3)
+    def __init__(self, storage: "str | StorageAccount"):
+        options = {"retry_total": 3, "retry_backoff_factor": 0.2, "connection_timeout": 3}
+        if isinstance(storage, StorageAccount):
+            self._service = TableServiceClient(storage.url("table"), credential=storage.credential(), **options)
+        else:
+            self._service = TableServiceClient.from_connection_string(storage, **options)
         self._tables = {}
 
     def _table(self, name: str):
@@ -288,3 +292,18 @@ class Store:
         except ResourceNotFoundError:
             pass
 
+
+    # -- why jobs failed, so poisoned messages can be explained and replayed
+
+    def record_failure(self, key: str, reason: str, dequeue_count: int) -> None:
+        self._table(FAILURES).upsert_entity(_entity("failure", key, reason=reason[:2000], dequeue_count=dequeue_count))
+
+    def failure(self, key: str) -> dict | None:
+        entity = self._get(FAILURES, "failure", key)
+        return _fields(entity) if entity else None
+
+    def forget_failure(self, key: str) -> None:
+        try:
+            self._table(FAILURES).delete_entity("failure", table_key(key))
+        except ResourceNotFoundError:
+            pass

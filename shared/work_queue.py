@@ -6,15 +6,22 @@ as the Functions queue trigger expects, and at most 64 KiB encoded, so big task 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 
 from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
+from .config import StorageAccount
 from .errors import StorageUnavailable
 
 MAX_MESSAGE_JSON = 45_000  # 64 KiB after Base64 (4/3) with room to spare
+
+
+def message_key(text: str) -> str:
+    """Names a message by its content: the same job keeps its key through retries and the poison queue."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 def new_job(tasks: list[dict], attempt: int = 0, job_id: str | None = None) -> dict:
@@ -36,13 +43,16 @@ def split_tasks(tasks: list[dict], limit: int = MAX_MESSAGE_JSON) -> list[list[d
 
 
 class WorkQueue:
-    def __init__(self, connection_string: str, name: str):
+    def __init__(self, storage: "str | StorageAccount", name: str):
         self.name = name
-        self._client = QueueClient.from_connection_string(
-            connection_string, name,
+        options = dict(
             message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy(),
             # callers wait on us (Graph gives 3 s): fail fast and let them retry, rather than retry for a minute
             retry_policy=LinearRetry(backoff=0.3, random_jitter_range=0.1, retry_total=2), connection_timeout=2)
+        if isinstance(storage, StorageAccount):
+            self._client = QueueClient(storage.url("queue"), name, credential=storage.credential(), **options)
+        else:
+            self._client = QueueClient.from_connection_string(storage, name, **options)
         self._ready = False
 
     def _ensure(self):

@@ -1,0 +1,43 @@
+"""Settings: many sites, secrets by reference, identity-based storage, clear errors."""
+
+import json
+
+import pytest
+
+from shared.config import ConfigError, StorageAccount, settings_from
+
+SITE = {"tenant": "acme", "site": "sales", "rapid_url": "https://rapid.test/api/acme/sales/", "rapid_scope": "api://r/.default",
+        "aad_tenant": "t1", "client_id": "c1", "client_secret_setting": "ACME_SECRET", "time_zone": "Europe/Paris",
+        "columns": {"title": "subject"}}
+
+
+def test_sites_are_read_with_their_secret_from_the_named_setting():
+    settings = settings_from({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SITES": json.dumps([SITE]),
+                              "ACME_SECRET": "s3cret"})
+    site = settings.site("ACME", "Sales")
+    assert site.client_secret == "s3cret" and site.rapid_url == "https://rapid.test/api/acme/sales"
+    assert site.col("title") == "subject" and site.col("location") == "location" and site.zone.key == "Europe/Paris"
+    assert settings.site("acme", "other") is None
+
+
+def test_identity_based_storage_is_used_when_there_is_no_connection_string():
+    settings = settings_from({"AzureWebJobsStorage__accountName": "stmeetings", "AzureWebJobsStorage__clientId": "mi-1"})
+    assert settings.storage == StorageAccount("stmeetings", "mi-1")
+    assert settings.storage.url("queue") == "https://stmeetings.queue.core.windows.net"
+
+
+@pytest.mark.parametrize("change,names", [
+    ({"client_secret_setting": "MISSING"}, "MISSING"),
+    ({"time_zone": "Mars/Olympus"}, "time_zone"),
+    ({"rapid_url": ""}, "rapid_url"),
+    ({"columns": {"nope": "x"}}, "nope"),
+    ({"on_outlook_delete": "shred"}, "on_outlook_delete"),
+])
+def test_a_wrong_site_setting_is_refused_by_name(change, names):
+    with pytest.raises(ConfigError, match=names):
+        settings_from({"AzureWebJobsStorage": "x", "SITES": json.dumps([{**SITE, **change}]), "ACME_SECRET": "s"})
+
+
+def test_missing_storage_is_refused():
+    with pytest.raises(ConfigError, match="AzureWebJobsStorage"):
+        settings_from({})
