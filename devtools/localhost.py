@@ -121,6 +121,7 @@ class FunctionHost:
         self._busy = 0
         self._busy_lock = threading.Lock()
         self.poisoned = 0
+        self.failures = 0
 
     # -- HTTP
 
@@ -259,6 +260,7 @@ class FunctionHost:
             try:
                 fn.get_user_function()(msg)
             except Exception as e:
+                self.failures += 1
                 if message.dequeue_count >= self.max_dequeue:
                     log.error("message %s failed %d times (%s): moved to %s", message.id, message.dequeue_count,
                               e, poison.queue_name)

@@ -56,10 +56,11 @@ class SiteWorld:
 
 
 class Stack:
-    def __init__(self, time_zone: str = "Europe/London", graph_latency: float = 0.0, queue_name: str = "sync-jobs"):
+    def __init__(self, time_zone: str = "Europe/London", graph_latency: float = 0.0, queue_name: str = "sync-jobs",
+                 azurite_location: str | None = None):
         self.time_zone = time_zone
         self.queue_name = queue_name
-        self.azurite = Azurite()
+        self.azurite = Azurite(location=azurite_location)
         self.graph = GraphSimulator(latency=graph_latency)
         self.rapid = RapidSimulator()
         self.host = None          # in-process FunctionHost

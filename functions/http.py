@@ -7,6 +7,7 @@ import json
 import logging
 
 import azure.functions as func
+from azure.core.exceptions import AzureError
 
 from shared.config import ConfigError, get_settings
 from shared.errors import BadRequest, NotFound, StorageUnavailable
@@ -38,6 +39,9 @@ def answers(handler):
         except StorageUnavailable as e:
             log.error("%s %s not persisted: %s", req.method, req.url.split("?")[0], e)
             return json_response(503, {"error": "StorageUnavailable", "message": "could not persist the work; retry"})
+        except AzureError as e:  # storage failed while reading (e.g. a subscription lookup): the caller retries
+            log.error("%s %s storage unavailable: %s", req.method, req.url.split("?")[0], type(e).__name__)
+            return json_response(503, {"error": "StorageUnavailable", "message": "storage is unavailable; retry"})
         except ConfigError as e:
             log.error("configuration error: %s", e)
             return json_response(500, {"error": "ConfigError", "message": "the app is misconfigured; see its logs"})

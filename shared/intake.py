@@ -26,6 +26,10 @@ def parse_json(body: bytes):
         raise BadRequest("body is not UTF-8 text") from None
     except json.JSONDecodeError as e:
         raise BadRequest(f"body is not JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise BadRequest("body is not JSON this app reads: nested too deeply") from None
+    except ValueError:  # an integer with more digits than Python converts (sys.get_int_max_str_digits)
+        raise BadRequest("body is not JSON this app reads: a number has too many digits") from None
 
 
 def known_site(settings: Settings, tenant: str, site: str) -> SiteConfig:
@@ -44,8 +48,8 @@ def item_id(item, where: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise BadRequest(f"{where}: 'id' must be a number or text, not {type(value).__name__}")
     text = str(value).strip()
-    if not text or len(text) > 256 or any(ord(c) < 32 for c in text):
-        raise BadRequest(f"{where}: 'id' {text[:40]!r} is empty, too long or has control characters")
+    if not text or len(text) > 256 or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in text):
+        raise BadRequest(f"{where}: 'id' {text[:40]!r} is empty, too long or has control characters or lone surrogates")
     if isinstance(value, int) and value < 0:
         raise BadRequest(f"{where}: 'id' must not be negative")
     return text

@@ -30,13 +30,13 @@ def check(note, find_subscription) -> tuple[dict | None, str]:
     if not isinstance(note, dict):
         return None, "not an object"
     sub_id = _text(note, "subscriptionId")
-    if sub_id is None or len(sub_id) > 200:
-        return None, "no subscriptionId"
+    if sub_id is None or len(sub_id) > 200 or not (sub_id.isascii() and sub_id.isprintable()):
+        return None, "no subscriptionId (Graph's are printable ASCII)"
     sub = find_subscription(sub_id)
     if sub is None:
         return None, f"unknown subscription {sub_id[:64]}"
     state = _text(note, "clientState") or ""
-    if not hmac.compare_digest(state.encode(), sub.client_state.encode()):
+    if not hmac.compare_digest(state.encode("utf-8", "surrogatepass"), sub.client_state.encode()):
         return None, f"clientState does not match subscription {sub_id}"
     if (_text(note, "tenantId") or "").lower() != sub.aad_tenant.lower():
         return None, f"tenantId does not match subscription {sub_id}"
@@ -51,11 +51,14 @@ def check(note, find_subscription) -> tuple[dict | None, str]:
     match = RESOURCE.match(_text(note, "resource") or "")
     if match is None or match.group(1).lower() not in (sub.user_id.lower(), sub.mailbox.lower()):
         return None, f"resource is not the mailbox of subscription {sub_id}"
+    event_id = match.group(2)
+    if len(event_id) > 512 or not (event_id.isascii() and event_id.isprintable()):
+        return None, f"resource of subscription {sub_id} names no Outlook event id"
     data = note.get("resourceData") if isinstance(note.get("resourceData"), dict) else {}
-    if data.get("id") not in (None, match.group(2)):
+    if data.get("id") not in (None, event_id):
         return None, f"resourceData.id does not match the resource of subscription {sub_id}"
     etag = data.get("@odata.etag") if isinstance(data.get("@odata.etag"), str) else ""
-    return {"op": "outlook.change", "sub": sub_id, "change": change, "event": match.group(2), "etag": etag}, ""
+    return {"op": "outlook.change", "sub": sub_id, "change": change, "event": event_id, "etag": etag}, ""
 
 
 def notification_tasks(body: bytes, find_subscription) -> tuple[list[dict], int]:

@@ -161,15 +161,25 @@ def _create(svc: Services, site: SiteConfig, item: dict, target: Target) -> str:
         existing = svc.store.get_link(site.key, item_id)
         _say(site, item_id, "already linked by a concurrent delivery: applying as update", event=event["id"])
         return _update(svc, site, item, target, existing)
-    _write_external_id(svc, site, item, event["id"])
+    # The item may have been deleted or cancelled while we created its event: that delete found no link
+    # to act on, so the answer to this write (made after linking) decides.
+    now = _write_external_id(svc, site, item, event["id"])
+    if now is None or now.get("deleted") or _is_cancelled(site, now):
+        return remove_outlook_event(svc, site, svc.store.get_link(site.key, item_id), item_id,
+                                    "deleted or cancelled while its event was being created")
     _say(site, item_id, "created Outlook event", event=event["id"], mailbox=target.mailbox,
          content=target.synced.digest())
     return "created"
 
 
-def _write_external_id(svc: Services, site: SiteConfig, item: dict, event_id: str):
-    if item.get(site.col("sys_external_id")) != event_id:
-        svc.rapid(site).update_item("events", str(item["id"]), {site.col("sys_external_id"): event_id})
+def _write_external_id(svc: Services, site: SiteConfig, item: dict, event_id: str) -> dict | None:
+    """Record the Outlook id in the item; the item as the site now has it (None when it is gone)."""
+    if item.get(site.col("sys_external_id")) == event_id:
+        return item
+    try:
+        return svc.rapid(site).update_item("events", str(item["id"]), {site.col("sys_external_id"): event_id})
+    except RemoteNotFound:
+        return None
 
 
 def _update(svc: Services, site: SiteConfig, item: dict, target: Target, link: EventLink) -> str:
@@ -198,7 +208,11 @@ def _update(svc: Services, site: SiteConfig, item: dict, target: Target, link: E
             svc.rapid(site).update_item("events", item_id, plan.to_site)
         synced, decision = plan.synced, "merged with an Outlook change"
     except RemoteNotFound:
-        return outlook_event_removed(svc, site, link, "Outlook event is gone")
+        current = svc.store.get_link(site.key, item_id)
+        if current is None or current.event_id != link.event_id:
+            _say(site, item_id, "Outlook event already removed by another job", event=link.event_id)
+            return "noop"
+        return outlook_event_removed(svc, site, current, "Outlook event is gone")
     svc.store.save_link(replace(link, synced=synced, change_key=event.get("changeKey", "")))
     _say(site, item_id, decision, event=link.event_id, content=synced.digest())
     return "updated"

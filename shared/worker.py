@@ -1,15 +1,16 @@
 """Running a job from the work queue: its tasks in order, each idempotent.
 
-Throttling reschedules the rest of the job after Retry-After instead of blocking the worker; a task
-that can never succeed is logged and dropped; anything else raises so the host retries the message
-and, after maxDequeueCount, moves it to the poison queue.
+Throttling reschedules the rest of the job after Retry-After, and a transient failure (connection
+error, 5xx) after an exponential back-off, instead of blocking the worker or burning the host's
+retries; a task that can never succeed is logged and dropped; anything else (or too many
+reschedules) raises so the host retries the message and, after maxDequeueCount, poisons it.
 """
 
 from __future__ import annotations
 
 import logging
 
-from .errors import JobAbandoned, Throttled
+from .errors import JobAbandoned, PreconditionFailed, Throttled, TransientError
 from .store import Conflict
 from .inbound import apply_outlook_change
 from .subscriptions import apply_subscription_item, handle_lifecycle, register_meeting, remove_subscription_item
@@ -18,6 +19,8 @@ from .work_queue import new_job
 
 log = logging.getLogger("rapid_meetings")
 CONFLICT_RETRIES = 3
+MAX_RESCHEDULES = 12       # throttled or transient: rescheduled with back-off this many times, then the host retries
+MAX_BACKOFF_SECONDS = 300
 
 
 def _site(svc: Services, task: dict):
@@ -59,7 +62,7 @@ def run_task(svc: Services, task: dict) -> str:
     for attempt in range(CONFLICT_RETRIES):
         try:
             return handler(svc, task)
-        except Conflict:
+        except (Conflict, PreconditionFailed):  # our table or the Outlook event changed meanwhile
             if attempt == CONFLICT_RETRIES - 1:
                 raise
             log.info("task %s: state changed meanwhile, deciding again", task)
@@ -72,11 +75,15 @@ def run_job(svc: Services, job: dict) -> list[str]:
     for i, task in enumerate(tasks):
         try:
             outcomes.append(run_task(svc, {**task, "job": f"{job.get('id')}/{i}"}))
-        except Throttled as e:
-            rest = new_job(tasks[i:], attempt=job.get("attempt", 0) + 1, job_id=job.get("id"))
-            svc.queue.send(rest, delay_seconds=e.retry_after)
-            log.warning("job=%s throttled: %s; %d task(s) rescheduled in %gs", job.get("id"), e, len(tasks) - i,
-                        e.retry_after)
+        except (Throttled, TransientError) as e:
+            attempt = job.get("attempt", 0) + 1
+            if attempt > MAX_RESCHEDULES:
+                raise  # the host retries, then moves it to the poison queue
+            delay = e.retry_after if isinstance(e, Throttled) else min(2.0 ** attempt, MAX_BACKOFF_SECONDS)
+            svc.queue.send(new_job(tasks[i:], attempt=attempt, job_id=job.get("id")), delay_seconds=delay)
+            log.warning("job=%s %s: %s; %d task(s) rescheduled in %gs (attempt %d)", job.get("id"),
+                        "throttled" if isinstance(e, Throttled) else "transient failure", e, len(tasks) - i,
+                        delay, attempt)
             outcomes.append("rescheduled")
             break
         except JobAbandoned as e:

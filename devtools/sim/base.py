@@ -141,6 +141,9 @@ class _Failure:
     method: str | None
 
 
+_LOST_ANSWER = object()
+
+
 @dataclass
 class _Faults:
     rate_429: float = 0.0
@@ -151,6 +154,7 @@ class _Faults:
     retry_after: int = 1
     include_token: bool = False
     path_contains: str | None = None
+    rate_lost: float = 0.0  # the request is carried out, then the connection drops: the answer is lost
 
 
 class _Server(ThreadingHTTPServer):
@@ -257,11 +261,12 @@ class SimServer:
 
     def set_faults(self, rate_429: float = 0, rate_503: float = 0, rate_slow: float = 0,
                    slow_seconds: float = 0, rate_drop: float = 0, retry_after: int = 1,
-                   seed: int | None = 0, include_token: bool = False, path_contains: str | None = None) -> None:
+                   seed: int | None = 0, include_token: bool = False, path_contains: str | None = None,
+                   rate_lost: float = 0) -> None:
         """Random faults with a seeded generator; all rates 0 turns them off."""
         with self.lock:
             self._faults = _Faults(rate_429, rate_503, rate_slow, slow_seconds, rate_drop, retry_after,
-                                   include_token, path_contains)
+                                   include_token, path_contains, rate_lost)
             self._rng = random.Random(seed)
 
     def clear_faults(self) -> None:
@@ -310,6 +315,9 @@ class SimServer:
         if roll < fz.rate_drop:
             return Response(0, drop=True)
         roll -= fz.rate_drop
+        if roll < fz.rate_lost:
+            return _LOST_ANSWER
+        roll -= fz.rate_lost
         if roll < fz.rate_slow:
             time.sleep(fz.slow_seconds)
         return None
@@ -326,6 +334,10 @@ class SimServer:
     def process(self, req: Request) -> Response:
         """Faults, then latency and the route. Subclasses wrap `invoke` for per-request bookkeeping."""
         fault = self._fault_for(req)
+        if fault is _LOST_ANSWER:
+            self.invoke(req)
+            return Response(0, drop=True) if not req.inner else self.error(
+                503, "ServiceUnavailable", "Service unavailable (simulated).", retry_after=1)
         if fault is not None:
             if fault.drop and req.inner:
                 return self.error(503, "ServiceUnavailable", "Service unavailable (simulated).", retry_after=1)

@@ -1,0 +1,999 @@
+"""`make bench`: the app's performance figures, measured in one run on this machine.
+
+    .venv/bin/python -m devtools.bench
+
+Starts its own Azurite, Graph and RAPID simulators (devtools/stack.py) and local Functions hosts
+(child processes of this module, so the simulators in this process do not share a GIL with the app),
+measures six figures each against a baseline or limit measured in the same run, and prints one table.
+Progress goes to stderr; the table to stdout. Nothing here changes the app.
+
+    1 notification intake      POST graph/notifications vs one queue send_message per notification
+    2 requests per change      Graph / site / token requests counted at the simulators
+    3 renewal at scale         10,000 subscriptions renewed by the timer vs one PATCH per subscription
+    4 sync throughput          1,000 site changes over 50 organisers vs Graph's per-mailbox ceiling
+    5 cold start               import function_app + first request vs import azure.functions
+    6 propagation latency      webhook/notification 202 → other side updated, tuned vs default polling
+
+Internal: `python -m devtools.bench --child-host --port P [--no-triggers] [--overrides JSON]
+[--sample PATH]` is one local Functions host (the bench starts these itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+from .azurite import ROOT, free_port, wait_for_port
+
+T0 = time.perf_counter()
+LATENCY = 0.100                 # simulator latency for figures 3, 4 and 6
+CLIENTS = 8                     # concurrent clients for figure 1
+INTAKE_SECONDS = 4.0            # per intake measurement
+COLD_REPEATS = 5
+ORGANISERS, CHANGES = 50, 1000  # figure 4
+PROP_EACH, PROP_RATE = 200, 4.0         # figure 6: changes each way, Poisson arrivals per second each way
+PROP_BASELINE_EACH = 50                 # figure 6 baseline: fewer (default polling is slow)
+IDLE_PROBES, IDLE_GAP = 5, (3.0, 5.0)   # figure 6: isolated changes after this much idle
+BULK_SUBS, BULK_MAILBOXES, RENEW_SAMPLE = 10_000, 10, 200  # figure 3
+DEFAULT_QUEUE_SETTINGS = {"maxPollingInterval": "00:01:00", "visibilityTimeout": "00:00:00", "batchSize": 16,
+                          "newBatchThreshold": 8, "maxDequeueCount": 5}
+if os.environ.get("BENCH_QUICK"):  # a smaller run, for working on this file
+    CHANGES, PROP_EACH, PROP_BASELINE_EACH, IDLE_PROBES = 200, 40, 10, 2
+    BULK_SUBS, RENEW_SAMPLE, INTAKE_SECONDS, COLD_REPEATS = 1000, 50, 1.5, 2
+SIM_CLOCK_NOTE = "sim timestamps are time.time(); durations measured here use time.perf_counter()"
+
+
+def progress(text: str) -> None:
+    print(f"[bench {time.perf_counter() - T0:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+
+def _kind(method: str, path: str) -> str:
+    """`POST events`, `GET user`, `PATCH subscription`… for a Graph request path."""
+    parts = [p for p in path.split("/") if p][1:]  # drop v1.0
+    if parts[:1] == ["users"]:
+        rest = parts[2:]
+        if not rest:
+            return f"{method} user"
+        if rest[0] == "calendar":
+            rest = rest[1:]
+        name = rest[0] if len(rest) <= 2 else f"{rest[0]}/{rest[2]}"
+        return f"{method} {name}"
+    return f"{method} {parts[0] if parts else path}"
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-p * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def wait_until(check, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+# -- the local Functions host, as a child process -------------------------------------------------
+
+def child_host(args) -> int:
+    from .localhost import FunctionHost, load_local_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s",
+                        stream=sys.stdout)
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    load_local_settings()
+    host = FunctionHost(queue_overrides=json.loads(args.overrides) if args.overrides else None)
+    host.serve(args.port)
+    if not args.no_triggers:
+        host.start_triggers(timers=False)  # the renewer runs on demand only (admin endpoint)
+    if args.sample:
+        threading.Thread(target=_sampler, args=(args.sample,), name="bench-sampler", daemon=True).start()
+    print(f"bench host on {args.port}: triggers {'off' if args.no_triggers else 'on'}, "
+          f"polling ≤ {host.max_polling}s, {host.batch_size}+{host.new_batch_threshold} in flight", flush=True)
+    threading.Event().wait()
+    return 0
+
+
+_SKIP = {("remote.py", None), ("graph.py", "_call"), ("rapid.py", "_call"), ("http.py", "wrapper")}
+
+
+def _sampler(path: str, interval: float = 0.02) -> None:
+    """Where the worker threads' wall time goes: every 20 ms, each queue worker thread's innermost app
+    frame (with its caller) or 'idle'. Cumulative counts are dumped to `path` every second."""
+    app_root = str(ROOT) + os.sep
+    counts: Counter = Counter()
+    last_dump = time.monotonic()
+    while True:
+        time.sleep(interval)
+        names = {t.ident: t.name for t in threading.enumerate()}
+        for ident, frame in sys._current_frames().items():
+            name = names.get(ident, "")
+            if not name.startswith("queue_"):
+                continue
+            chain, f = [], frame
+            while f is not None and len(chain) < 2:
+                fn = f.f_code.co_filename
+                if fn.startswith(app_root + "shared") or fn.startswith(app_root + "functions"):
+                    base, func = os.path.basename(fn), f.f_code.co_name
+                    private_store = base == "store.py" and func.startswith("_")
+                    if not ((base, None) in _SKIP or (base, func) in _SKIP or private_store):
+                        chain.append(f"{base[:-3]}.{func}")
+                f = f.f_back
+            counts[" ← ".join(chain) if chain else "idle (no job)"] += 1
+        if time.monotonic() - last_dump >= 1.0:
+            last_dump = time.monotonic()
+            tmp = path + ".tmp"
+            with open(tmp, "w") as out:
+                json.dump(counts, out)
+            os.replace(tmp, path)
+
+
+class Host:
+    """One local Functions host child process."""
+
+    def __init__(self, stack, name: str, port: int, triggers: bool = True, queue_overrides: dict | None = None,
+                 env: dict | None = None, sample: bool = False):
+        self.stack, self.name, self.port, self.triggers = stack, name, port, triggers
+        self.queue_overrides, self.env = queue_overrides, env or {}
+        self.sample_path = os.path.join(tempfile.mkdtemp(prefix="bench-sample-"), "sample.json") if sample else None
+        self.process: subprocess.Popen | None = None
+        self.log_path = os.path.join(tempfile.mkdtemp(prefix=f"bench-{name}-"), "host.log")
+        self.started = self.stopped = None
+
+    def start(self) -> "Host":
+        env = {**os.environ, **self.stack.settings(), **self.env}
+        args = [sys.executable, "-m", "devtools.bench", "--child-host", "--port", str(self.port)]
+        if not self.triggers:
+            args.append("--no-triggers")
+        if self.queue_overrides:
+            args += ["--overrides", json.dumps(self.queue_overrides)]
+        if self.sample_path:
+            args += ["--sample", self.sample_path]
+        self._log = open(self.log_path, "w")
+        self.started = time.time()
+        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port, deadline_s=30, process=self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.stopped = time.time()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.process.pid) if self.process else float("nan")
+
+    def samples(self) -> Counter:
+        try:
+            with open(self.sample_path) as f:
+                return Counter(json.load(f))
+        except (OSError, ValueError, TypeError):
+            return Counter()
+
+
+# -- the world ----------------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self):
+        from .stack import Stack
+
+        self.stack = Stack()
+        self.rows: list[dict] = []
+        self.notes: list[str] = []
+        self.hosts: list[Host] = []
+        self.main_host: Host | None = None
+        self.graph_updates: list[tuple[str, str, float]] = []    # (event id, subject, time.time())
+        self.graph_creates: list[tuple[str, float]] = []         # (subject, perf_counter)
+        self.site_updates: list[tuple[str, str, str, float]] = []  # (item id, title, via, time.time())
+
+    # instrumentation: wrap simulator internals in this process (the simulators' files are untouched)
+    def instrument(self) -> None:
+        graph = self.stack.graph
+        orig_create, orig_update = graph._create, graph._update
+
+        def create(user, data):
+            out = orig_create(user, data)
+            self.graph_creates.append((str(data.get("subject")), time.perf_counter()))
+            return out
+
+        def update(user, event_id, data):
+            out = orig_update(user, event_id, data)
+            self.graph_updates.append((event_id, str(data.get("subject")), time.time()))
+            return out
+
+        graph._create, graph._update = create, update
+        for world in self.stack.sites.values():
+            site = world.sim
+            orig = site._update
+
+            def site_update(name, item_id, fields, via, fire, _orig=orig):
+                out = _orig(name, item_id, fields, via, fire)
+                self.site_updates.append((str(item_id), str(fields.get("title")), via, time.time()))
+                return out
+
+            site._update = site_update
+
+    def queue_client(self, name: str | None = None):
+        from azure.storage.queue import QueueClient
+
+        return QueueClient.from_connection_string(self.stack.azurite.connection_string,
+                                                  name or self.stack.queue_name)
+
+    def queue_depth(self) -> int:
+        try:
+            return self._queue.get_queue_properties().approximate_message_count
+        except Exception:
+            return 0
+
+    def settle(self, timeout: float = 90.0) -> None:
+        """Webhooks and notifications delivered, work queue empty (Azurite counts invisible messages too),
+        and nothing new logged at the simulators for two checks in a row."""
+        graph, rapid = self.stack.graph, self.stack.rapid
+        deadline = time.monotonic() + timeout
+        last, stable = None, 0
+        while True:
+            remaining = max(0.5, deadline - time.monotonic())
+            for world in self.stack.sites.values():
+                world.sim.wait_idle(remaining)
+            graph.wait_idle(remaining)
+            snap = (self.queue_depth(), len(graph.log), len(rapid.log), len(graph.notifications_sent),
+                    sum(len(w.sim.deliveries) for w in self.stack.sites.values()))
+            stable = stable + 1 if snap[0] == 0 and snap == last else 0
+            if stable >= 2:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"work did not settle in {timeout:.0f}s (queue depth {snap[0]})")
+            last = snap
+            time.sleep(0.15)
+
+    def start_main_host(self, name: str = "worker", queue_overrides: dict | None = None) -> Host:
+        host = Host(self.stack, name, self.stack.host_port, queue_overrides=queue_overrides, sample=True).start()
+        self.hosts.append(host)
+        self.main_host = host
+        return host
+
+    def stop_main_host(self) -> None:
+        if self.main_host:
+            self.main_host.stop()
+            self.main_host = None
+
+    def row(self, figure, measured, baseline, ratio, goal, met) -> None:
+        self.rows.append({"figure": figure, "measured": measured, "baseline": baseline, "ratio": ratio,
+                          "goal": goal, "met": met})
+
+    def store(self):
+        from shared.store import Store
+
+        if not hasattr(self, "_store"):
+            self._store = Store(self.stack.azurite.connection_string)
+        return self._store
+
+    def subscription(self, site: str, mailbox: str, timeout: float = 60.0):
+        return wait_until(lambda: self.store().subscription_for(site, mailbox), timeout,
+                          f"the subscription of {mailbox}", interval=0.2)
+
+    # -- run ----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        from .stack import ORGANISER
+
+        started = time.perf_counter()
+        progress("starting Azurite and the Graph and RAPID simulators")
+        self.stack.start_backends()
+        self._queue = self.queue_client()
+        self.instrument()
+        try:
+            self.figure5_cold_start()
+            progress("starting the worker host (host.json queue settings) and an intake-only host")
+            self.start_main_host()
+            site = self.stack.sites["acme/sales"]
+            self.meeting = site.sim.create_item("Meetings", title="Bench: intake", organiser=site.principals[ORGANISER])
+            self.alice_sub = self.subscription("acme/sales", ORGANISER)
+            self.settle()
+            only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))  # for working on this file
+            for number, figure in (("1", self.figure1_intake), ("2", self.figure2_requests_per_change),
+                                   ("4", self.figure4_throughput), ("6", self.figure6_propagation),
+                                   ("3", self.figure3_renewal)):
+                if not only or number in only:
+                    figure()
+            self.tokens_row()
+        finally:
+            progress("stopping hosts, simulators and Azurite")
+            for host in self.hosts:
+                host.stop()
+            self.stack.stop()
+        self.total = time.perf_counter() - started
+        self.print_table()
+        return 0
+
+    def guarded(self, name: str, fn) -> None:
+        try:
+            fn()
+        except Exception as e:  # one figure failing must not lose the others
+            progress(f"{name} FAILED: {type(e).__name__}: {e}")
+            traceback.print_exc(file=sys.stderr)
+            self.row(name, "ERROR", "", "", str(e)[:60], "not met")
+
+    # -- figure 5: cold start -----------------------------------------------------------------
+
+    def figure5_cold_start(self) -> None:
+        if os.environ.get("BENCH_ONLY") and "5" not in os.environ["BENCH_ONLY"].split(","):
+            return
+        progress(f"figure 5: cold start, {COLD_REPEATS} fresh interpreters each way")
+        env = {**os.environ, **self.stack.settings(), "WORK_QUEUE": "bench-cold"}
+        app_code = (
+            "import time, json; t0 = time.perf_counter()\n"
+            "import azure.functions as func\n"
+            "import function_app\n"
+            "fns = {f.get_function_name(): f for f in function_app.app.get_functions()}\n"
+            "t1 = time.perf_counter()\n"
+            "req = func.HttpRequest('POST', 'http://localhost/acme/sales/0/services/rapid-meetings/event/update',\n"
+            "    route_params={'tenant': 'acme', 'site': 'sales'}, body=json.dumps({'id': 1, 'title': 'x'}).encode())\n"
+            "resp = fns['event_update'].get_user_function()(req)\n"
+            "t2 = time.perf_counter()\n"
+            "assert resp.status_code == 202, resp.get_body()\n"
+            "print(json.dumps({'import': t1 - t0, 'total': t2 - t0}))\n")
+        base_code = ("import time, json; t0 = time.perf_counter()\nimport azure.functions\n"
+                     "print(json.dumps({'total': time.perf_counter() - t0}))\n")
+
+        def once(code):
+            out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                                 timeout=60)
+            if out.returncode != 0:
+                raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed")
+            return json.loads(out.stdout.strip().splitlines()[-1])
+
+        def run():
+            apps, bases = [], []
+            for _ in range(COLD_REPEATS):  # interleaved, so drift hits both alike
+                bases.append(once(base_code)["total"])
+                apps.append(once(app_code))
+            app = statistics.median(a["total"] for a in apps)
+            imp = statistics.median(a["import"] for a in apps)
+            base = statistics.median(bases)
+            self.row("5 cold start: import + 1st webhook (median)", f"{app * 1000:.0f} ms",
+                     f"{base * 1000:.0f} ms import azure.functions", f"{app / base:.2f}×", "< 1.5×",
+                     "met" if app / base < 1.5 else "not met")
+            self.notes.append(f"5: import function_app + indexing alone: median {imp * 1000:.0f} ms "
+                              f"({imp / base:.2f}× azure.functions); the first request (services(): Store, "
+                              f"WorkQueue, enqueue to Azurite) adds {(app - imp) * 1000:.0f} ms.")
+
+        self.guarded("5 cold start", run)
+
+    # -- figure 1: intake ---------------------------------------------------------------------
+
+    def figure1_intake(self) -> None:
+        progress("figure 1: notification intake (intake-only host: no queue triggers, own WORK_QUEUE)")
+        port = free_port()
+        host = Host(self.stack, "intake", port, triggers=False, env={"WORK_QUEUE": "bench-intake"}).start()
+        self.hosts.append(host)
+        try:
+            self.guarded("1 intake", lambda: self._intake(host))
+        finally:
+            host.stop()
+            try:
+                self.queue_client("bench-intake").clear_messages()
+            except Exception:
+                pass
+
+    def _notification(self, sub) -> dict:
+        event_id = "AAMkAD" + uuid.uuid4().hex * 3
+        resource = f"Users/{sub.user_id}/Events/{event_id}"
+        return {"subscriptionId": sub.id, "subscriptionExpirationDateTime": sub.expires, "changeType": "updated",
+                "resource": resource, "clientState": sub.client_state, "tenantId": sub.aad_tenant,
+                "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": resource,
+                                 "@odata.etag": f'W/"{uuid.uuid4().hex}"', "id": event_id}}
+
+    def _intake(self, host: Host) -> None:
+        import requests
+        from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+        sub = self.alice_sub
+        from .stack import FUNCTION_KEY
+
+        url = f"http://127.0.0.1:{host.port}/graph/notifications?code={FUNCTION_KEY}"
+
+        def post_load(size: int, clients: int, duration: float | None = None, count: int | None = None):
+            bodies = [json.dumps({"value": [self._notification(sub) for _ in range(size)]}).encode()
+                      for _ in range(20)]
+            accepted, latencies, errors = [0] * clients, [[] for _ in range(clients)], [0] * clients
+            start = time.perf_counter()
+            stop_at = start + duration if duration else None
+
+            def client(i):
+                session = requests.Session()
+                session.trust_env = False
+                n = 0
+                while (stop_at and time.perf_counter() < stop_at) or (count and n < count):
+                    t = time.perf_counter()
+                    answer = session.post(url, data=bodies[n % len(bodies)],
+                                          headers={"Content-Type": "application/json"}, timeout=30)
+                    latencies[i].append(time.perf_counter() - t)
+                    if answer.status_code == 202:
+                        accepted[i] += answer.json()["accepted"]
+                    else:
+                        errors[i] += 1
+                    n += 1
+
+            with ThreadPoolExecutor(clients) as pool:
+                list(pool.map(client, range(clients)))
+            elapsed = time.perf_counter() - start
+            return sum(accepted) / elapsed, [x for l in latencies for x in l], sum(errors), sum(accepted)
+
+        def queue_load(clients: int, duration: float):
+            task = json.dumps({"id": uuid.uuid4().hex, "attempt": 0, "tasks": [
+                {"op": "outlook.change", "sub": sub.id, "change": "updated", "event": "AAMkAD" + "x" * 96,
+                 "etag": 'W/"' + "y" * 32 + '"'}]})
+            sent = [0] * clients
+            start = time.perf_counter()
+            stop_at = start + duration
+
+            def client(i):
+                q = QueueClient.from_connection_string(self.stack.azurite.connection_string, "bench-baseline",
+                                                       message_encode_policy=TextBase64EncodePolicy())
+                while time.perf_counter() < stop_at:
+                    q.send_message(task)
+                    sent[i] += 1
+
+            with ThreadPoolExecutor(clients) as pool:
+                list(pool.map(client, range(clients)))
+            return sum(sent) / (time.perf_counter() - start)
+
+        try:
+            self.queue_client("bench-baseline").create_queue()
+        except Exception:
+            pass
+        post_load(1, 1, count=20)     # warm: services built, subscription cached
+        post_load(100, 1, count=5)
+        progress(f"  baseline: {CLIENTS} clients × queue send_message, {INTAKE_SECONDS:.0f} s")
+        base = queue_load(CLIENTS, INTAKE_SECONDS)
+        results, cpu = {}, {}
+        azurite = self.stack.azurite.process.pid
+        for size in (1, 10, 100):
+            progress(f"  app: {CLIENTS} clients × POST of {size} notification(s), {INTAKE_SECONDS:.0f} s")
+            c0 = (host.cpu(), cpu_seconds(azurite), cpu_seconds(os.getpid()), time.perf_counter())
+            results[size] = post_load(size, CLIENTS, duration=INTAKE_SECONDS)
+            c1 = (host.cpu(), cpu_seconds(azurite), cpu_seconds(os.getpid()), time.perf_counter())
+            cpu[size] = [(b - a) / (c1[3] - c0[3]) for a, b in zip(c0[:3], c1[:3])]
+        base2 = queue_load(CLIENTS, INTAKE_SECONDS / 2)  # again, to see drift
+        baseline = (base + base2) / 2
+        for size, (rate, lat, errors, total) in results.items():
+            goal = 1.0 if size == 1 else 2.0
+            self.row(f"1 intake, {size}/POST ({CLIENTS} clients)", f"{rate:,.0f} notif/s",
+                     f"{baseline:,.0f} msg/s send_message", f"{rate / baseline:.2f}×",
+                     f"≥ {goal:g}× baseline" + ("" if size == 1 else " (well above)"),
+                     "met" if rate >= goal * baseline and not errors else "not met")
+            self.notes.append(f"1: {size}/POST: {total:,} accepted, {errors} non-202, p50 answer "
+                              f"{pct(lat, 50) * 1000:.1f} ms, p99 {pct(lat, 99) * 1000:.1f} ms; cores busy: host "
+                              f"{cpu[size][0]:.2f}, Azurite {cpu[size][1]:.2f}, clients+simulators {cpu[size][2]:.2f}")
+        lat100 = results[100][1]
+        p99 = pct(lat100, 99)
+        self.row(f"1 p99 answer, 100/POST ({CLIENTS} clients)", f"{p99 * 1000:.0f} ms", "300 ms limit",
+                 f"{p99 / 0.3:.2f}×", "< 300 ms", "met" if p99 < 0.3 else "not met")
+        _, single, _, _ = post_load(100, 1, count=60)
+        self.notes.append(f"1: baseline send_message runs: {base:,.0f} and {base2:,.0f} msg/s; 100/POST from one "
+                          f"client (no contention): p50 {pct(single, 50) * 1000:.0f} ms, "
+                          f"p99 {pct(single, 99) * 1000:.0f} ms")
+
+    # -- figure 2: requests per change ----------------------------------------------------------
+
+    def _counts(self, g0: int, r0: int) -> dict:
+        graph, rapid = self.stack.graph.log[g0:], self.stack.rapid.log[r0:]
+        api = [e for e in graph if e.path.startswith("/v1.0/")]
+        site = [e for e in rapid if e.path.startswith("/api/")]
+        return {"graph": len(api), "graph_reads": sum(e.method == "GET" for e in api),
+                "graph_detail": Counter(_kind(e.method, e.path) for e in api),
+                "site_reads": sum(e.method == "GET" for e in site),
+                "site_writes": sum(e.method != "GET" for e in site),
+                "tokens": sum("/oauth2/v2.0/token" in e.path for e in graph)}
+
+    def figure2_requests_per_change(self) -> None:
+        progress("figure 2: requests per change (no simulator latency)")
+        self.guarded("2 requests per change", self._requests_per_change)
+
+    def _requests_per_change(self) -> None:
+        from .stack import ORGANISER
+
+        graph, site = self.stack.graph, self.stack.sites["acme/sales"]
+        sim = site.sim
+        results, echoes = {}, {}
+
+        def measure(name, change, pause=True):
+            g0, r0 = len(graph.log), len(self.stack.rapid.log)
+            if pause:
+                graph.pause_notifications()
+            try:
+                change()
+                self.settle()
+            finally:
+                if pause:
+                    g1, r1 = len(graph.log), len(self.stack.rapid.log)
+                    graph.resume_notifications(drop=False)
+            if pause:
+                results[name] = self._counts(g0, r0)
+                self.settle()
+                echoes[name] = self._counts(g1, r1)
+            else:
+                results[name] = self._counts(g0, r0)
+
+        state = {}
+
+        def create():
+            state["item"] = sim.create_item(
+                "Meeting Events", title="Bench: counted", meeting=self.meeting["id"],
+                start_date="2026-12-01T09:00:00Z", end_date="2026-12-01T10:00:00Z", all_day=False,
+                location="Room 1", description="<p>Agenda</p>", invitees=[site.principals["bob@contoso.test"]],
+                guests=[site.contacts["guest@partner.test"]])
+
+        measure("create", create)
+        item_id = state["item"]["id"]
+        measure("update", lambda: sim.update_item("Meeting Events", item_id, title="Bench: counted, renamed"))
+        measure("no-op update", lambda: sim.update_item("Meeting Events", item_id, notes="not a synced column"))
+        event_id = sim.get("Meeting Events", item_id)["sys_external_id"]
+        measure("Outlook change", lambda: graph.outlook_update(ORGANISER, event_id, subject="Bench: renamed in Outlook"),
+                pause=False)
+        measure("delete", lambda: sim.delete_items("Meeting Events", [item_id]))
+
+        def fmt(c):
+            return f"G {c['graph']} (R {c['graph_reads']}) · site R {c['site_reads']} W {c['site_writes']}"
+
+        goals = {"create": (1, None), "update": (1, None), "no-op update": (0, None), "delete": (1, None)}
+        for name, (graph_goal, _) in goals.items():
+            c = results[name]
+            self.row(f"2 requests/change: site {name}", fmt(c), f"Graph {graph_goal}", "—",
+                     f"Graph = {graph_goal}", "met" if c["graph"] == graph_goal else "not met")
+        c = results["Outlook change"]
+        ok = c["graph"] == 1 and c["graph_reads"] == 1 and c["site_writes"] == 1
+        self.row("2 requests/change: Outlook change", fmt(c), "G 1 read · site W 1", "—",
+                 "1 Graph read + 1 site write", "met" if ok else "not met")
+        worst = max(echoes.values(), key=lambda c: (c["graph"], c["site_writes"]))
+        ok = all(e["graph"] <= 1 and e["graph"] == e["graph_reads"] and e["site_writes"] == 0 for e in echoes.values())
+        self.row("2 requests/change: echo (worst of 3)", fmt(worst), "G ≤ 1 read · site W 0", "—",
+                 "0–1 Graph read, 0 site writes", "met" if ok else "not met")
+        for name, c in {**results, **{f"echo of {k}": v for k, v in echoes.items()}}.items():
+            self.notes.append(f"2: {name}: Graph {dict(c['graph_detail']) or '{}'}; site reads {c['site_reads']}, "
+                              f"writes {c['site_writes']}; tokens {c['tokens']}")
+
+    # -- figure 4: throughput -------------------------------------------------------------------
+
+    def figure4_throughput(self) -> None:
+        progress(f"figure 4: {CHANGES} site changes over {ORGANISERS} organisers")
+        self.guarded("4 sync throughput", self._throughput)
+
+    def _throughput(self) -> None:
+        from .stack import AAD_TENANT
+
+        graph, site = self.stack.graph, self.stack.sites["acme/sales"]
+        sim = site.sim
+        self.organisers, self.bench_meetings = [], {}
+        for i in range(ORGANISERS):
+            email = f"organiser{i:02d}@contoso.test"
+            self.stack.user_ids[email] = graph.add_user(AAD_TENANT, email, f"Organiser {i:02d}")
+            site.principals[email] = sim.create_item("Principals", title=f"Organiser {i:02d}", email=email)["id"]
+            self.organisers.append(email)
+        for email in self.organisers:
+            self.bench_meetings[email] = sim.create_item("Meetings", title=f"Bench: {email}",
+                                                         organiser=site.principals[email])["id"]
+        progress(f"  waiting for {ORGANISERS} meetings to register (one Graph subscription each)")
+        wait_until(lambda: all(self.store().subscription_for("acme/sales", e) for e in self.organisers), 120,
+                   "the organisers' subscriptions", interval=0.5)
+        self.settle()
+        graph.latency = self.stack.rapid.latency = LATENCY
+        rng = random.Random(4)
+        plan = [email for email in self.organisers for _ in range(CHANGES // ORGANISERS)]
+        rng.shuffle(plan)
+        with graph.lock:
+            graph._max_inflight.clear()
+        g0, r0, n0 = len(graph.log), len(self.stack.rapid.log), len(self.graph_creates)
+        host = self.main_host
+        cpu0 = {"host": host.cpu(), "azurite": cpu_seconds(self.stack.azurite.process.pid),
+                "bench+simulators": cpu_seconds(os.getpid())}
+        samples0 = host.samples()
+        d0 = len(sim.deliveries)
+        progress(f"  {CHANGES} Meeting Events created in the site (webhooks fire), latency {LATENCY * 1000:.0f} ms")
+        start, start_wall = time.perf_counter(), time.time()
+        for k, email in enumerate(plan):
+            sim.create_item("Meeting Events", title=f"tp-{k}", meeting=self.bench_meetings[email],
+                            start_date=f"2027-01-{1 + k % 28:02d}T09:00:00Z", end_date=f"2027-01-{1 + k % 28:02d}T10:00:00Z",
+                            location="Room 4", invitees=[site.principals["bob@contoso.test"]])
+        injected = time.perf_counter() - start
+
+        def done():
+            return sum(1 for s, _ in self.graph_creates[n0:] if s.startswith("tp-")) >= CHANGES
+
+        wait_until(done, 300, f"{CHANGES} Outlook events", interval=0.1)
+        times = sorted(t for s, t in self.graph_creates[n0:] if s.startswith("tp-"))
+        elapsed = times[-1] - start
+        webhooks_done = max((d.time for d in sim.deliveries[d0:]), default=0)
+        cpu1 = {"host": host.cpu(), "azurite": cpu_seconds(self.stack.azurite.process.pid),
+                "bench+simulators": cpu_seconds(os.getpid())}
+        samples = host.samples() - samples0
+        max_conc = graph.max_concurrency()
+        per_mailbox = Counter(graph._max_inflight.values())
+        counts = self._counts(g0, r0)
+        rate = CHANGES / elapsed * 60
+        lo, hi = times[len(times) // 10], times[len(times) * 9 // 10]
+        steady = (len(times) * 8 // 10) / (hi - lo) * 60 if hi > lo else float("nan")
+        ceiling = ORGANISERS * 4 / LATENCY * 60  # requests/min at 4 in flight per mailbox; 1 Graph request per change
+        self.row(f"4 throughput, {CHANGES} changes / {ORGANISERS} organisers", f"{rate:,.0f} changes/min",
+                 f"{ceiling:,.0f}/min ceiling", f"{rate / ceiling:.1%}", "≥ 80% of ceiling",
+                 "met" if rate >= 0.8 * ceiling else "not met")
+        self.row("4 max concurrent Graph requests / mailbox", f"{max_conc}", "4 (Outlook limit)",
+                 f"{max_conc / 4:.2f}×", "never > 4", "met" if max_conc <= 4 else "not met")
+        self.settle(180)
+        total_cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
+        busy = sum(samples.values()) - samples.get("idle (no job)", 0)
+        top = ", ".join(f"{k} {v / max(1, busy):.0%}" for k, v in samples.most_common(9) if k != "idle (no job)")
+        self.notes.append(
+            f"4: {elapsed:.1f} s for {CHANGES} changes (the site created them in {injected:.2f} s; its webhooks "
+            f"were all answered 202 by {webhooks_done - start_wall:.1f} s); steady 10–90% rate {steady:,.0f}/min = {steady / 60:.1f}/s. Ceiling = {ORGANISERS} mailboxes × "
+            f"4 concurrent ÷ {LATENCY:.1f} s = {ORGANISERS * 4 / LATENCY:,.0f} Graph requests/s, 1 request per change.")
+        self.notes.append(
+            f"4: in the window: Graph {counts['graph']} requests ({counts['graph'] / CHANGES:.2f}/change: "
+            f"{dict(counts['graph_detail'].most_common(4))}), site reads {counts['site_reads']} "
+            f"({counts['site_reads'] / CHANGES:.2f}/change), site writes {counts['site_writes']}; "
+            f"per-mailbox peak concurrency histogram {dict(sorted(per_mailbox.items()))}")
+        self.notes.append(
+            f"4: CPU seconds in the window ({elapsed:.1f} s wall × 2 cores = {elapsed * 2:.0f} core-s): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in total_cpu.items()))
+        self.notes.append(f"4: worker threads' wall time (sampled, busy = not idle {busy / max(1, sum(samples.values())):.0%} of "
+                          f"thread-samples; host runs 16+8=24 jobs at once): {top}")
+
+    # -- figure 6: propagation ------------------------------------------------------------------
+
+    def figure6_propagation(self) -> None:
+        progress("figure 6: propagation latency")
+        self.guarded("6 propagation", self._propagation)
+
+    def _pairs(self):
+        """Linked (item id, event id, mailbox) from figure 4's events."""
+        sim = self.stack.sites["acme/sales"].sim
+        organiser_of = {mid: email for email, mid in self.bench_meetings.items()}
+        pairs = [(str(i["id"]), i["sys_external_id"], organiser_of[i["meeting"]])
+                 for i in sim.items("Meeting Events")
+                 if str(i.get("title", "")).startswith("tp-") and i.get("sys_external_id")]
+        random.Random(6).shuffle(pairs)
+        return pairs
+
+    def _change(self, kind: str, pair, tag: str) -> dict:
+        item_id, event_id, mailbox = pair
+        site = self.stack.sites["acme/sales"].sim
+        if kind == "s2o":
+            site.update_item("Meeting Events", item_id, title=tag)
+        else:
+            self.stack.graph.outlook_update(mailbox, event_id, subject=tag)
+        return {"kind": kind, "item": item_id, "event": event_id, "tag": tag, "at": time.time()}
+
+    def _latency(self, change: dict, d_index: int, n_index: int) -> float | None:
+        """Seconds from the 202 that started it to the other side having the change; None if not there."""
+        if change["kind"] == "s2o":
+            site = self.stack.sites["acme/sales"].sim
+            start = next((d.time for d in site.deliveries[d_index:] if d.status == 202 and d.trigger == "Item Updated"
+                          and isinstance(d.body, dict) and str(d.body.get("id")) == change["item"]
+                          and d.body.get("title") == change["tag"]), None)
+            end = next((t for e, s, t in self.graph_updates if e == change["event"] and s == change["tag"]), None)
+        else:
+            start = next((d.time for d in self.stack.graph.notifications_sent[n_index:]
+                          if d.status == 202 and d.time >= change["at"]
+                          and any((v.get("resourceData") or {}).get("id") == change["event"] for v in d.body["value"])),
+                         None)
+            end = next((t for i, title, via, t in self.site_updates
+                        if i == change["item"] and title == change["tag"] and via == "api"), None)
+        return None if start is None or end is None else end - start
+
+    def _landed(self, change: dict) -> bool:
+        if change["kind"] == "s2o":
+            return any(e == change["event"] and s == change["tag"] for e, s, _ in self.graph_updates[-2000:])
+        return any(i == change["item"] and title == change["tag"] and via == "api"
+                   for i, title, via, _ in self.site_updates[-2000:])
+
+    def _steady(self, pairs, each: int, label: str, timeout: float) -> dict:
+        rng = random.Random(len(label))
+        plan = []
+        for kind, offset in (("s2o", 0), ("o2s", each)):
+            t = 0.0
+            for k in range(each):
+                t += rng.expovariate(PROP_RATE)
+                plan.append((t, kind, pairs[offset + k]))
+        plan.sort(key=lambda p: p[0])
+        d_index = len(self.stack.sites["acme/sales"].sim.deliveries)
+        n_index = len(self.stack.graph.notifications_sent)
+        changes = []
+        start = time.perf_counter()
+        for n, (t, kind, pair) in enumerate(plan):
+            delay = start + t - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            changes.append(self._change(kind, pair, f"{label}-{kind}-{n}"))
+        sent = time.perf_counter() - start
+        try:
+            wait_until(lambda: all(self._landed(c) for c in changes), timeout, f"{label} changes to land", 0.1)
+        except TimeoutError as e:
+            progress(f"  {e}")
+        self.stack.graph.wait_idle(30)
+        lat = defaultdict(list)
+        lost = Counter()
+        for c in changes:
+            value = self._latency(c, d_index, n_index)
+            if value is None:
+                lost[c["kind"]] += 1
+            else:
+                lat[c["kind"]].append(value)
+        return {"lat": lat, "lost": lost, "sent": sent}
+
+    def _idle_probes(self, pairs, label: str, timeout: float) -> list[float]:
+        rng = random.Random(7)
+        out = []
+        for n in range(IDLE_PROBES):
+            self.settle()
+            time.sleep(rng.uniform(*IDLE_GAP))
+            d_index = len(self.stack.sites["acme/sales"].sim.deliveries)
+            n_index = len(self.stack.graph.notifications_sent)
+            kind = ("s2o", "o2s")[n % 2]
+            change = self._change(kind, pairs[n], f"{label}-idle-{kind}-{n}")
+            try:
+                wait_until(lambda: self._landed(change), timeout, "an isolated change", 0.05)
+            except TimeoutError:
+                continue
+            self.stack.graph.wait_idle(30)
+            value = self._latency(change, d_index, n_index)
+            if value is not None:
+                out.append(value)
+        return out
+
+    def _propagation(self) -> None:
+        pairs = self._pairs()
+        need = 2 * PROP_EACH + 2 * PROP_BASELINE_EACH + 2 * IDLE_PROBES
+        if len(pairs) < need:
+            raise RuntimeError(f"only {len(pairs)} linked events from figure 4; need {need}")
+        self.settle()
+        progress(f"  tuned host: {PROP_EACH} changes each way, Poisson {PROP_RATE:g}/s each way, "
+                 f"latency {LATENCY * 1000:.0f} ms")
+        tuned = self._steady(pairs[:2 * PROP_EACH], PROP_EACH, "p6", 120)
+        self.settle(120)
+        progress(f"  tuned host: {IDLE_PROBES} isolated changes after {IDLE_GAP[0]:g}–{IDLE_GAP[1]:g} s idle")
+        a, b, c = 2 * PROP_EACH, 2 * PROP_EACH + IDLE_PROBES, 2 * PROP_EACH + IDLE_PROBES + 2 * PROP_BASELINE_EACH
+        tuned_idle = self._idle_probes(pairs[a:b], "p6", 30)
+
+        progress("  restarting the worker host with the Functions defaults (maxPollingInterval 1 min)")
+        self.settle()
+        self.stop_main_host()
+        self.start_main_host("worker-default-polling", DEFAULT_QUEUE_SETTINGS)
+        time.sleep(1.0)
+        progress(f"  default host: {PROP_BASELINE_EACH} changes each way, same arrivals")
+        base = self._steady(pairs[b:c], PROP_BASELINE_EACH, "p6b", 180)
+        self.settle(180)
+        progress(f"  default host: {IDLE_PROBES} isolated changes after {IDLE_GAP[0]:g}–{IDLE_GAP[1]:g} s idle")
+        base_idle = self._idle_probes(pairs[c:c + IDLE_PROBES], "p6b", 90)
+        self.settle(120)
+        self.stop_main_host()
+        self.start_main_host("worker")
+
+        for kind, name in (("s2o", "site→Outlook"), ("o2s", "Outlook→site")):
+            m, b = tuned["lat"][kind], base["lat"][kind]
+            p95, b95 = pct(m, 95), pct(b, 95)
+            self.row(f"6 {name} p50 / p95 (n={len(m)}, steady)", f"{pct(m, 50):.2f} / {p95:.2f} s",
+                     f"{pct(b, 50):.2f} / {b95:.2f} s (n={len(b)})", f"{p95 / b95:.2f}×", "p95 < 2 s",
+                     "met" if p95 < 2 and len(m) == PROP_EACH else "not met")
+            if tuned["lost"][kind] or base["lost"][kind]:
+                self.notes.append(f"6: {name}: {tuned['lost'][kind]} tuned and {base['lost'][kind]} baseline "
+                                  f"changes not seen on the other side in time (counted as not met)")
+        p95, b95 = pct(tuned_idle, 95), pct(base_idle, 95)
+        self.row(f"6 after {IDLE_GAP[0]:g}–{IDLE_GAP[1]:g} s idle p50 / p95 (n={len(tuned_idle)})",
+                 f"{pct(tuned_idle, 50):.2f} / {p95:.2f} s", f"{pct(base_idle, 50):.2f} / {b95:.2f} s (n={len(base_idle)})",
+                 f"{p95 / b95:.2f}×", "p95 < 2 s", "met" if p95 < 2 else "not met")
+        self.notes.append(
+            f"6: steady = changes arriving as a Poisson process ({PROP_RATE:g}/s each way, both ways at once, sent "
+            f"over {tuned['sent']:.0f} s); baseline = the same arrivals ({PROP_BASELINE_EACH} each way, fewer to "
+            f"keep the run short) on a host with the Functions defaults {DEFAULT_QUEUE_SETTINGS}. Idle probes: one "
+            f"change at a time, alternating direction, each after the work settled plus {IDLE_GAP[0]:g}–{IDLE_GAP[1]:g} s. "
+            f"Start = the site webhook's or Graph notification's 202 ({SIM_CLOCK_NOTE}).")
+        self.notes.append(f"6: idle probes, seconds: tuned {[round(x, 2) for x in tuned_idle]}, "
+                          f"default polling {[round(x, 2) for x in base_idle]}")
+
+    # -- figure 3: renewal ----------------------------------------------------------------------
+
+    def figure3_renewal(self) -> None:
+        progress(f"figure 3: renewal of {BULK_SUBS:,} subscriptions")
+        self.guarded("3 renewal", self._renewal)
+
+    def _renewal(self) -> None:
+        import requests
+
+        from shared.mapping import format_utc
+        from shared.store import Subscription
+
+        from .sim.graph import Subscription as SimSubscription
+        from .stack import AAD_TENANT, CLIENT_ID, MASTER_KEY
+
+        graph = self.stack.graph
+        store = self.store()
+        graph.latency = LATENCY
+        expires = datetime.now(timezone.utc) + timedelta(minutes=50)  # inside the 2-hour renewal horizon
+        url = self.stack.function_url("graph/notifications")
+        mailboxes = []
+        for m in range(BULK_MAILBOXES):
+            email = f"bulk{m:02d}@contoso.test"
+            mailboxes.append((email, graph.add_user(AAD_TENANT, email, f"Bulk {m:02d}")))
+        subs = []
+        progress(f"  {BULK_SUBS:,} subscriptions put straight into the Graph simulator ({BULK_MAILBOXES} mailboxes, "
+                 f"{BULK_SUBS // BULK_MAILBOXES} each) and the app's table (100 per transaction)")
+        with graph.lock:
+            for n in range(BULK_SUBS):
+                email, uid = mailboxes[n % BULK_MAILBOXES]
+                sub = SimSubscription(str(uuid.uuid4()), AAD_TENANT, CLIENT_ID, uid, f"users/{uid}/events",
+                                      "created,updated,deleted", url, url, f"bulk-{n}", expires)
+                graph._subs[sub.id] = sub
+                subs.append(Subscription(id=sub.id, site="acme/sales", mailbox=email, user_id=uid,
+                                         resource=sub.resource, client_state=sub.client_state,
+                                         expires=format_utc(expires), aad_tenant=AAD_TENANT))
+        table = store._table("subscriptions")
+        chunks = [subs[i:i + 100] for i in range(0, len(subs), 100)]
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda c: table.submit_transaction([("upsert", store._sub_entity(s)) for s in c]), chunks))
+
+        progress(f"  renewal: POST /admin/functions/subscription_renewer (Graph latency {LATENCY * 1000:.0f} ms)")
+        g0, i0 = len(graph.log), len(graph.batch_inner_requests)
+        cpu0 = self.main_host.cpu()
+        t = time.perf_counter()
+        answer = requests.post(f"{self.stack.host_url}/admin/functions/subscription_renewer",
+                               headers={"x-functions-key": MASTER_KEY}, json={}, timeout=600)
+        wall = time.perf_counter() - t
+        cpu = self.main_host.cpu() - cpu0
+        if answer.status_code != 202:
+            raise RuntimeError(f"renewer answered {answer.status_code}")
+        used = sum(1 for e in graph.log[g0:] if e.path.startswith("/v1.0/"))
+        inner = len(graph.batch_inner_requests) - i0
+        horizon = datetime.now(timezone.utc) + timedelta(minutes=4000)
+        with graph.lock:
+            renewed = sum(1 for s in subs if graph._subs[s.id].expiration > horizon)
+        stored = sum(1 for s in random.Random(3).sample(subs, 50)
+                     if datetime.fromisoformat(store.get_subscription(s.id).expires.replace("Z", "+00:00")) > horizon)
+
+        progress(f"  baseline: one PATCH per subscription + one table update, {RENEW_SAMPLE} of them, 8 workers")
+        sample = random.Random(5).sample(subs, RENEW_SAMPLE)
+        token = graph.mint_token(AAD_TENANT, CLIENT_ID)  # straight from the simulator: no token request counted
+        local = threading.local()
+        new_expiry = format_utc(datetime.now(timezone.utc) + timedelta(minutes=4229))
+        from azure.data.tables import UpdateMode
+
+        def one(sub):
+            if not hasattr(local, "session"):
+                local.session = graph.http_session()
+            r = local.session.patch(f"{graph.graph_url}/subscriptions/{sub.id}", json={"expirationDateTime": new_expiry},
+                                    headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            r.raise_for_status()
+            table.update_entity({"PartitionKey": "sub", "RowKey": sub.id, "expires": r.json()["expirationDateTime"]},
+                                mode=UpdateMode.MERGE)
+
+        g1 = len(graph.log)
+        t = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(one, sample))
+        base_wall = (time.perf_counter() - t) * BULK_SUBS / RENEW_SAMPLE
+        base_used = sum(1 for e in graph.log[g1:] if e.path.startswith("/v1.0/")) * BULK_SUBS // RENEW_SAMPLE
+
+        self.row(f"3 renewal of {BULK_SUBS:,}: Graph requests", f"{used:,}",
+                 f"{base_used:,} one-by-one (extrapolated)", f"{used / base_used:.3f}×", "≤ 500",
+                 "met" if used <= 500 and renewed == BULK_SUBS else "not met")
+        self.row(f"3 renewal of {BULK_SUBS:,}: wall time", f"{wall:.1f} s",
+                 f"{base_wall:.0f} s one-by-one (extrapolated)", f"{wall / base_wall:.2f}×", "< 60 s",
+                 "met" if wall < 60 and renewed == BULK_SUBS else "not met")
+        self.notes.append(
+            f"3: {renewed:,}/{BULK_SUBS:,} renewed in the Graph simulator, {stored}/50 sampled table rows carry the new "
+            f"expiry; {used} outer requests carried {inner:,} inner requests ($batch of 20); host CPU {cpu:.1f} s of "
+            f"{wall:.1f} s wall. Baseline: {RENEW_SAMPLE} sampled subscriptions, one PATCH + one table merge each, "
+            f"8 concurrent (as renew_due's 8 workers), × {BULK_SUBS // RENEW_SAMPLE} — extrapolated, not measured "
+            f"at full size. The 10,000 were inserted directly into the simulator's state (no validation handshakes).")
+
+    # -- tokens ---------------------------------------------------------------------------------
+
+    def tokens_row(self) -> None:
+        graph = self.stack.graph
+        per = Counter()
+        for e in graph.log:
+            if "/oauth2/v2.0/token" not in e.path:
+                continue
+            tenant = e.path.strip("/").split("/")[0]
+            scope = (e.body or {}).get("scope", "?") if isinstance(e.body, dict) else "?"
+            host = next((h.name + f"#{n}" for n, h in enumerate(self.hosts)
+                         if h.started and h.started <= e.time <= (h.stopped or float("inf"))), "other")
+            per[(host, tenant[:8], scope.split("/.default")[0].split()[-1])] += 1
+        worst = max(per.values(), default=0)
+        tenants = {t for _, t, _ in per}
+        self.row("2 tokens per (tenant, resource, host process)", f"max {worst} (total {sum(per.values())})",
+                 "1 per token lifetime (3599 s)", f"{worst:.0f}×", "≤ 1", "met" if worst <= 1 else "not met")
+        self.notes.append(f"2: token requests over the whole run ({len(tenants)} tenant(s), "
+                          f"{len({h for h, _, _ in per})} host process(es) that asked): "
+                          + ", ".join(f"{h} {t}… {s}: {n}" for (h, t, s), n in sorted(per.items())))
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def print_table(self) -> None:
+        order = lambda r: r["figure"][:1]  # noqa: E731
+        rows = sorted(self.rows, key=order)
+        heads = {"figure": "figure", "measured": "measured", "baseline": "baseline / limit", "ratio": "ratio",
+                 "goal": "goal", "met": "met?"}
+        widths = {k: max(len(h), *(len(str(r[k])) for r in rows)) for k, h in heads.items()}
+        line = lambda r: " | ".join(str(r[k]).ljust(widths[k]) for k in heads)  # noqa: E731
+        cores = os.cpu_count()
+        print(f"rapid-meetings benchmark — {datetime.now().astimezone():%Y-%m-%d %H:%M %Z} — "
+              f"{platform.node()}, {cores} cores, Python {platform.python_version()}, run time {self.total:.0f} s")
+        print("Baselines: 1 one Azure queue send_message per notification, same Azurite, same 8 client threads; "
+              f"2 the goal counts; 3 one PATCH (+ table update) per subscription, {RENEW_SAMPLE} measured × "
+              f"{BULK_SUBS // RENEW_SAMPLE};")
+        print(f"  4 Graph's ceiling: 50 mailboxes × 4 concurrent ÷ {LATENCY * 1000:.0f} ms; 5 importing azure.functions "
+              "alone in a fresh interpreter; 6 same changes on a host with the Functions default queue polling "
+              "(maxPollingInterval 1 min).")
+        print(f"  Graph + RAPID simulator latency {LATENCY * 1000:.0f} ms per API request for 3, 4 and 6 (none for 1, 2, 5). "
+              "ratio = measured ÷ baseline.")
+        print()
+        print(line(heads))
+        print("-+-".join("-" * widths[k] for k in heads))
+        for r in rows:
+            print(line(r))
+        print()
+        for note in self.notes:
+            print(f"  - {note}")
+        missed = [r["figure"] for r in rows if r["met"] != "met"]
+        print()
+        print(f"goals not met: {len(missed)} of {len(rows)}" + (": " + "; ".join(missed) if missed else ""))
+        print(f"total run time {self.total:.0f} s")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--child-host", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--no-triggers", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--overrides", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--sample", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child_host:
+        return child_host(args)
+    logging.basicConfig(level=logging.WARNING)
+    return Bench().run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
