@@ -166,7 +166,7 @@ class Workload:
 
     def pick(self) -> int | None:
         live = self.live()
-        for _ in range(12):
+        for _ in range(40):
             if not live:
                 return None
             item_id = self.rng.choice(live)
@@ -332,7 +332,7 @@ def run(site_changes: int = 300, outlook_changes: int = 200, seed: int = 7, verb
         total = site_changes + outlook_changes
         site_left, outlook_left = site_changes - work.summary.site_changes, outlook_changes
         # the workload arrives over `duration` seconds; the outages come a third and a half of the way in
-        duration = max(10.0, total * 0.06)
+        duration = max(10.0, total * 0.1)
         begin, outage, stopped_storage = time.monotonic(), 0.0, False
         for step in range(site_left + outlook_left):
             due = begin + duration * step / total

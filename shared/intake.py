@@ -13,6 +13,7 @@ from .errors import BadRequest, NotFound, PayloadTooLarge
 from .mapping import lookup_ids
 
 MAX_BODY = 1024 * 1024
+MAX_ID_BYTES = 300
 
 
 def parse_json(body: bytes):
@@ -52,6 +53,8 @@ def item_id(item, where: str) -> str:
         raise BadRequest(f"{where}: 'id' {text[:40]!r} is empty, too long or has control characters or lone surrogates")
     if isinstance(value, int) and value < 0:
         raise BadRequest(f"{where}: 'id' must not be negative")
+    if len(text.encode("utf-8")) > MAX_ID_BYTES:  # escaped, it must fit a 1 KiB Table Storage key
+        raise BadRequest(f"{where}: 'id' is longer than {MAX_ID_BYTES} bytes")
     return text
 
 

@@ -51,7 +51,7 @@ class Subscription:
     mailbox: str
     user_id: str
     resource: str
-    client_state: str
+    client_state: str = field(repr=False)  # a secret: never in a log line
     expires: str
     aad_tenant: str
     delta_link: str = ""
