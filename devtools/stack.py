@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from .azurite import ROOT, Azurite, free_port, wait_for_port
 from .sim import GraphSimulator, RapidSimulator
+from .sim.rapid import MEETINGS_WEBHOOKS
 
 AAD_TENANT = "8f3c1b2a-0d4e-4c5f-9a6b-7c8d9e0f1a2b"
 OTHER_TENANT = "2b1a0f9e-8d7c-4b6a-9f5c-4e0d2a1b3c8f"
@@ -28,16 +29,9 @@ ORGANISER = "alice@contoso.test"
 PEOPLE = {"alice@contoso.test": "Alice Organiser", "bob@contoso.test": "Bob Invitee",
           "carol@contoso.test": "Carol Invitee"}
 GUESTS = {"guest@partner.test": "Gina Guest"}
-WEBHOOKS = [
-    ("Meetings", "Item Created", "meeting/create"),
-    ("Meeting Events", "Item Created", "event/create"),
-    ("Meeting Events", "Item Updated", "event/update"),
-    ("Meeting Events", "Item Deleted", "event/delete"),
-    ("Meeting Events", "Items Deleted", "event/delete"),
-    ("Meeting Subscriptions", "Item Updated", "subscriptions/update"),
-    ("Meeting Subscriptions", "Items Deleted", "subscriptions/delete"),
-    ("Meeting Subscriptions", "Item Deleted", "subscriptions/delete"),
-]
+# The seven internal webhooks of the RAPID integration guide, and one it lacks: a single Meeting
+# Subscriptions deletion fires "Item Deleted", which must reach the app too.
+WEBHOOKS = MEETINGS_WEBHOOKS + (("Meeting Subscriptions", "Item Deleted", "subscriptions/delete"),)
 
 
 @dataclass
