@@ -3,6 +3,8 @@ build a Graph URL. Errors come out typed (see remote.checked)."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from urllib.parse import quote
 
 import requests
@@ -18,22 +20,42 @@ UTC_PREFER = 'outlook.timezone="UTC"'
 BATCH_LIMIT = 20
 
 
+MAILBOX_CONCURRENCY = 4  # Outlook's limit per app and mailbox
+
+
 def _user(mailbox: str) -> str:
     return f"/users/{quote(mailbox, safe='@')}"
 
 
+class MailboxLimiter:
+    """At most 4 requests in flight to one mailbox from this process, as Outlook allows."""
+
+    def __init__(self, limit: int = MAILBOX_CONCURRENCY):
+        self._limit = limit
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+
+    def slot(self, mailbox: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            return self._slots.setdefault(mailbox.lower(), threading.BoundedSemaphore(self._limit))
+
+
 class GraphClient:
-    def __init__(self, settings: Settings, site: SiteConfig, session: requests.Session, tokens: Tokens):
+    def __init__(self, settings: Settings, site: SiteConfig, session: requests.Session, tokens: Tokens,
+                 limiter: MailboxLimiter | None = None):
         self._base = settings.graph_url
         self._site = site
         self._session = session
         self._tokens = tokens
+        self._limiter = limiter or MailboxLimiter()
 
     def _call(self, method: str, path: str, what: str, headers: dict | None = None, **kwargs):
         token = self._tokens.token(self._site, GRAPH_SCOPE)
         url = path if path.startswith("https://") else self._base + path
-        return send(self._session, method, url, f"Graph {what}",
-                    headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)
+        mailbox = url[len(self._base):].split("/")[2] if url.startswith(self._base + "/users/") else None
+        with self._limiter.slot(mailbox) if mailbox else contextlib.nullcontext():
+            return send(self._session, method, url, f"Graph {what}",
+                        headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)
 
     # -- events
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from .config import Settings, SiteConfig
 from .errors import JobAbandoned, PreconditionFailed, RemoteNotFound
-from .graph import GraphClient
+from .graph import GraphClient, MailboxLimiter
 from .mapping import Synced, lookup_ids, outlook_patch, outlook_payload, synced_from_outlook, synced_from_site
 from .rapid import RapidClient
 from .reconcile import reconcile
@@ -41,6 +41,7 @@ class Services:
         self.queue = WorkQueue(settings.storage, settings.work_queue)
         self.session = new_session(settings.ca_bundle)
         self.tokens = Tokens(settings, self.session)
+        self.mailboxes = MailboxLimiter()
         self._graph: dict[str, GraphClient] = {}
         self._rapid: dict[str, RapidClient] = {}
         self._subscriptions: dict[str, tuple[float, object]] = {}
@@ -58,7 +59,7 @@ class Services:
 
     def graph(self, site: SiteConfig) -> GraphClient:
         if site.key not in self._graph:
-            self._graph[site.key] = GraphClient(self.settings, site, self.session, self.tokens)
+            self._graph[site.key] = GraphClient(self.settings, site, self.session, self.tokens, self.mailboxes)
         return self._graph[site.key]
 
     def rapid(self, site: SiteConfig) -> RapidClient:

@@ -123,3 +123,19 @@ def test_an_item_whose_meeting_has_no_organiser_is_dropped_with_a_reason(stack, 
     settle(stack)
     assert not outlook_events(stack, "Orphan")
     assert any("has no organiser" in r.getMessage() for r in caplog.records)
+
+
+def test_no_more_than_four_requests_reach_one_mailbox_at_once(stack, site):
+    meeting = new_meeting(site)
+    settle(stack)
+    stack.graph.reset_log()
+    stack.graph.latency, stack.graph.enforce_concurrency_limit = 0.2, True
+    try:
+        for n in range(12):
+            new_event(site, meeting, title=f"Burst {n}")
+        settle(stack)
+    finally:
+        stack.graph.latency, stack.graph.enforce_concurrency_limit = 0.0, False
+    assert len([e for e in outlook_events(stack) if e["subject"].startswith("Burst ")]) == 12
+    assert stack.graph.max_concurrency(ORGANISER) <= 4
+    assert not [e for e in stack.graph.log if e.status == 429]
