@@ -7,7 +7,6 @@ import json
 import logging
 
 import azure.functions as func
-from azure.core.exceptions import AzureError
 
 from shared.config import ConfigError, get_settings
 from shared.errors import BadRequest, NotFound, StorageUnavailable
@@ -17,7 +16,7 @@ log = logging.getLogger("rapid_meetings")
 
 @functools.cache
 def services():
-    from shared.sync import Services  # imported on first use: keeps cold start light
+    from shared.services import Services  # imported on first use: keeps cold start light
 
     return Services(get_settings())
 
@@ -39,11 +38,16 @@ def answers(handler):
         except StorageUnavailable as e:
             log.error("%s %s not persisted: %s", req.method, req.url.split("?")[0], e)
             return json_response(503, {"error": "StorageUnavailable", "message": "could not persist the work; retry"})
-        except AzureError as e:  # storage failed while reading (e.g. a subscription lookup): the caller retries
-            log.error("%s %s storage unavailable: %s", req.method, req.url.split("?")[0], type(e).__name__)
-            return json_response(503, {"error": "StorageUnavailable", "message": "storage is unavailable; retry"})
         except ConfigError as e:
             log.error("configuration error: %s", e)
             return json_response(500, {"error": "ConfigError", "message": "the app is misconfigured; see its logs"})
+        except Exception as e:
+            from azure.core.exceptions import AzureError  # imported only when something failed
+
+            if not isinstance(e, AzureError):
+                raise
+            # storage failed while reading (e.g. a subscription lookup): the caller retries
+            log.error("%s %s storage unavailable: %s", req.method, req.url.split("?")[0], type(e).__name__)
+            return json_response(503, {"error": "StorageUnavailable", "message": "storage is unavailable; retry"})
 
     return wrapper

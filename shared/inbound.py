@@ -14,7 +14,8 @@ from .errors import JobAbandoned, RemoteNotFound
 from .mapping import synced_from_outlook, synced_from_site
 from .reconcile import reconcile
 from .store import Subscription
-from .sync import Services, _say, outlook_event_removed
+from .services import Services
+from .sync import _say, outlook_event_removed
 
 log = logging.getLogger("rapid_meetings")
 

@@ -66,6 +66,7 @@ class Tokens:
         self._settings = settings
         self._session = session
         self._apps: dict[tuple, msal.ConfidentialClientApplication] = {}
+        self._acquiring: dict[tuple, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def _app(self, site: SiteConfig) -> msal.ConfidentialClientApplication:
@@ -80,8 +81,12 @@ class Tokens:
             return self._apps[key]
 
     def token(self, site: SiteConfig, scope: str) -> str:
+        app = self._app(site)
+        with self._lock:
+            acquiring = self._acquiring.setdefault((site.aad_tenant, site.client_id, scope), threading.Lock())
         try:
-            result = self._app(site).acquire_token_for_client(scopes=[scope])
+            with acquiring:  # with an empty cache, one thread asks the token endpoint; the others get its token
+                result = app.acquire_token_for_client(scopes=[scope])
         except (requests.RequestException, ValueError) as e:
             raise TransientError(f"token for {site.key}: {type(e).__name__}") from e
         if "access_token" not in result:

@@ -21,7 +21,7 @@ from .graph import BATCH_LIMIT
 from .inbound import apply_outlook_change
 from .mapping import format_utc, lookup_ids, parse_utc
 from .store import Conflict, Meeting, Subscription
-from .sync import Services
+from .services import Services
 
 log = logging.getLogger("rapid_meetings")
 CLAIM_RETRY_SECONDS = 2
@@ -197,7 +197,7 @@ def handle_lifecycle(svc: Services, sub_id: str, event: str) -> str:
     raise JobAbandoned(f"unknown lifecycle event {event!r}")
 
 
-def renew_due(svc: Services, workers: int = 8) -> dict:
+def renew_due(svc: Services, workers: int = 16) -> dict:
     """Renew every subscription expiring within the horizon, 20 per $batch; recreate what Graph lost."""
     horizon = svc.clock() + RENEW_HORIZON
     due = [s for s in svc.store.subscriptions() if not s.expires or parse_utc(s.expires) <= horizon]
@@ -211,7 +211,6 @@ def renew_due(svc: Services, workers: int = 8) -> dict:
             renewed += subs
             for key, count in counts.items():
                 totals[key] += count
-    svc.store.set_expiries({sub.id: sub.expires for sub in renewed})
     for key in {sub.site.lower() for sub in renewed}:
         users = defaultdict(list)
         for meeting in svc.store.meetings(svc.settings.sites[key].key):
@@ -246,6 +245,7 @@ def _renew_chunk(svc: Services, site_key: str, subs: list[Subscription]) -> tupl
         else:
             log.warning("site=%s sub=%s renewal answered %s: retried on the next run", site.key, sub.id, status)
             counts["failed"] += 1
+    svc.store.set_expiries({sub.id: sub.expires for sub in renewed})  # while other workers wait on Graph
     return counts, renewed
 
 

@@ -7,65 +7,18 @@ runs, so duplicated, late or reordered deliveries cannot roll anything back.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 
-from .config import Settings, SiteConfig
+from .config import SiteConfig
 from .errors import JobAbandoned, PreconditionFailed, RemoteNotFound
-from .graph import GraphClient, MailboxLimiter
 from .mapping import Synced, lookup_ids, outlook_patch, outlook_payload, synced_from_outlook, synced_from_site
-from .rapid import RapidClient
 from .reconcile import reconcile
-from .remote import Tokens, new_session
-from .store import Conflict, EventLink, Store
-from .work_queue import WorkQueue
+from .services import Services
+from .store import Conflict, EventLink
 
 log = logging.getLogger("rapid_meetings")
-SUBSCRIPTION_CACHE_SECONDS = 60
 TRANSACTION_NS = uuid.UUID("5f2b0c8e-7d8a-4f6e-9a51-2c1f3e4d5a6b")
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-class Services:
-    """Everything the engine talks to, built once per process (no I/O until first used)."""
-
-    def __init__(self, settings: Settings, clock=utcnow):
-        self.settings = settings
-        self.clock = clock
-        self.store = Store(settings.storage)
-        self.queue = WorkQueue(settings.storage, settings.work_queue)
-        self.session = new_session(settings.ca_bundle)
-        self.tokens = Tokens(settings, self.session)
-        self.mailboxes = MailboxLimiter()
-        self._graph: dict[str, GraphClient] = {}
-        self._rapid: dict[str, RapidClient] = {}
-        self._subscriptions: dict[str, tuple[float, object]] = {}
-
-    def find_subscription(self, sub_id: str):
-        """A subscription by id, cached for a minute: notification intake must answer fast."""
-        now = time.monotonic()
-        cached = self._subscriptions.get(sub_id)
-        if cached and now - cached[0] < SUBSCRIPTION_CACHE_SECONDS:
-            return cached[1]
-        sub = self.store.get_subscription(sub_id)
-        if sub is not None:
-            self._subscriptions[sub_id] = (now, sub)
-        return sub
-
-    def graph(self, site: SiteConfig) -> GraphClient:
-        if site.key not in self._graph:
-            self._graph[site.key] = GraphClient(self.settings, site, self.session, self.tokens, self.mailboxes)
-        return self._graph[site.key]
-
-    def rapid(self, site: SiteConfig) -> RapidClient:
-        if site.key not in self._rapid:
-            self._rapid[site.key] = RapidClient(site, self.session, self.tokens)
-        return self._rapid[site.key]
 
 
 @dataclass(frozen=True)

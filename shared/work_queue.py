@@ -10,7 +10,7 @@ import hashlib
 import json
 import uuid
 
-from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from .config import StorageAccount
@@ -65,10 +65,13 @@ class WorkQueue:
 
     def send(self, job: dict, delay_seconds: float = 0) -> str:
         """Persist a job; raises StorageUnavailable when it could not be."""
+        text, delay = json.dumps(job, ensure_ascii=False), max(0, int(round(delay_seconds))) or None
         try:
-            self._ensure()
-            self._client.send_message(json.dumps(job, ensure_ascii=False),
-                                      visibility_timeout=max(0, int(round(delay_seconds))) or None)
+            try:
+                self._client.send_message(text, visibility_timeout=delay)
+            except ResourceNotFoundError:  # the first send to a new queue: create it, once
+                self._ensure()
+                self._client.send_message(text, visibility_timeout=delay)
         except AzureError as e:
             raise StorageUnavailable(f"could not persist job to queue {self.name}: {type(e).__name__}") from e
         return job["id"]

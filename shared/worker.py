@@ -14,7 +14,8 @@ from .errors import JobAbandoned, PreconditionFailed, Throttled, TransientError
 from .store import Conflict
 from .inbound import apply_outlook_change
 from .subscriptions import apply_subscription_item, handle_lifecycle, register_meeting, remove_subscription_item
-from .sync import Services, apply_site_event
+from .services import Services
+from .sync import apply_site_event
 from .work_queue import new_job
 
 log = logging.getLogger("rapid_meetings")

@@ -1,0 +1,86 @@
+"""Everything the app talks to, built once per process and each part only when first used: an HTTP
+function that only enqueues never imports the Graph, MSAL or HTTP client code (cold start)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+
+from .config import Settings, SiteConfig
+
+SUBSCRIPTION_CACHE_SECONDS = 60
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Services:
+    def __init__(self, settings: Settings, clock=utcnow):
+        self.settings = settings
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._parts: dict = {}
+        self._subscriptions: dict[str, tuple[float, object]] = {}
+
+    def _part(self, key, build):
+        part = self._parts.get(key)
+        if part is None:
+            with self._lock:
+                part = self._parts.get(key)
+                if part is None:
+                    part = self._parts[key] = build()
+        return part
+
+    @property
+    def store(self):
+        from .store import Store
+
+        return self._part("store", lambda: Store(self.settings.storage))
+
+    @property
+    def queue(self):
+        from .work_queue import WorkQueue
+
+        return self._part("queue", lambda: WorkQueue(self.settings.storage, self.settings.work_queue))
+
+    @property
+    def session(self):
+        from .remote import new_session
+
+        return self._part("session", lambda: new_session(self.settings.ca_bundle))
+
+    @property
+    def tokens(self):
+        from .remote import Tokens
+
+        return self._part("tokens", lambda: Tokens(self.settings, self.session))
+
+    @property
+    def mailboxes(self):
+        from .graph import MailboxLimiter
+
+        return self._part("mailboxes", MailboxLimiter)
+
+    def graph(self, site: SiteConfig):
+        from .graph import GraphClient
+
+        return self._part(("graph", site.key),
+                          lambda: GraphClient(self.settings, site, self.session, self.tokens, self.mailboxes))
+
+    def rapid(self, site: SiteConfig):
+        from .rapid import RapidClient
+
+        return self._part(("rapid", site.key), lambda: RapidClient(site, self.session, self.tokens))
+
+    def find_subscription(self, sub_id: str):
+        """A subscription by id, cached for a minute: notification intake must answer fast."""
+        now = time.monotonic()
+        cached = self._subscriptions.get(sub_id)
+        if cached and now - cached[0] < SUBSCRIPTION_CACHE_SECONDS:
+            return cached[1]
+        sub = self.store.get_subscription(sub_id)
+        if sub is not None:
+            self._subscriptions[sub_id] = (now, sub)
+        return sub
