@@ -9,12 +9,13 @@ reschedules) raises so the host retries the message and, after maxDequeueCount, 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from .errors import JobAbandoned, PreconditionFailed, Throttled, TransientError
-from .store import Conflict
 from .inbound import apply_outlook_change
-from .subscriptions import apply_subscription_item, handle_lifecycle, register_meeting, remove_subscription_item
 from .services import Services
+from .store import Conflict
+from .subscriptions import apply_subscription_item, handle_lifecycle, register_meeting, remove_subscription_item
 from .sync import apply_site_event
 from .work_queue import new_job
 
@@ -22,6 +23,7 @@ log = logging.getLogger("rapid_meetings")
 CONFLICT_RETRIES = 3
 MAX_RESCHEDULES = 12       # throttled or transient: rescheduled with back-off this many times, then the host retries
 MAX_BACKOFF_SECONDS = 300
+PARALLEL_GROUPS = 4
 
 
 def _site(svc: Services, task: dict):
@@ -70,12 +72,27 @@ def run_task(svc: Services, task: dict) -> str:
     raise AssertionError("unreachable")
 
 
+def _key(task: dict) -> tuple:
+    """Tasks about the same thing run in order; tasks about different things may run side by side."""
+    return (task.get("site") or task.get("sub"), task.get("item") or task.get("event") or task.get("op"))
+
+
 def run_job(svc: Services, job: dict) -> list[str]:
-    """Run a job's tasks; returns one outcome per task run ('rescheduled' ends the list)."""
-    tasks, outcomes = job.get("tasks", []), []
+    """Run a job's tasks (several notifications or items may share one job): one outcome per task run."""
+    groups: dict[tuple, list[dict]] = {}
+    for task in job.get("tasks", []):
+        groups.setdefault(_key(task), []).append(task)
+    if len(groups) <= 1:
+        return [o for group in groups.values() for o in _run_in_order(svc, job, group)]
+    with ThreadPoolExecutor(min(PARALLEL_GROUPS, len(groups)), thread_name_prefix="job") as pool:
+        return [o for outcomes in pool.map(lambda g: _run_in_order(svc, job, g), groups.values()) for o in outcomes]
+
+
+def _run_in_order(svc: Services, job: dict, tasks: list[dict]) -> list[str]:
+    outcomes = []
     for i, task in enumerate(tasks):
         try:
-            outcomes.append(run_task(svc, {**task, "job": f"{job.get('id')}/{i}"}))
+            outcomes.append(run_task(svc, {**task, "job": job.get("id", "")}))
         except (Throttled, TransientError) as e:
             attempt = job.get("attempt", 0) + 1
             if attempt > MAX_RESCHEDULES:
