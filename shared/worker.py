@@ -40,7 +40,7 @@ def _site_event(action: str):
 
 
 def _outlook_change(svc: Services, task: dict) -> str:
-    sub = svc.store.get_subscription(task["sub"])
+    sub = svc.find_subscription(task["sub"])
     if sub is None:
         raise JobAbandoned(f"subscription {task['sub']} is no longer ours")
     return apply_outlook_change(svc, sub, task["change"], task["event"], task.get("etag"), job=task.get("job", ""))
