@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, replace
 
 from .config import SiteConfig
-from .errors import JobAbandoned, PreconditionFailed, RemoteNotFound
+from .errors import JobAbandoned, PreconditionFailed, RemoteNotFound, Throttled, TransientError
 from .mapping import Synced, lookup_ids, outlook_patch, outlook_payload, synced_from_outlook, synced_from_site
 from .reconcile import reconcile
 from .services import Services
@@ -72,8 +72,11 @@ def _is_cancelled(site: SiteConfig, item: dict) -> bool:
     return str(item.get(site.col("status")) or "").strip().lower() == site.cancelled_status.lower()
 
 
-def apply_site_event(svc: Services, site: SiteConfig, item_id: str, action: str) -> str:
-    """Make Outlook follow a Meeting Event item. Returns the decision, for logs and tests."""
+def apply_site_event(svc: Services, site: SiteConfig, item_id: str, action: str, created_in: str = "") -> str:
+    """Make Outlook follow a Meeting Event item. Returns the decision, for logs and tests.
+
+    `created_in` names the mailbox of an earlier attempt's create whose answer never came: that event
+    may exist without a link, and must not outlive an item that is gone."""
     store, rapid = svc.store, svc.rapid(site)
     link = store.get_link(site.key, item_id)
     if action == "delete":
@@ -82,10 +85,14 @@ def apply_site_event(svc: Services, site: SiteConfig, item_id: str, action: str)
     if item is None:
         if link:
             return remove_outlook_event(svc, site, link, item_id, "item no longer exists")
+        if created_in:
+            return _remove_unlinked(svc, site, created_in, item_id, "item no longer exists")
         raise JobAbandoned(f"item {item_id} does not exist in {site.key}")
     if _is_cancelled(site, item):
         if link:
             return remove_outlook_event(svc, site, link, item_id, "cancelled in the site")
+        if created_in:
+            return _remove_unlinked(svc, site, created_in, item_id, "cancelled in the site")
         _say(site, item_id, "cancelled and never synced: nothing to do")
         return "noop"
     target = resolve_target(svc, site, item)
@@ -105,7 +112,11 @@ def _create(svc: Services, site: SiteConfig, item: dict, target: Target) -> str:
     item_id = str(item["id"])
     tag = _tag(site, item_id)
     transaction = str(uuid.uuid5(TRANSACTION_NS, f"{tag}|{item.get('created', '')}"))
-    event = svc.graph(site).create_event(target.mailbox, outlook_payload(target.synced, site.zone), transaction, tag)
+    try:
+        event = svc.graph(site).create_event(target.mailbox, outlook_payload(target.synced, site.zone), transaction, tag)
+    except (Throttled, TransientError) as e:
+        e.task_hint = {"created_in": target.mailbox}  # the event may exist: the retry must know where to look
+        raise
     link = EventLink(site=site.key, item_id=item_id, event_id=event["id"], mailbox=target.mailbox,
                      synced=target.synced, change_key=event.get("changeKey", ""), meeting_id=target.meeting_id)
     try:
@@ -170,6 +181,15 @@ def _update(svc: Services, site: SiteConfig, item: dict, target: Target, link: E
     svc.store.save_link(replace(link, synced=synced, change_key=event.get("changeKey", "")))
     _say(site, item_id, decision, event=link.event_id, content=synced.digest())
     return "updated"
+
+
+def _remove_unlinked(svc: Services, site: SiteConfig, mailbox: str, item_id, why: str) -> str:
+    graph = svc.graph(site)
+    found = graph.find_tagged(mailbox, _tag(site, item_id))
+    for event in found:
+        graph.cancel_event(mailbox, event["id"], f"This meeting was {why.split(' ')[0]}.")
+    _say(site, item_id, f"{why}: {len(found)} Outlook event(s) of an unanswered create cancelled", mailbox=mailbox)
+    return "deleted" if found else "noop"
 
 
 def remove_outlook_event(svc: Services, site: SiteConfig, link: EventLink | None, item_id, why: str) -> str:

@@ -139,3 +139,16 @@ def test_no_more_than_four_requests_reach_one_mailbox_at_once(stack, site):
     assert len([e for e in outlook_events(stack) if e["subject"].startswith("Burst ")]) == 12
     assert stack.graph.max_concurrency(ORGANISER) <= 4
     assert not [e for e in stack.graph.log if e.status == 429]
+
+
+def test_an_item_deleted_while_its_create_answer_was_lost_leaves_no_outlook_event(stack, site):
+    meeting = new_meeting(site)
+    settle(stack)
+    # Graph creates the event but the answer never arrives; the item is deleted before the retry
+    stack.graph.fail_next(1, status=0, path_contains="/events", method="POST")
+    item = new_event(site, meeting, title="Answer lost")
+    eventually(lambda: outlook_events(stack, "Answer lost"), what="the unanswered create to land in Outlook")
+    site.sim.delete_items("Meeting Events", [item["id"]])
+    eventually(lambda: not outlook_events(stack, "Answer lost"), timeout=20, what="the orphan to be cancelled")
+    settle(stack)
+    assert any(c.subject == "Answer lost" for c in stack.graph.cancellations)

@@ -297,6 +297,8 @@ class SimServer:
                 f.count -= 1
                 if f.count <= 0:
                     self._failures.remove(f)
+                if f.status == 0:  # carried out, then the connection drops: the answer is lost
+                    return _LOST_ANSWER
                 return self.error(f.status, _STATUS_CODES.get(f.status, "Error"),
                                   "Simulated failure.", retry_after=f.retry_after)
             fz = self._faults
