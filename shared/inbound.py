@@ -28,9 +28,7 @@ def change_key_of(etag: str | None) -> str:
 def apply_outlook_change(svc: Services, sub: Subscription, change: str, event_id: str, etag: str | None = None,
                          event: dict | None = None, job: str = "") -> str:
     """Apply one Outlook change (from a notification, or an event read by a catch-up)."""
-    site = svc.settings.sites.get(sub.site.lower())
-    if site is None:
-        raise JobAbandoned(f"subscription {sub.id}: site {sub.site} is no longer configured")
+    site = svc.site(sub.site)
     link = svc.store.get_link_by_event(site.key, event_id)
     if link is None or link.mailbox.lower() != sub.mailbox.lower():
         log.info("site=%s sub=%s event=%s not created by this app from this site: ignored", site.key, sub.id, event_id)
@@ -49,10 +47,11 @@ def apply_outlook_change(svc: Services, sub: Subscription, change: str, event_id
     if claimed and not svc.store.claim_change(site.key, event_id, claimed, job or "?"):
         _say(site, link.item_id, "duplicate notification: another delivery is applying it", event=event_id)
         return "duplicate"
-    outcome = _apply(svc, site, sub, link, event_id, event)
-    if claimed:
-        svc.store.release_change(site.key, event_id, claimed)
-    return outcome
+    try:
+        return _apply(svc, site, sub, link, event_id, event)
+    finally:
+        if claimed:
+            svc.store.release_change(site.key, event_id, claimed)
 
 
 def _apply(svc: Services, site, sub: Subscription, link, event_id: str, event: dict | None) -> str:

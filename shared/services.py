@@ -74,6 +74,15 @@ class Services:
 
         return self._part(("rapid", site.key), lambda: RapidClient(site, self.session, self.tokens))
 
+    def site(self, key: str) -> SiteConfig:
+        """A configured site by key; a job for a site no longer configured can never succeed."""
+        site = self.settings.sites.get(str(key).lower())
+        if site is None:
+            from .errors import JobAbandoned
+
+            raise JobAbandoned(f"site {key} is no longer configured")
+        return site
+
     def find_subscription(self, sub_id: str):
         """A subscription by id, cached for a minute: notification intake must answer fast."""
         now = time.monotonic()

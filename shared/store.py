@@ -136,7 +136,8 @@ class Store:
 
     def get_link_by_event(self, site: str, event_id: str) -> EventLink | None:
         reverse = self._get(LINKS, site, f"event|{event_id}")
-        return self.get_link(site, reverse["item_id"]) if reverse else None
+        link = self.get_link(site, reverse["item_id"]) if reverse else None
+        return link if link is not None and link.event_id == event_id else None  # a stale reverse row says nothing
 
     def create_link(self, link: EventLink) -> EventLink:
         reverse = _entity(link.site, f"event|{link.event_id}", item_id=link.item_id)
@@ -285,13 +286,6 @@ class Store:
             query += " and subscription_id eq @sub"
             params["sub"] = subscription_id
         return [self._meeting_from(site, e) for e in self._table(MEETINGS).query_entities(query, parameters=params)]
-
-    def delete_meeting(self, meeting: Meeting) -> None:
-        try:
-            self._table(MEETINGS).delete_entity(table_key(meeting.site), table_key(meeting.meeting_id))
-        except ResourceNotFoundError:
-            pass
-
 
     # -- why jobs failed, so poisoned messages can be explained and replayed
 

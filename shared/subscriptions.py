@@ -21,6 +21,7 @@ from .graph import BATCH_LIMIT
 from .inbound import apply_outlook_change
 from .mapping import format_utc, lookup_ids, parse_utc
 from .store import Conflict, Meeting, Subscription
+from .work_queue import new_job
 from .services import Services
 
 log = logging.getLogger("rapid_meetings")
@@ -32,13 +33,6 @@ INACTIVE = {"inactive", "disabled", "off", "paused", "stopped", "cancelled", "fa
 
 def _expiry(svc: Services) -> str:
     return format_utc(svc.clock() + timedelta(minutes=svc.settings.subscription_minutes - 1))
-
-
-def _site_of(svc: Services, key: str) -> SiteConfig:
-    site = svc.settings.sites.get(key.lower())
-    if site is None:
-        raise JobAbandoned(f"site {key} is no longer configured")
-    return site
 
 
 def _notification_url(svc: Services) -> str:
@@ -116,7 +110,7 @@ def register_meeting(svc: Services, site: SiteConfig, meeting_id: str) -> str:
 
 
 def _update_meeting_items(svc: Services, sub: Subscription, meetings: list[Meeting] | None = None) -> None:
-    site = _site_of(svc, sub.site)
+    site = svc.site(sub.site)
     col = site.col
     for meeting in meetings if meetings is not None else svc.store.meetings(site.key, sub.id):
         if meeting.subscription_item_id:
@@ -125,22 +119,27 @@ def _update_meeting_items(svc: Services, sub: Subscription, meetings: list[Meeti
 
 
 def recreate(svc: Services, old: Subscription) -> Subscription:
-    """Graph lost a subscription: make a new one, move the meetings over, catch up on the gap."""
-    site = _site_of(svc, old.site)
-    meetings = svc.store.meetings(site.key, old.id)
-    svc.store.delete_subscription(old)
-    sub = create_subscription(svc, site, old.mailbox, old.user_id, old.delta_link)
-    for meeting in meetings:
-        svc.store.put_meeting(replace(meeting, subscription_id=sub.id))
-    _update_meeting_items(svc, sub, [replace(m, subscription_id=sub.id) for m in meetings])
+    """Graph lost a subscription: make a new one (unless another job just did), move the meetings
+    over, then forget the old one; the catch-up on the gap runs as a job of its own."""
+    site = svc.site(old.site)
+    current = svc.store.subscription_for(site.key, old.mailbox)
+    if current is not None and current.id != old.id:
+        sub = current
+    else:
+        sub = create_subscription(svc, site, old.mailbox, old.user_id, old.delta_link)
+    moved = [replace(m, subscription_id=sub.id) for m in svc.store.meetings(site.key, old.id)]
+    for meeting in moved:
+        svc.store.put_meeting(meeting)
+    _update_meeting_items(svc, sub, moved)
+    svc.store.delete_subscription(old)  # the mailbox index already names the new one and stays
+    svc.queue.send(new_job([{"op": "outlook.lifecycle", "sub": sub.id, "event": "missed"}]))
     log.warning("site=%s mailbox=%s subscription %s recreated as %s", site.key, old.mailbox, old.id, sub.id)
-    catch_up(svc, sub)
     return sub
 
 
 def catch_up(svc: Services, sub: Subscription) -> int:
     """Read the calendar's changes since the last delta link and apply them to linked items."""
-    site = _site_of(svc, sub.site)
+    site = svc.site(sub.site)
     graph = svc.graph(site)
     now = svc.clock()
     start, end = (format_utc(now + offset) for offset in CATCH_UP_WINDOW)
@@ -177,7 +176,7 @@ def handle_lifecycle(svc: Services, sub_id: str, event: str) -> str:
     sub = svc.store.get_subscription(sub_id)
     if sub is None:
         raise JobAbandoned(f"lifecycle {event} for unknown subscription {sub_id}")
-    site = _site_of(svc, sub.site)
+    site = svc.site(sub.site)
     log.info("site=%s sub=%s lifecycle %s", site.key, sub.id, event)
     if event == "reauthorizationRequired":
         try:
@@ -275,6 +274,8 @@ def apply_subscription_item(svc: Services, site: SiteConfig, item_id: str) -> st
 
 def remove_subscription_item(svc: Services, site: SiteConfig, item_id: str, meeting_id: str | None) -> str:
     """A deleted Meeting Subscriptions item: that meeting stops syncing back from Outlook."""
+    if svc.rapid(site).get_item("subscriptions", item_id) is not None:
+        raise JobAbandoned(f"Meeting Subscriptions item {item_id} still exists in {site.key}: not stopping anything")
     candidates = [svc.store.get_meeting(site.key, meeting_id)] if meeting_id else svc.store.meetings(site.key)
     meetings = [m for m in candidates if m is not None and m.subscription_item_id == str(item_id)]
     if not meetings:

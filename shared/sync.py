@@ -79,15 +79,19 @@ def apply_site_event(svc: Services, site: SiteConfig, item_id: str, action: str,
     may exist without a link, and must not outlive an item that is gone."""
     store, rapid = svc.store, svc.rapid(site)
     link = store.get_link(site.key, item_id)
-    if action == "delete":
-        return remove_outlook_event(svc, site, link, item_id, "deleted in the site")
     item = rapid.get_item("events", item_id)
-    if item is None:
+    if item is None:  # a delete webhook is a signal too: only an item the site no longer has is deleted
+        why = "deleted in the site" if action == "delete" else "item no longer exists"
         if link:
-            return remove_outlook_event(svc, site, link, item_id, "item no longer exists")
+            return remove_outlook_event(svc, site, link, item_id, why)
         if created_in:
-            return _remove_unlinked(svc, site, created_in, item_id, "item no longer exists")
+            return _remove_unlinked(svc, site, created_in, item_id, why)
+        if action == "delete":
+            _say(site, item_id, f"{why}; no Outlook event linked: nothing to do")
+            return "noop"
         raise JobAbandoned(f"item {item_id} does not exist in {site.key}")
+    if action == "delete":
+        _say(site, item_id, "delete requested but the site still has the item: applying its current state")
     if _is_cancelled(site, item):
         if link:
             return remove_outlook_event(svc, site, link, item_id, "cancelled in the site")
@@ -96,6 +100,8 @@ def apply_site_event(svc: Services, site: SiteConfig, item_id: str, action: str,
         _say(site, item_id, "cancelled and never synced: nothing to do")
         return "noop"
     target = resolve_target(svc, site, item)
+    if not link and created_in and created_in.lower() != target.mailbox.lower():
+        _remove_unlinked(svc, site, created_in, item_id, f"organiser changed to {target.mailbox}")
     if link and link.mailbox.lower() != target.mailbox.lower():
         remove_outlook_event(svc, site, link, item_id, f"organiser changed to {target.mailbox}")
         link = None
@@ -122,16 +128,17 @@ def _create(svc: Services, site: SiteConfig, item: dict, target: Target) -> str:
     try:
         svc.store.create_link(link)
     except Conflict:
-        # another delivery of this create linked it first (Graph's transactionId made it the same event)
         existing = svc.store.get_link(site.key, item_id)
+        if existing is None or existing.event_id != event["id"]:
+            raise  # decide again from scratch; transactionId gives back this event if it is still wanted
+        # another delivery of this create linked it first (Graph's transactionId made it the same event)
         _say(site, item_id, "already linked by a concurrent delivery: applying as update", event=event["id"])
         return _update(svc, site, item, target, existing)
     # The item may have been deleted or cancelled while we created its event: that delete found no link
     # to act on, so the answer to this write (made after linking) decides.
     now = _write_external_id(svc, site, item, event["id"])
     if now is None or now.get("deleted") or _is_cancelled(site, now):
-        return remove_outlook_event(svc, site, svc.store.get_link(site.key, item_id), item_id,
-                                    "deleted or cancelled while its event was being created")
+        return remove_outlook_event(svc, site, link, item_id, "deleted or cancelled while its event was being created")
     _say(site, item_id, "created Outlook event", event=event["id"], mailbox=target.mailbox,
          content=target.synced.digest())
     return "created"
@@ -192,12 +199,15 @@ def _remove_unlinked(svc: Services, site: SiteConfig, mailbox: str, item_id, why
     return "deleted" if found else "noop"
 
 
-def remove_outlook_event(svc: Services, site: SiteConfig, link: EventLink | None, item_id, why: str) -> str:
-    if link is None:
-        _say(site, item_id, f"{why}; no Outlook event linked: nothing to do")
-        return "noop"
-    found = svc.graph(site).cancel_event(link.mailbox, link.event_id, f"This meeting was {why.split(' ')[0]}.")
+def remove_outlook_event(svc: Services, site: SiteConfig, link: EventLink, item_id, why: str) -> str:
+    # Unlink first: a "deleted" notification for our own cancellation then finds no link and is ignored.
+    # Should the cancel fail, the retry finds the event by its tag in that mailbox.
     svc.store.delete_link(link)
+    try:
+        found = svc.graph(site).cancel_event(link.mailbox, link.event_id, f"This meeting was {why.split(' ')[0]}.")
+    except (Throttled, TransientError) as e:
+        e.task_hint = {"created_in": link.mailbox}
+        raise
     _say(site, item_id, f"{why}: Outlook event cancelled" if found else f"{why}: Outlook event already gone",
          event=link.event_id)
     return "deleted"
@@ -209,7 +219,10 @@ def outlook_event_removed(svc: Services, site: SiteConfig, link: EventLink, why:
     if site.on_outlook_delete == "delete":
         rapid.delete_item("events", link.item_id)
     else:
-        rapid.update_item("events", link.item_id, {site.col("status"): site.cancelled_status})
+        try:
+            rapid.update_item("events", link.item_id, {site.col("status"): site.cancelled_status})
+        except RemoteNotFound:
+            pass  # the site deleted it meanwhile: nothing left to cancel
     svc.store.delete_link(link)
     _say(site, link.item_id, f"{why}: site item {'deleted' if site.on_outlook_delete == 'delete' else 'cancelled'}",
          event=link.event_id)

@@ -27,10 +27,7 @@ PARALLEL_GROUPS = 4
 
 
 def _site(svc: Services, task: dict):
-    site = svc.settings.sites.get(str(task.get("site", "")).lower())
-    if site is None:
-        raise JobAbandoned(f"site {task.get('site')} is no longer configured")
-    return site
+    return svc.site(task.get("site", ""))
 
 
 def _site_event(action: str):
@@ -108,4 +105,12 @@ def _run_in_order(svc: Services, job: dict, tasks: list[dict]) -> list[str]:
         except JobAbandoned as e:
             log.warning("job=%s task %s abandoned: %s", job.get("id"), task.get("op"), e)
             outcomes.append("abandoned")
+        except Exception as e:
+            if len(job.get("tasks", [])) <= 1:
+                raise  # the host retries this job alone, then poisons it
+            # one bad task must not retry (or poison) the others that share its message: it goes alone
+            svc.queue.send(new_job([task], attempt=job.get("attempt", 0)))
+            log.warning("job=%s task %s failed (%s: %s): moved to a job of its own", job.get("id"),
+                        task.get("op"), type(e).__name__, e)
+            outcomes.append("split off")
     return outcomes

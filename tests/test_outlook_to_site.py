@@ -249,3 +249,12 @@ def test_renewing_a_thousand_subscriptions_costs_at_most_fifty_graph_requests(st
     for i in range(0, len(created), 100):
         table.submit_transaction([("delete", store._sub_entity(sub)) for sub in created[i:i + 100]])
 
+
+
+def test_a_subscription_delete_webhook_for_an_item_that_still_exists_stops_nothing(stack, site, synced_event):
+    [sub_item] = [i for i in site.sim.items("Meeting Subscriptions") if i["meeting"] == synced_event["meeting"]["id"]]
+    answer = post(stack, "acme/sales/0/services/rapid-meetings/subscriptions/delete", [sub_item])
+    assert answer.status_code == 202
+    settle(stack)
+    stack.graph.outlook_update(ORGANISER, synced_event["event"]["id"], subject="Still flows back")
+    eventually(lambda: site.sim.get("Meeting Events", synced_event["item"]["id"])["title"] == "Still flows back")

@@ -152,3 +152,16 @@ def test_an_item_deleted_while_its_create_answer_was_lost_leaves_no_outlook_even
     eventually(lambda: not outlook_events(stack, "Answer lost"), timeout=20, what="the orphan to be cancelled")
     settle(stack)
     assert any(c.subject == "Answer lost" for c in stack.graph.cancellations)
+
+
+def test_a_delete_webhook_for_an_item_the_site_still_has_cancels_nothing(stack, site):
+    from functions.http import services
+
+    meeting = new_meeting(site)
+    item = new_event(site, meeting, title="Still wanted")
+    settle(stack)
+    answer = post(stack, f"{EVENTS}/delete", [{"id": item["id"]}])  # forged, replayed or late
+    assert answer.status_code == 202
+    settle(stack)
+    assert len(outlook_events(stack, "Still wanted")) == 1
+    assert services().store.get_link("acme/sales", str(item["id"])) is not None
