@@ -32,6 +32,30 @@ def wait_for_port(port: int, deadline_s: float = 20.0, process: subprocess.Popen
     raise TimeoutError(f"nothing listening on port {port} after {deadline_s}s")
 
 
+def eventually(check, timeout: float = 20.0, what: str = "condition", interval: float = 0.05):
+    """Poll `check` until it returns something truthy (and return that); TimeoutError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def stop_process(process: subprocess.Popen | None) -> None:
+    """Terminate a child (and its process group when it has its own), killing it after 10 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9) if os.getpgid(process.pid) == process.pid else process.kill()
+        process.wait()
+
+
 class Azurite:
     def __init__(self, location: str | None = None):
         self.queue_port, self.table_port, self.blob_port = free_port(), free_port(), free_port()
@@ -60,13 +84,7 @@ class Azurite:
         return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def __enter__(self):

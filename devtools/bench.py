@@ -38,7 +38,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-from .azurite import ROOT, free_port, wait_for_port
+from .azurite import ROOT, eventually, free_port, stop_process, wait_for_port
 
 T0 = time.perf_counter()
 LATENCY = 0.100                 # simulator latency for figures 3, 4 and 6
@@ -83,17 +83,6 @@ def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), int(-(-p * len(ordered) // 100))))
     return ordered[rank - 1]
-
-
-def wait_until(check, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -193,13 +182,7 @@ class Host:
         return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.stopped = time.time()
         if getattr(self, "_log", None):
             self._log.close()
@@ -313,7 +296,7 @@ class Bench:
         return self._store
 
     def subscription(self, site: str, mailbox: str, timeout: float = 60.0):
-        return wait_until(lambda: self.store().subscription_for(site, mailbox), timeout,
+        return eventually(lambda: self.store().subscription_for(site, mailbox), timeout,
                           f"the subscription of {mailbox}", interval=0.2)
 
     # -- run ----------------------------------------------------------------------------------
@@ -619,7 +602,7 @@ class Bench:
             self.bench_meetings[email] = sim.create_item("Meetings", title=f"Bench: {email}",
                                                          organiser=site.principals[email])["id"]
         progress(f"  waiting for {ORGANISERS} meetings to register (one Graph subscription each)")
-        wait_until(lambda: all(self.store().subscription_for("acme/sales", e) for e in self.organisers), 120,
+        eventually(lambda: all(self.store().subscription_for("acme/sales", e) for e in self.organisers), 120,
                    "the organisers' subscriptions", interval=0.5)
         self.settle()
         graph.latency = self.stack.rapid.latency = LATENCY
@@ -645,7 +628,7 @@ class Bench:
         def done():
             return sum(1 for s, _ in self.graph_creates[n0:] if s.startswith("tp-")) >= CHANGES
 
-        wait_until(done, 300, f"{CHANGES} Outlook events", interval=0.1)
+        eventually(done, 300, f"{CHANGES} Outlook events", interval=0.1)
         times = sorted(t for s, t in self.graph_creates[n0:] if s.startswith("tp-"))
         elapsed = times[-1] - start
         webhooks_done = max((d.time for d in sim.deliveries[d0:]), default=0)
@@ -759,7 +742,7 @@ class Bench:
             changes.append(self._change(kind, pair, f"{label}-{kind}-{n}"))
         sent = time.perf_counter() - start
         try:
-            wait_until(lambda: all(self._landed(c) for c in changes), timeout, f"{label} changes to land", 0.1)
+            eventually(lambda: all(self._landed(c) for c in changes), timeout, f"{label} changes to land", 0.1)
         except TimeoutError as e:
             progress(f"  {e}")
         self.stack.graph.wait_idle(30)
@@ -784,7 +767,7 @@ class Bench:
             kind = ("s2o", "o2s")[n % 2]
             change = self._change(kind, pairs[n], f"{label}-idle-{kind}-{n}")
             try:
-                wait_until(lambda: self._landed(change), timeout, "an isolated change", 0.05)
+                eventually(lambda: self._landed(change), timeout, "an isolated change", 0.05)
             except TimeoutError:
                 continue
             self.stack.graph.wait_idle(30)

@@ -105,15 +105,6 @@ def when(day: int, hour: int) -> tuple[str, str]:
     return f"2027-01-{day:02d}T{hour:02d}:00:00Z", f"2027-01-{day:02d}T{hour + 1:02d}:00:00Z"
 
 
-def _wait(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"gave up waiting for {what}")
-
-
 def quiet(stack: Stack, timeout: float = 240.0) -> None:
     """Wait until both simulators have delivered everything and the work queue is empty and idle."""
     from azure.storage.queue import QueueClient

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
+from .azurite import eventually
 from .stack import ORGANISER, Stack
 
 START = time.monotonic()
@@ -17,16 +18,6 @@ START = time.monotonic()
 
 def say(side: str, text: str) -> None:
     print(f"[{time.monotonic() - START:6.2f}s] {side:<8} {text}", flush=True)
-
-
-def wait_for(check, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise TimeoutError(f"gave up waiting for {what}")
 
 
 def when(event: dict) -> str:
@@ -55,21 +46,21 @@ def scenario(stack: Stack) -> None:
                              location="Room 2", invitees=people[:1])
     say("site", "creates event 'Launch review' 2026-12-08 14:00–15:00 UTC, 1 invitee")
     for subject in ("Kick-off", "Launch review"):
-        event = wait_for(lambda: outlook_event(stack, subject), f"{subject} in Outlook")
+        event = eventually(lambda: outlook_event(stack, subject), 30, f"{subject} in Outlook")
         attendees = ", ".join(a["emailAddress"]["address"] for a in event["attendees"])
         say("outlook", f"'{subject}' is in {ORGANISER}'s calendar: {when(event)}, attendees {attendees}")
-    item = wait_for(lambda: sim.get("Meeting Events", kickoff["id"]).get("sys_external_id"), "sys_external_id")
+    item = eventually(lambda: sim.get("Meeting Events", kickoff["id"]).get("sys_external_id"), 30, "sys_external_id")
     say("site", f"'Kick-off' carries its Outlook id in sys_external_id ({item[:16]}…)")
 
     sim.update_item("Meeting Events", kickoff["id"], start_date="2026-12-01T13:00:00Z", end_date="2026-12-01T14:30:00Z")
     say("site", "moves 'Kick-off' to 13:00–14:30 UTC")
-    event = wait_for(lambda: outlook_event(stack, "Kick-off", lambda e: e["start"]["dateTime"].startswith("2026-12-01T13:00")),
-                     "the move in Outlook")
+    event = eventually(lambda: outlook_event(stack, "Kick-off", lambda e: e["start"]["dateTime"].startswith("2026-12-01T13:00")),
+                       30, "the move in Outlook")
     say("outlook", f"'Kick-off' now {when(event)}")
 
     sim.delete_items("Meeting Events", [review["id"]])
     say("site", "deletes 'Launch review'")
-    wait_for(lambda: outlook_event(stack, "Launch review") is None, "the cancellation in Outlook")
+    eventually(lambda: outlook_event(stack, "Launch review") is None, 30, "the cancellation in Outlook")
     sent = [c for c in stack.graph.cancellations if c.subject == "Launch review"]
     say("outlook", f"'Launch review' cancelled; cancellation sent to {', '.join(sent[0].attendees) if sent else 'nobody'}")
 
@@ -79,21 +70,21 @@ def scenario(stack: Stack) -> None:
 def outlook_to_site(stack: Stack, site, kickoff: dict) -> None:
     """The Outlook → site half, through the Graph subscription the meeting's registration made."""
     sim = site.sim
-    sub = wait_for(lambda: next((s for s in stack.graph.subscriptions.values()
+    sub = eventually(lambda: next((s for s in stack.graph.subscriptions.values()
                                  if s["resource"].lower() == f"users/{stack.user_ids[ORGANISER]}/events"), None),
-                   "the organiser's Graph subscription")
+                     30, "the organiser's Graph subscription")
     say("outlook", f"{ORGANISER}'s calendar has a Graph subscription (expires {sub['expirationDateTime'][:16]})")
     event = outlook_event(stack, "Kick-off")
     stack.graph.outlook_update(ORGANISER, event["id"], start={"dateTime": "2026-12-02T09:00:00", "timeZone": "UTC"},
                                end={"dateTime": "2026-12-02T10:00:00", "timeZone": "UTC"})
     say("outlook", f"{ORGANISER} drags 'Kick-off' to 2026-12-02 09:00–10:00 UTC in Outlook")
-    item = wait_for(lambda: (lambda i: i if i["start_date"].startswith("2026-12-02T09:00") else None)(
-        sim.get("Meeting Events", kickoff["id"])), "the move in the site")
+    item = eventually(lambda: (lambda i: i if i["start_date"].startswith("2026-12-02T09:00") else None)(
+        sim.get("Meeting Events", kickoff["id"])), 30, "the move in the site")
     say("site", f"'Kick-off' now {item['start_date']} – {item['end_date']}")
     stack.graph.outlook_cancel(ORGANISER, event["id"])
     say("outlook", f"{ORGANISER} cancels 'Kick-off' in Outlook")
-    item = wait_for(lambda: (lambda i: i if i.get("status") == "Cancelled" else None)(
-        sim.get("Meeting Events", kickoff["id"])), "the cancellation in the site")
+    item = eventually(lambda: (lambda i: i if i.get("status") == "Cancelled" else None)(
+        sim.get("Meeting Events", kickoff["id"])), 30, "the cancellation in the site")
     say("site", f"'Kick-off' status is now {item['status']}")
 
 

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
-from .azurite import ROOT, Azurite, free_port, wait_for_port
+from .azurite import ROOT, Azurite, free_port, stop_process, wait_for_port
 from .sim import GraphSimulator, RapidSimulator
 from .sim.rapid import MEETINGS_WEBHOOKS
 
@@ -145,11 +145,5 @@ class Stack:
                 pass
         if self.host:
             self.host.stop()
-        if self.host_process and self.host_process.poll() is None:
-            self.host_process.terminate()
-            try:
-                self.host_process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.host_process.kill()
-                self.host_process.wait()
+        stop_process(self.host_process)
         self.azurite.stop()

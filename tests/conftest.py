@@ -3,24 +3,11 @@ and the local Functions host serving function_app in this process (see devtools/
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 
+from devtools.azurite import eventually
 from devtools.stack import ORGANISER, Stack
-
-
-def eventually(check, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")

@@ -117,7 +117,8 @@ def test_both_sides_changed_the_later_modification_wins_and_is_logged(stack, sit
     stack.graph.outlook_update(ORGANISER, event["id"], location={"displayName": "Outlook room"})
     outlook_time = stack.graph.get_event(ORGANISER, event["id"])["lastModifiedDateTime"][:23]
     # the site stamps modified in milliseconds: let the clock pass Outlook's before the site edits
-    eventually(lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] > outlook_time, 5)
+    eventually(lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] > outlook_time, 5,
+               what="the clock to pass Outlook's edit")
     site.sim.update_item("Meeting Events", item["id"], title="Site says, later")
     settle(stack)
     stack.graph.resume_notifications(drop=False)
