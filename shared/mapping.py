@@ -133,11 +133,9 @@ def outlook_payload(synced: Synced, zone: ZoneInfo) -> dict:
     }
 
 
-def outlook_patch(old: Synced | None, new: Synced, zone: ZoneInfo) -> dict:
+def outlook_patch(old: Synced, new: Synced, zone: ZoneInfo) -> dict:
     """Only what changed; times travel together (Graph checks isAllDay against start and end)."""
     fresh = outlook_payload(new, zone)
-    if old is None:
-        return fresh
     before = outlook_payload(old, zone)
     patch = {k: v for k, v in fresh.items() if before.get(k) != v}
     if patch.keys() & {"start", "end", "isAllDay"}:

@@ -23,6 +23,7 @@ from .mapping import format_utc, lookup_ids, parse_utc
 from .store import Conflict, Meeting, Subscription
 from .work_queue import new_job
 from .services import Services
+from .sync import organiser_id
 
 log = logging.getLogger("rapid_meetings")
 CLAIM_RETRY_SECONDS = 2
@@ -89,13 +90,10 @@ def register_meeting(svc: Services, site: SiteConfig, meeting_id: str) -> str:
     item = rapid.get_item("meetings", meeting_id)
     if item is None:
         raise JobAbandoned(f"meeting {meeting_id} does not exist in {site.key}")
-    organiser_ids = lookup_ids(item.get(site.col("organiser")))
-    if not organiser_ids:
-        raise JobAbandoned(f"meeting {meeting_id} has no organiser")
-    principal = rapid.items_by_id("principals", organiser_ids[:1]).get(organiser_ids[0]) or {}
-    mailbox = principal.get(site.col("email"))
+    organiser = organiser_id(site, item, f"meeting {meeting_id}")
+    mailbox = (rapid.items_by_id("principals", [organiser]).get(organiser) or {}).get(site.col("email"))
     if not mailbox:
-        raise JobAbandoned(f"meeting {meeting_id}: organiser {organiser_ids[0]} has no email")
+        raise JobAbandoned(f"meeting {meeting_id}: organiser {organiser} has no email")
     sub = ensure_subscription(svc, site, mailbox)
     meeting = svc.store.get_meeting(site.key, meeting_id) or Meeting(site=site.key, meeting_id=meeting_id, mailbox=mailbox)
     fields = _subscription_fields(site, sub, meeting_id, f"Outlook sync: {item.get(site.col('title')) or meeting_id}", True)

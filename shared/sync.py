@@ -39,6 +39,14 @@ def _emails(items: dict[str, dict], ids: list[str], column: str) -> list[str]:
     return [items[i][column] for i in ids if i in items and items[i].get(column)]
 
 
+def organiser_id(site: SiteConfig, meeting: dict, where: str) -> str:
+    """The Principals id of a Meeting's organiser; JobAbandoned when the meeting has none."""
+    ids = lookup_ids(meeting.get(site.col("organiser")))
+    if not ids:
+        raise JobAbandoned(f"{where}: meeting {meeting.get('id')} has no organiser")
+    return ids[0]
+
+
 def resolve_target(svc: Services, site: SiteConfig, item: dict) -> Target:
     """The organiser's mailbox and the mapped content; JobAbandoned when it cannot be known."""
     rapid, item_id, email = svc.rapid(site), item.get("id"), site.col("email")
@@ -48,12 +56,10 @@ def resolve_target(svc: Services, site: SiteConfig, item: dict) -> Target:
     meeting = rapid.get_item("meetings", meeting_ids[0])
     if meeting is None:
         raise JobAbandoned(f"item {item_id}: meeting {meeting_ids[0]} does not exist")
-    organiser_ids = lookup_ids(meeting.get(site.col("organiser")))
-    if not organiser_ids:
-        raise JobAbandoned(f"item {item_id}: meeting {meeting_ids[0]} has no organiser")
+    organiser_ids = [organiser_id(site, meeting, f"item {item_id}")]
     invitee_ids = lookup_ids(item.get(site.col("invitees")))
-    principals = rapid.items_by_id("principals", organiser_ids[:1] + invitee_ids)
-    organiser = _emails(principals, organiser_ids[:1], email)
+    principals = rapid.items_by_id("principals", organiser_ids + invitee_ids)  # one query for both
+    organiser = _emails(principals, organiser_ids, email)
     if not organiser:
         raise JobAbandoned(f"item {item_id}: organiser {organiser_ids[0]} of meeting {meeting_ids[0]} has no email")
     attendees = _emails(principals, invitee_ids, email)
