@@ -2,10 +2,11 @@
 
 import azure.functions as func
 
-from functions import graph_notifications, renewer, site_webhooks, sync_worker
+from functions import admin, graph_notifications, renewer, site_webhooks, sync_worker
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(site_webhooks.bp)
 app.register_functions(sync_worker.bp)
 app.register_functions(graph_notifications.bp)
 app.register_functions(renewer.bp)
+app.register_functions(admin.bp)

@@ -314,7 +314,7 @@ class Bench:
             progress("starting the worker host (host.json queue settings) and an intake-only host")
             self.start_main_host()
             site = self.stack.sites["acme/sales"]
-            self.meeting = site.sim.create_item("Meetings", title="Bench: intake", organiser=site.principals[ORGANISER])
+            self.meeting = site.sim.create_item("Meetings", title="Bench: intake", organiser_id=site.principals[ORGANISER])
             self.alice_sub = self.subscription("acme/sales", ORGANISER)
             self.settle()
             only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))  # for working on this file
@@ -547,7 +547,7 @@ class Bench:
 
         def create():
             state["item"] = sim.create_item(
-                "Meeting Events", title="Bench: counted", meeting=self.meeting["id"],
+                "Meeting Events", title="Bench: counted", meeting_id=self.meeting["id"],
                 start_date="2026-12-01T09:00:00Z", end_date="2026-12-01T10:00:00Z", all_day=False,
                 location="Room 1", description="<p>Agenda</p>", invitees=[site.principals["bob@contoso.test"]],
                 guests=[site.contacts["guest@partner.test"]])
@@ -600,7 +600,7 @@ class Bench:
             self.organisers.append(email)
         for email in self.organisers:
             self.bench_meetings[email] = sim.create_item("Meetings", title=f"Bench: {email}",
-                                                         organiser=site.principals[email])["id"]
+                                                         organiser_id=site.principals[email])["id"]
         progress(f"  waiting for {ORGANISERS} meetings to register (one Graph subscription each)")
         eventually(lambda: all(self.store().subscription_for("acme/sales", e) for e in self.organisers), 120,
                    "the organisers' subscriptions", interval=0.5)
@@ -620,7 +620,7 @@ class Bench:
         progress(f"  {CHANGES} Meeting Events created in the site (webhooks fire), latency {LATENCY * 1000:.0f} ms")
         start, start_wall = time.perf_counter(), time.time()
         for k, email in enumerate(plan):
-            sim.create_item("Meeting Events", title=f"tp-{k}", meeting=self.bench_meetings[email],
+            sim.create_item("Meeting Events", title=f"tp-{k}", meeting_id=self.bench_meetings[email],
                             start_date=f"2027-01-{1 + k % 28:02d}T09:00:00Z", end_date=f"2027-01-{1 + k % 28:02d}T10:00:00Z",
                             location="Room 4", invitees=[site.principals["bob@contoso.test"]])
         injected = time.perf_counter() - start
@@ -684,7 +684,7 @@ class Bench:
         """Linked (item id, event id, mailbox) from figure 4's events."""
         sim = self.stack.sites["acme/sales"].sim
         organiser_of = {mid: email for email, mid in self.bench_meetings.items()}
-        pairs = [(str(i["id"]), i["sys_external_id"], organiser_of[i["meeting"]])
+        pairs = [(str(i["id"]), i["sys_external_id"], organiser_of[i["meeting_id"]])
                  for i in sim.items("Meeting Events")
                  if str(i.get("title", "")).startswith("tp-") and i.get("sys_external_id")]
         random.Random(6).shuffle(pairs)

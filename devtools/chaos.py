@@ -169,7 +169,7 @@ class Workload:
         organiser = self.rng.choice(ORGANISERS)
         start, end = when(self.rng.randint(1, 28), self.rng.randint(8, 17))
         title = f"Chaos {len(self.expected)}"
-        item = self.site.sim.create_item("Meeting Events", title=title, meeting=self.meetings[organiser]["id"],
+        item = self.site.sim.create_item("Meeting Events", title=title, meeting_id=self.meetings[organiser]["id"],
                                          start_date=start, end_date=end, location="Room A",
                                          invitees=[self.site.principals["bob@contoso.test"]])
         self.expected[item["id"]] = Expected(title, start, end, "Room A")
@@ -310,7 +310,7 @@ def run(site_changes: int = 300, outlook_changes: int = 200, seed: int = 7, verb
         site = work.site
         for organiser in ORGANISERS:
             work.meetings[organiser] = site.sim.create_item("Meetings", title=f"Chaos with {organiser}",
-                                                            organiser=site.principals[organiser])
+                                                            organiser_id=site.principals[organiser])
         quiet(stack)
         say(f"{len(stack.graph.subscriptions)} subscriptions; creating the first events")
         for _ in range(max(20, site_changes // 3)):

@@ -33,15 +33,15 @@ def scenario(stack: Stack) -> None:
     site = stack.sites["acme/sales"]
     sim = site.sim
     say("site", f"creates meeting 'Product launch' organised by {ORGANISER}")
-    meeting = sim.create_item("Meetings", title="Product launch", organiser=site.principals[ORGANISER])
+    meeting = sim.create_item("Meetings", title="Product launch", organiser_id=site.principals[ORGANISER])
     people = [site.principals["bob@contoso.test"], site.principals["carol@contoso.test"]]
     guests = [site.contacts["guest@partner.test"]]
-    kickoff = sim.create_item("Meeting Events", title="Kick-off", meeting=meeting["id"],
+    kickoff = sim.create_item("Meeting Events", title="Kick-off", meeting_id=meeting["id"],
                               start_date="2026-12-01T09:00:00Z", end_date="2026-12-01T10:00:00Z",
                               location="Room 1", description="<p>Goals and owners</p>",
                               invitees=people, guests=guests)
     say("site", "creates event 'Kick-off' 2026-12-01 09:00–10:00 UTC, 2 invitees + 1 guest")
-    review = sim.create_item("Meeting Events", title="Launch review", meeting=meeting["id"],
+    review = sim.create_item("Meeting Events", title="Launch review", meeting_id=meeting["id"],
                              start_date="2026-12-08T14:00:00Z", end_date="2026-12-08T15:00:00Z",
                              location="Room 2", invitees=people[:1])
     say("site", "creates event 'Launch review' 2026-12-08 14:00–15:00 UTC, 1 invitee")

@@ -4,9 +4,9 @@
 
 It loads function_app.py as the host does and serves it: HTTP functions at their routes under
 host.json's routePrefix, function keys enforced for FUNCTION auth level (`x-functions-key` header or
-`?code=`), queue triggers fed from the Azurite queues they name (host.json batchSize,
-newBatchThreshold, maxPollingInterval, visibilityTimeout, maxDequeueCount; poisoned messages go to
-`<queue>-poison` with their body intact), timers on their NCRONTAB schedules, and, as the real host
+`?code=`; ADMIN level takes only the master key), queue triggers fed from the Azurite queues they name
+(host.json batchSize, newBatchThreshold, maxPollingInterval, visibilityTimeout, maxDequeueCount;
+poisoned messages go to `<queue>-poison` with their body intact), timers on their NCRONTAB schedules, and, as the real host
 does, `POST /admin/functions/<name>` with the master key runs a non-HTTP function on demand.
 Settings come from the environment, then local.settings.json's Values.
 """
@@ -144,7 +144,9 @@ class FunctionHost:
             if methods and method not in methods:
                 return 405, {}, b""
             key = lower.get("x-functions-key") or query.get("code")
-            if level != "anonymous" and key not in (self.function_key, self.master_key):
+            # as the host: ADMIN level takes only the master key; FUNCTION level a function key or the master key
+            allowed = (self.master_key,) if level == "admin" else (self.function_key, self.master_key)
+            if level != "anonymous" and key not in allowed:
                 return 401, {}, b""
             request = func.HttpRequest(method, f"http://localhost{target}", headers=headers, params=query,
                                        route_params=match.groupdict(), body=body)

@@ -22,7 +22,7 @@ AAD_TENANT = "8f3c1b2a-0d4e-4c5f-9a6b-7c8d9e0f1a2b"
 OTHER_TENANT = "2b1a0f9e-8d7c-4b6a-9f5c-4e0d2a1b3c8f"
 CLIENT_ID = "3e6f9a1c-5b2d-4e8f-a7c0-1d2e3f4a5b6c"
 CLIENT_SECRET = "local-sim-secret-not-real"  # the simulator's, never a real one
-RAPID_APP = "api://rapid-sim"
+RAPID_APP = "cd5db0ec-1419-4ae6-9434-21cfb83fc42d"  # RAPID's published app id: the app's default scope
 FUNCTION_KEY = "local-function-key"
 MASTER_KEY = "local-master-key"
 ORGANISER = "alice@contoso.test"
@@ -71,7 +71,8 @@ class Stack:
         return f"{self.host_url}/{path}?code={FUNCTION_KEY}"
 
     def _add_site(self, tenant: str, name: str, aad_tenant: str, people: dict, guests: dict) -> SiteWorld:
-        sim = self.rapid.add_site(tenant, name, aad_tenant, RAPID_APP)
+        # the app must be a Principal of the site, or RAPID refuses it (SPEC §1a)
+        sim = self.rapid.add_site(tenant, name, aad_tenant, RAPID_APP, app_principals=[CLIENT_ID])
         world = SiteWorld(sim=sim, tenant=tenant, name=name)
         for email, title in people.items():
             world.principals[email] = sim.create_item("Principals", title=title, email=email)["id"]
@@ -99,7 +100,7 @@ class Stack:
         """The app settings of this world (what local.settings.json's Values would hold)."""
         def site(tenant, name, aad, zone):
             return {"tenant": tenant, "site": name, "rapid_url": self.sites[f"{tenant}/{name}"].sim.url,
-                    "rapid_scope": f"{RAPID_APP}/.default", "aad_tenant": aad, "client_id": CLIENT_ID,
+                    "aad_tenant": aad, "client_id": CLIENT_ID,
                     "client_secret_setting": "SIM_CLIENT_SECRET", "time_zone": zone}
         return {
             "AzureWebJobsStorage": self.azurite.connection_string,

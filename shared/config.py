@@ -32,6 +32,15 @@ DEFAULT_COLUMNS = {
     "expires": "expires",
 }
 
+# RAPID's own application (its API's resource id): the certified Power Platform connector's
+# `resourceUri` (microsoft/PowerPlatformConnectors, certified-connectors/RAPID Platform/apiProperties.json)
+DEFAULT_RAPID_SCOPE = "cd5db0ec-1419-4ae6-9434-21cfb83fc42d/.default"
+# How a multi-lookup (invitees, guests) is read; RAPID does not publish the JSON of a link (SPEC §1a):
+#   links  - the scoped links in the single item GET (`LinkedItems`)
+#   query  - a list query on the target list: $filter=inScoped(<events list>, <column>, <item id>)
+#   column - a plain column holding a list of ids (older or custom sites)
+MULTI_LOOKUP_STRATEGIES = ("links", "query", "column")
+
 DEFAULT_LISTS = {
     "meetings": "Meetings",
     "events": "Meeting Events",
@@ -61,6 +70,7 @@ class SiteConfig:
     guests_as_attendees: bool = True
     on_outlook_delete: str = "cancel"  # or "delete"
     cancelled_status: str = "Cancelled"
+    multi_lookup: str = "links"
 
     @property
     def key(self) -> str:
@@ -115,7 +125,7 @@ class Settings:
 
 def _site_from(entry: dict, env) -> SiteConfig:
     where = f"SITES[{entry.get('tenant')}/{entry.get('site')}]"
-    missing = [k for k in ("tenant", "site", "rapid_url", "rapid_scope", "aad_tenant", "client_id") if not entry.get(k)]
+    missing = [k for k in ("tenant", "site", "rapid_url", "aad_tenant", "client_id") if not entry.get(k)]
     if missing:
         raise ConfigError(f"{where} is missing {', '.join(missing)}")
     secret = None
@@ -137,6 +147,8 @@ def _site_from(entry: dict, env) -> SiteConfig:
         raise ConfigError(f"{where}: unknown time_zone {entry.get('time_zone')!r}") from None
     if entry.get("on_outlook_delete", "cancel") not in ("cancel", "delete"):
         raise ConfigError(f"{where}: on_outlook_delete must be 'cancel' or 'delete'")
+    if entry.get("multi_lookup", "links") not in MULTI_LOOKUP_STRATEGIES:
+        raise ConfigError(f"{where}: multi_lookup must be one of {', '.join(MULTI_LOOKUP_STRATEGIES)}")
     unknown = set(entry.get("columns", {})) - set(DEFAULT_COLUMNS)
     if unknown:
         raise ConfigError(f"{where}: unknown column overrides {sorted(unknown)}")
@@ -144,7 +156,7 @@ def _site_from(entry: dict, env) -> SiteConfig:
         tenant=entry["tenant"],
         site=entry["site"],
         rapid_url=entry["rapid_url"].rstrip("/"),
-        rapid_scope=entry["rapid_scope"],
+        rapid_scope=entry.get("rapid_scope") or DEFAULT_RAPID_SCOPE,
         aad_tenant=entry["aad_tenant"],
         client_id=entry["client_id"],
         client_secret=secret,
@@ -155,6 +167,7 @@ def _site_from(entry: dict, env) -> SiteConfig:
         guests_as_attendees=bool(entry.get("guests_as_attendees", True)),
         on_outlook_delete=entry.get("on_outlook_delete", "cancel"),
         cancelled_status=entry.get("cancelled_status", "Cancelled"),
+        multi_lookup=entry.get("multi_lookup", "links"),
     )
 
 

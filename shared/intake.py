@@ -10,7 +10,7 @@ import json
 
 from .config import Settings, SiteConfig
 from .errors import BadRequest, NotFound, PayloadTooLarge
-from .mapping import lookup_ids
+from .rapid_items import is_envelope, lookup_id
 
 MAX_BODY = 1024 * 1024
 MAX_ID_BYTES = 300
@@ -58,9 +58,16 @@ def item_id(item, where: str) -> str:
     return text
 
 
-def webhook_items(body: bytes, many: bool) -> list[dict]:
-    """The items of a site webhook body: one object, or (for Items Deleted) a list of them."""
-    data = parse_json(body)
+def _items_of(data, many: bool, site: SiteConfig) -> list:
+    """The items a site webhook body carries (SPEC §1a): an item profile; for "Items Deleted" also a
+    list of items or of ids; or RAPID's remote-action envelope around either."""
+    if is_envelope(data):
+        for key, expected in (("tenant", site.tenant), ("site", site.site)):
+            if key in data and str(data[key]).lower() != expected.lower():
+                raise BadRequest(f"envelope {key} {str(data[key])[:60]!r} does not match the route's {expected!r}")
+        data, many = data["item"], True  # "Single Request" sends the selected items as one array
+        if data == {} or data == []:
+            raise BadRequest("envelope carries no item: turn on \"Include Item\" for this remote action")
     if isinstance(data, list):
         if not many:
             raise BadRequest("body must be one item (a JSON object), not a list")
@@ -68,12 +75,17 @@ def webhook_items(body: bytes, many: bool) -> list[dict]:
             raise BadRequest("body is an empty list; expected at least one item")
         if len(data) > 1000:
             raise BadRequest(f"body lists {len(data)} items; at most 1000 per call")
-        items = data
-    elif isinstance(data, dict):
-        items = [data]
-    else:
-        raise BadRequest(f"body must be a JSON object (the item){' or a list of items' if many else ''}, "
-                         f"not {type(data).__name__}")
+        if all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in data):
+            return [{"id": v} for v in data]  # a list of ids
+        return data  # a list of items: item_id() names any element that is not one
+    if isinstance(data, dict):
+        return [data]
+    raise BadRequest(f"body must be a JSON object (the item){', a list of items or ids' if many else ''}, "
+                     f"not {type(data).__name__}")
+
+
+def webhook_items(body: bytes, many: bool, site: SiteConfig) -> list[dict]:
+    items = _items_of(parse_json(body), many, site)
     where = (lambda n: f"item {n}") if len(items) > 1 else (lambda n: "item")
     for n, item in enumerate(items):
         item_id(item, where(n))
@@ -82,9 +94,9 @@ def webhook_items(body: bytes, many: bool) -> list[dict]:
 
 def site_tasks(settings: Settings, tenant: str, site: str, op: str, body: bytes, many: bool = False,
                carry: tuple = ()) -> list[dict]:
-    """One task per distinct item; `carry` names lookup columns whose first id travels with the task."""
+    """One task per distinct item; `carry` names single lookups whose target id travels with the task."""
     config = known_site(settings, tenant, site)
-    items = webhook_items(body, many)
+    items = webhook_items(body, many, config)
     seen, tasks = set(), []
     for item in items:
         key = item_id(item, "item")
@@ -92,8 +104,8 @@ def site_tasks(settings: Settings, tenant: str, site: str, op: str, body: bytes,
             seen.add(key)
             task = {"op": op, "site": config.key, "item": key}
             for name in carry:
-                ids = lookup_ids(item.get(config.col(name)))
-                if ids and len(ids[0]) <= 256:
-                    task[name] = ids[0]
+                target = lookup_id(item, config.col(name))
+                if target and len(target) <= 256:
+                    task[name] = target
             tasks.append(task)
     return tasks

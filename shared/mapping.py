@@ -215,16 +215,3 @@ def synced_from_site(item: dict, col, attendees: tuple[str, ...], zone: ZoneInfo
         location=item.get(col("location")) or "",
         attendees=attendees,
     ), zone)
-
-
-def lookup_ids(value) -> list[str]:
-    """Ids from a lookup column: 3, "3", {"id": 3}, or a list of those."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, list):
-        return [i for v in value for i in lookup_ids(v)]
-    if isinstance(value, dict):
-        return lookup_ids(value.get("id"))
-    if isinstance(value, bool):
-        return []
-    return [str(value)]

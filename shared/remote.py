@@ -33,6 +33,9 @@ def _error_message(response: requests.Response) -> str:
     except ValueError:
         return response.text[:200]
     error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(body, dict) and "message" in body and not isinstance(error, dict):
+        # RAPID: {"name", "message"} (SPEC §1a); Graph nests {"error": {"code", "message"}}
+        return f"{body.get('name') or body.get('error') or 'error'}: {body.get('message')}"[:300]
     if isinstance(error, dict):
         return f"{error.get('code', '')}: {error.get('message', '')}"[:300]
     return str(error or body)[:300]
@@ -80,12 +83,17 @@ class Tokens:
                     http_client=self._session)
             return self._apps[key]
 
-    def token(self, site: SiteConfig, scope: str) -> str:
+    def token(self, site: SiteConfig, scope: str, fresh: bool = False) -> str:
+        """A token from MSAL's cache, or (`fresh`) a new one: the cached token was refused."""
         app = self._app(site)
         with self._lock:
             acquiring = self._acquiring.setdefault((site.aad_tenant, site.client_id, scope), threading.Lock())
         try:
             with acquiring:  # with an empty cache, one thread asks the token endpoint; the others get its token
+                if fresh:
+                    cache = app.token_cache
+                    for entry in list(cache.search(cache.CredentialType.ACCESS_TOKEN, target=[scope])):
+                        cache.remove_at(entry)
                 result = app.acquire_token_for_client(scopes=[scope])
         except (requests.RequestException, ValueError) as e:
             raise TransientError(f"token for {site.key}: {type(e).__name__}") from e

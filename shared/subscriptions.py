@@ -19,7 +19,8 @@ from .config import SiteConfig
 from .errors import JobAbandoned, RemoteError, RemoteNotFound, Throttled
 from .graph import BATCH_LIMIT
 from .inbound import apply_outlook_change
-from .mapping import format_utc, lookup_ids, parse_utc
+from .mapping import format_utc, parse_utc
+from .rapid_items import lookup_id, lookup_write
 from .store import Conflict, Meeting, Subscription
 from .work_queue import new_job
 from .services import Services
@@ -80,9 +81,31 @@ def ensure_subscription(svc: Services, site: SiteConfig, mailbox: str) -> Subscr
 
 def _subscription_fields(site: SiteConfig, sub: Subscription, meeting_id: str, title: str, active: bool) -> dict:
     col = site.col
-    return {col("title"): title, col("meeting"): int(meeting_id) if meeting_id.isdigit() else meeting_id,
+    return {col("title"): title, **lookup_write(col("meeting"), meeting_id), col("sys_external_id"): _external_id(meeting_id),
             col("subscription_id"): sub.id, col("resource"): sub.resource, col("expires"): sub.expires,
             col("status"): "Active" if active else "Inactive"}
+
+
+def _external_id(meeting_id: str) -> str:
+    """Marks the Meeting Subscriptions item this app made for a meeting, so that a retried create finds it."""
+    return f"rapid-meetings/meeting/{meeting_id}"
+
+
+def _subscription_item_id(svc: Services, site: SiteConfig, meeting_id: str, fields: dict) -> str:
+    """The meeting's Meeting Subscriptions item, created once: a create whose answer was lost (or carried
+    no item, as the connector's 201 may) is found again by its external id instead of made twice."""
+    rapid = svc.rapid(site)
+    flt = f"{site.col('sys_external_id')} eq '{_external_id(meeting_id)}'"
+    for row in rapid.query("subscriptions", flt, ("id",)):
+        rapid.update_item("subscriptions", str(row["id"]), fields)
+        return str(row["id"])
+    created = rapid.create_item("subscriptions", fields)
+    if created is None:
+        rows = rapid.query("subscriptions", flt, ("id",))
+        if not rows:
+            raise JobAbandoned(f"meeting {meeting_id}: the site accepted a Meeting Subscriptions item but cannot find it")
+        created = str(rows[0]["id"])
+    return created
 
 
 def register_meeting(svc: Services, site: SiteConfig, meeting_id: str) -> str:
@@ -91,7 +114,7 @@ def register_meeting(svc: Services, site: SiteConfig, meeting_id: str) -> str:
     if item is None:
         raise JobAbandoned(f"meeting {meeting_id} does not exist in {site.key}")
     organiser = organiser_id(site, item, f"meeting {meeting_id}")
-    mailbox = (rapid.items_by_id("principals", [organiser]).get(organiser) or {}).get(site.col("email"))
+    mailbox = (rapid.items_by_id("principals", [organiser], (site.col("email"),)).get(organiser) or {}).get(site.col("email"))
     if not mailbox:
         raise JobAbandoned(f"meeting {meeting_id}: organiser {organiser} has no email")
     sub = ensure_subscription(svc, site, mailbox)
@@ -100,7 +123,7 @@ def register_meeting(svc: Services, site: SiteConfig, meeting_id: str) -> str:
     if meeting.subscription_item_id:
         rapid.update_item("subscriptions", meeting.subscription_item_id, fields)
     else:
-        meeting.subscription_item_id = str(rapid.create_item("subscriptions", fields)["id"])
+        meeting.subscription_item_id = _subscription_item_id(svc, site, meeting_id, fields)
     svc.store.put_meeting(replace(meeting, mailbox=mailbox, subscription_id=sub.id, active=True))
     log.info("site=%s meeting=%s registered: Outlook changes of %s flow back (sub=%s, item %s)", site.key,
              meeting_id, mailbox, sub.id, meeting.subscription_item_id)
@@ -251,8 +274,8 @@ def apply_subscription_item(svc: Services, site: SiteConfig, item_id: str) -> st
     item = svc.rapid(site).get_item("subscriptions", item_id)
     if item is None:
         raise JobAbandoned(f"Meeting Subscriptions item {item_id} does not exist in {site.key}")
-    meeting_ids = lookup_ids(item.get(site.col("meeting")))
-    meeting = svc.store.get_meeting(site.key, meeting_ids[0]) if meeting_ids else None
+    meeting_id = lookup_id(item, site.col("meeting"))
+    meeting = svc.store.get_meeting(site.key, meeting_id) if meeting_id else None
     if meeting is None or meeting.subscription_item_id != str(item_id):
         raise JobAbandoned(f"Meeting Subscriptions item {item_id} belongs to no registered meeting")
     active = str(item.get(site.col("status")) or "active").strip().lower() not in INACTIVE

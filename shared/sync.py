@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 
 from .config import SiteConfig
 from .errors import JobAbandoned, PreconditionFailed, RemoteNotFound, Throttled, TransientError
-from .mapping import Synced, lookup_ids, outlook_patch, outlook_payload, synced_from_outlook, synced_from_site
+from .mapping import Synced, outlook_patch, outlook_payload, synced_from_outlook, synced_from_site
+from .rapid_items import lookup_id
 from .reconcile import reconcile
 from .services import Services
 from .store import Conflict, EventLink
@@ -41,37 +42,38 @@ def _emails(items: dict[str, dict], ids: list[str], column: str) -> list[str]:
 
 def organiser_id(site: SiteConfig, meeting: dict, where: str) -> str:
     """The Principals id of a Meeting's organiser; JobAbandoned when the meeting has none."""
-    ids = lookup_ids(meeting.get(site.col("organiser")))
-    if not ids:
+    organiser = lookup_id(meeting, site.col("organiser"))
+    if not organiser:
         raise JobAbandoned(f"{where}: meeting {meeting.get('id')} has no organiser")
-    return ids[0]
+    return organiser
 
 
 def resolve_target(svc: Services, site: SiteConfig, item: dict) -> Target:
     """The organiser's mailbox and the mapped content; JobAbandoned when it cannot be known."""
     rapid, item_id, email = svc.rapid(site), item.get("id"), site.col("email")
-    meeting_ids = lookup_ids(item.get(site.col("meeting")))
-    if not meeting_ids:
-        raise JobAbandoned(f"item {item_id} has no meeting ({site.col('meeting')!r} is empty)")
-    meeting = rapid.get_item("meetings", meeting_ids[0])
+    meeting_id = lookup_id(item, site.col("meeting"))
+    if not meeting_id:
+        raise JobAbandoned(f"item {item_id} has no meeting ({site.col('meeting')}_id is empty)")
+    meeting = rapid.get_item("meetings", meeting_id)
     if meeting is None:
-        raise JobAbandoned(f"item {item_id}: meeting {meeting_ids[0]} does not exist")
+        raise JobAbandoned(f"item {item_id}: meeting {meeting_id} does not exist")
     organiser_ids = [organiser_id(site, meeting, f"item {item_id}")]
-    invitee_ids = lookup_ids(item.get(site.col("invitees")))
-    principals = rapid.items_by_id("principals", organiser_ids + invitee_ids)  # one query for both
+    invitee_ids = rapid.multi_lookup_ids("events", item, site.col("invitees"), "principals")
+    principals = rapid.items_by_id("principals", organiser_ids + invitee_ids, (email,))  # one query for both
     organiser = _emails(principals, organiser_ids, email)
     if not organiser:
-        raise JobAbandoned(f"item {item_id}: organiser {organiser_ids[0]} of meeting {meeting_ids[0]} has no email")
+        raise JobAbandoned(f"item {item_id}: organiser {organiser_ids[0]} of meeting {meeting_id} has no email")
     attendees = _emails(principals, invitee_ids, email)
-    guest_ids = lookup_ids(item.get(site.col("guests"))) if site.guests_as_attendees else []
+    guest_ids = (rapid.multi_lookup_ids("events", item, site.col("guests"), "contacts")
+                 if site.guests_as_attendees else [])
     if guest_ids:
-        attendees += _emails(rapid.items_by_id("contacts", guest_ids), guest_ids, email)
+        attendees += _emails(rapid.items_by_id("contacts", guest_ids, (email,)), guest_ids, email)
     attendees = [a for a in attendees if a.lower() != organiser[0].lower()]
     try:
         synced = synced_from_site(item, site.col, tuple(attendees), site.zone)
     except ValueError as e:
         raise JobAbandoned(f"item {item_id}: {e}") from None
-    return Target(mailbox=organiser[0], synced=synced, meeting_id=meeting_ids[0])
+    return Target(mailbox=organiser[0], synced=synced, meeting_id=meeting_id)
 
 
 def _is_cancelled(site: SiteConfig, item: dict) -> bool:
@@ -142,7 +144,7 @@ def _create(svc: Services, site: SiteConfig, item: dict, target: Target) -> str:
         return _update(svc, site, item, target, existing)
     # The item may have been deleted or cancelled while we created its event: that delete found no link
     # to act on, so the answer to this write (made after linking) decides.
-    now = _write_external_id(svc, site, item, event["id"])
+    now = _write_external_id(svc, site, item, event["id"], read_back=True)
     if now is None or now.get("deleted") or _is_cancelled(site, now):
         return remove_outlook_event(svc, site, link, item_id, "deleted or cancelled while its event was being created")
     _say(site, item_id, "created Outlook event", event=event["id"], mailbox=target.mailbox,
@@ -150,12 +152,14 @@ def _create(svc: Services, site: SiteConfig, item: dict, target: Target) -> str:
     return "created"
 
 
-def _write_external_id(svc: Services, site: SiteConfig, item: dict, event_id: str) -> dict | None:
+def _write_external_id(svc: Services, site: SiteConfig, item: dict, event_id: str,
+                       read_back: bool = False) -> dict | None:
     """Record the Outlook id in the item; the item as the site now has it (None when it is gone)."""
     if item.get(site.col("sys_external_id")) == event_id:
         return item
     try:
-        return svc.rapid(site).update_item("events", str(item["id"]), {site.col("sys_external_id"): event_id})
+        return svc.rapid(site).update_item("events", str(item["id"]), {site.col("sys_external_id"): event_id},
+                                           read_back=read_back)
     except RemoteNotFound:
         return None
 

@@ -44,11 +44,11 @@ def settle(stack, timeout: float = 30.0):
 
 
 def new_meeting(site, organiser: str = ORGANISER, title: str = "Weekly sync") -> dict:
-    return site.sim.create_item("Meetings", title=title, organiser=site.principals[organiser])
+    return site.sim.create_item("Meetings", title=title, organiser_id=site.principals[organiser])
 
 
 def new_event(site, meeting: dict, **fields) -> dict:
-    values = {"title": "Planning", "meeting": meeting["id"], "start_date": "2026-12-01T09:00:00Z",
+    values = {"title": "Planning", "meeting_id": meeting["id"], "start_date": "2026-12-01T09:00:00Z",
               "end_date": "2026-12-01T10:00:00Z", "all_day": False, "location": "Room 1",
               "description": "<p>Agenda</p>", "invitees": [site.principals["bob@contoso.test"]],
               "guests": [site.contacts["guest@partner.test"]] if site.contacts else [], **fields}

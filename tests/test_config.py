@@ -32,6 +32,7 @@ def test_identity_based_storage_is_used_when_there_is_no_connection_string():
     ({"rapid_url": ""}, "rapid_url"),
     ({"columns": {"nope": "x"}}, "nope"),
     ({"on_outlook_delete": "shred"}, "on_outlook_delete"),
+    ({"multi_lookup": "guess"}, "multi_lookup"),
 ])
 def test_a_wrong_site_setting_is_refused_by_name(change, names):
     with pytest.raises(ConfigError, match=names):
@@ -41,3 +42,9 @@ def test_a_wrong_site_setting_is_refused_by_name(change, names):
 def test_missing_storage_is_refused():
     with pytest.raises(ConfigError, match="AzureWebJobsStorage"):
         settings_from({})
+
+
+def test_rapid_scope_defaults_to_rapids_published_app_and_links_are_read_from_the_item():
+    entry = {k: v for k, v in SITE.items() if k != "rapid_scope"}
+    site = settings_from({"AzureWebJobsStorage": "x", "SITES": json.dumps([entry]), "ACME_SECRET": "s"}).site("acme", "sales")
+    assert site.rapid_scope == "cd5db0ec-1419-4ae6-9434-21cfb83fc42d/.default" and site.multi_lookup == "links"

@@ -80,7 +80,7 @@ def globex_sub(stack):
     sub = services().store.subscription_for("globex/ops", OLIVIA)
     assert sub is not None and sub.aad_tenant == OTHER_TENANT
     yield sub
-    items = [i["id"] for i in globex.sim.items("Meeting Subscriptions") if i["meeting"] == meeting["id"]]
+    items = [i["id"] for i in globex.sim.items("Meeting Subscriptions") if i["meeting_id"] == meeting["id"]]
     globex.sim.delete_items("Meeting Subscriptions", items)
     settle(stack)
 
@@ -101,7 +101,7 @@ def acme_state(stack, synced) -> dict:
 def test_a_globex_webhook_naming_acme_ids_never_reads_links_or_changes_acme(stack, acme_synced):
     acme, globex = stack.sites["acme/sales"], stack.sites["globex/ops"]
     item, meeting = acme_synced["item"], acme_synced["meeting"]
-    [sub_item] = [i for i in acme.sim.items("Meeting Subscriptions") if i["meeting"] == meeting["id"]]
+    [sub_item] = [i for i in acme.sim.items("Meeting Subscriptions") if i["meeting_id"] == meeting["id"]]
     for table, item_id in (("Meeting Events", item["id"]), ("Meetings", meeting["id"]),
                            ("Meeting Subscriptions", sub_item["id"])):
         assert globex.sim.get(table, item_id) is None, f"precondition: globex has no {table} item {item_id}"
@@ -256,7 +256,7 @@ def test_no_log_record_ever_carries_a_secret_token_or_client_state(stack, caplog
     states |= client_states(stack)
 
     # and the end: the meeting stops syncing back, its subscription is deleted
-    [sub_item] = [i for i in acme.sim.items("Meeting Subscriptions") if i["meeting"] == meeting["id"]]
+    [sub_item] = [i for i in acme.sim.items("Meeting Subscriptions") if i["meeting_id"] == meeting["id"]]
     acme.sim.delete_items("Meeting Subscriptions", [sub_item["id"]])
     settle(stack)
     assert services().store.subscription_for("acme/sales", CAROL) is None

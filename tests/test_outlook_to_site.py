@@ -52,7 +52,7 @@ def test_a_meeting_gets_one_subscription_per_organiser_and_a_site_item_each(stac
     assert expires > datetime.now(timezone.utc) + timedelta(minutes=4200)
     mine = [s for s in stack.graph.subscriptions.values() if s["resource"] == graph_sub["resource"] and s["active"]]
     assert len(mine) == 1
-    items = {i["meeting"]: i for i in site.sim.items("Meeting Subscriptions")}
+    items = {i["meeting_id"]: i for i in site.sim.items("Meeting Subscriptions")}
     for meeting in (first, second):
         assert items[meeting["id"]]["subscription_id"] == sub.id
         assert items[meeting["id"]]["resource"] == sub.resource and items[meeting["id"]]["expires"]
@@ -154,7 +154,7 @@ def test_a_removed_subscription_is_recreated_and_the_gap_caught_up(stack, site, 
     settle(stack)
     new = subscription_of(stack)
     assert new.id != old.id and stack.graph.subscriptions[new.id]["active"]
-    items = [i for i in site.sim.items("Meeting Subscriptions") if i["meeting"] == synced_event["meeting"]["id"]]
+    items = [i for i in site.sim.items("Meeting Subscriptions") if i["meeting_id"] == synced_event["meeting"]["id"]]
     assert items[0]["subscription_id"] == new.id
 
 
@@ -191,7 +191,7 @@ def test_the_validation_handshake_echoes_the_decoded_token(stack):
 
 def test_an_inactive_subscription_item_stops_syncing_that_meeting_back(stack, site, synced_event):
     meeting_id = synced_event["meeting"]["id"]
-    [sub_item] = [i for i in site.sim.items("Meeting Subscriptions") if i["meeting"] == meeting_id]
+    [sub_item] = [i for i in site.sim.items("Meeting Subscriptions") if i["meeting_id"] == meeting_id]
     site.sim.update_item("Meeting Subscriptions", sub_item["id"], status="Inactive")
     settle(stack)
     stack.graph.outlook_update(ORGANISER, synced_event["event"]["id"], subject="Not wanted back")
@@ -208,7 +208,7 @@ def test_deleting_the_last_subscription_item_deletes_the_graph_subscription(stac
     settle(stack)
     sub = subscription_of(stack, "olivia@fabrikam.test", "globex/ops")
     assert stack.graph.subscriptions[sub.id]["active"]
-    [item] = [i for i in site.sim.items("Meeting Subscriptions") if i["meeting"] == meeting["id"]]
+    [item] = [i for i in site.sim.items("Meeting Subscriptions") if i["meeting_id"] == meeting["id"]]
     site.sim.delete_items("Meeting Subscriptions", [item["id"]])
     settle(stack)
     assert sub.id not in stack.graph.subscriptions or not stack.graph.subscriptions[sub.id]["active"]
@@ -253,7 +253,7 @@ def test_renewing_a_thousand_subscriptions_costs_at_most_fifty_graph_requests(st
 
 
 def test_a_subscription_delete_webhook_for_an_item_that_still_exists_stops_nothing(stack, site, synced_event):
-    [sub_item] = [i for i in site.sim.items("Meeting Subscriptions") if i["meeting"] == synced_event["meeting"]["id"]]
+    [sub_item] = [i for i in site.sim.items("Meeting Subscriptions") if i["meeting_id"] == synced_event["meeting"]["id"]]
     answer = post(stack, "acme/sales/0/services/rapid-meetings/subscriptions/delete", [sub_item])
     assert answer.status_code == 202
     settle(stack)

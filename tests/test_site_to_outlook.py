@@ -33,7 +33,7 @@ def test_a_site_event_becomes_one_outlook_event_with_its_fields(stack, site):
 
 def test_the_same_create_delivered_three_times_makes_one_outlook_event(stack, site):
     meeting = new_meeting(site)
-    item = site.sim.create_item("Meeting Events", title="Triple delivery", meeting=meeting["id"],
+    item = site.sim.create_item("Meeting Events", title="Triple delivery", meeting_id=meeting["id"],
                                 start_date="2026-12-02T09:00:00Z", end_date="2026-12-02T09:30:00Z")
     settle(stack)
     with concurrent.futures.ThreadPoolExecutor(3) as pool:

@@ -1,0 +1,58 @@
+"""The switches between shapes that RAPID's published sources leave open or contradict.
+
+Each site has one `RapidVariant` (`site.variant`); handlers read it on every request, so a test can
+switch a site at runtime (`site.variant.link_shape = "path"` or `site.variant = RapidVariant(...)`).
+The defaults are what the published sources say, or the most likely reading where they are silent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LINK_SHAPES = ("column-key", "descriptor", "path")
+LIST_BODIES = ("value", "array")
+POST_ANSWERS = ("array201", "object200")
+PUT_ANSWERS = ("empty204", "item200")
+DELETE_ANSWERS = ("empty204", "item200")
+DELETED_BODIES = ("items", "ids", "envelope")
+
+
+@dataclass
+class RapidVariant:
+    # JSON of one link in a profile's `LinkedItems`. Unpublished (SPEC §1a "The exact JSON of a link is
+    # not published"); public clients read "an `id` and a key named after the multi-lookup column".
+    link_shape: str = "column-key"
+    # Rapid-Docs "API Concepts.md", "How to get an item": "including the items universal links".
+    # False: a site whose single GET carries no `LinkedItems` at all (only queries show links).
+    links_in_get: bool = True
+    # SPEC §1a: "A multi-lookup column is not a column of the item". True: an older/custom site that
+    # also shows (and stores) a multi-lookup as a plain id list `<column>: [ids]`.
+    multi_lookup_column: bool = False
+    # Rapid-Docs "API Concepts.md", "How to get a bunch of items" says "as a JSON array"; public
+    # clients unwrap `value` (SPEC §1a). "value": `{"value": [...]}`; "array": a bare JSON array.
+    list_body: str = "value"
+    # PowerPlatformConnectors "certified-connectors/RAPID Platform/apiDefinition.swagger.json",
+    # CreateListItem: 201 (array). Rapid-Docs "API Concepts.md", "How to create an item": "reply with
+    # the generated item" -> "object200".
+    post_answer: str = "array201"
+    # Same swagger, UpdateListItem: "204 The item was updated successfully". Rapid-Docs "API
+    # Concepts.md", "How to update an item": "Returns the updated item in JSON" -> "item200".
+    put_answer: str = "empty204"
+    # Unpublished (no source shows a DELETE answer): "empty204" or "item200" (the deleted profile).
+    delete_answer: str = "empty204"
+    # Body of the "Items Deleted" webhook. Unpublished (SPEC §1a "Webhooks"): "items" (array of
+    # profiles), "ids" (array of ints), "envelope" (the remote-action envelope of Rapid-Docs
+    # "perform-remote-action.md", "Post Body", with `item` an array of profiles).
+    deleted_body: str = "items"
+    # Status of a request whose bearer token has expired. 401 by default; 400 is what public clients
+    # report seeing (SPEC §1a "Errors": "A 400 can mean an expired token").
+    expired_token_status: int = 401
+
+    def __post_init__(self):
+        for name, allowed in (("link_shape", LINK_SHAPES), ("list_body", LIST_BODIES),
+                              ("post_answer", POST_ANSWERS), ("put_answer", PUT_ANSWERS),
+                              ("delete_answer", DELETE_ANSWERS), ("deleted_body", DELETED_BODIES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"RapidVariant.{name} must be one of {allowed}, not {getattr(self, name)!r}")
+        if self.expired_token_status not in (400, 401):
+            raise ValueError("RapidVariant.expired_token_status must be 400 or 401")

@@ -1,0 +1,23 @@
+"""Operators' functions, admin level (the master key only). The site check (SPEC §6) runs here with
+the app's real identity, Key Vault references and network. Routes may not start with `admin/`:
+the Functions host keeps that prefix for itself, so they live under `ops/`."""
+
+import json
+import os
+
+import azure.functions as func
+
+bp = func.Blueprint()
+
+
+@bp.route(route="ops/site-check", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+def site_check(req: func.HttpRequest) -> func.HttpResponse:
+    """Check every configured site (or `?site=tenant/site`); changes nothing. 200 with the report,
+    JSON (`ok` false when something failed) or, with `?format=text`, the text the CLI prints."""
+    from shared.site_check import check_env, to_json, to_text  # imported on use: keeps cold start light
+
+    report = check_env(os.environ, only=req.params.get("site") or None)
+    if req.params.get("format") == "text":
+        return func.HttpResponse(to_text(report), status_code=200, mimetype="text/plain", charset="utf-8",
+                                 headers={"Content-Type": "text/plain; charset=utf-8"})  # ✓ ! ✗ need the charset
+    return func.HttpResponse(json.dumps(to_json(report)), status_code=200, mimetype="application/json")
