@@ -51,8 +51,10 @@ class SiteWorld:
 
 class Stack:
     def __init__(self, time_zone: str = "Europe/London", graph_latency: float = 0.0, queue_name: str = "sync-jobs",
-                 azurite_location: str | None = None):
+                 azurite_location: str | None = None, multi_lookup_sites: tuple[str, ...] = ()):
         self.time_zone = time_zone
+        # extra sites acme/<strategy>, configured to read multi-lookups that way (`query`, `column`)
+        self.multi_lookup_sites = multi_lookup_sites
         self.queue_name = queue_name
         self.azurite = Azurite(location=azurite_location)
         self.graph = GraphSimulator(latency=graph_latency)
@@ -94,20 +96,24 @@ class Stack:
         self.user_ids["olivia@fabrikam.test"] = self.graph.add_user(OTHER_TENANT, "olivia@fabrikam.test", "Olivia")
         self._add_site("acme", "sales", AAD_TENANT, PEOPLE, GUESTS)
         self._add_site("globex", "ops", OTHER_TENANT, {"olivia@fabrikam.test": "Olivia"}, {})
+        for strategy in self.multi_lookup_sites:
+            world = self._add_site("acme", strategy, AAD_TENANT, PEOPLE, GUESTS)
+            world.sim.variant.multi_lookup_column = strategy == "column"  # a site that keeps ids in a column
         return self
 
     def settings(self) -> dict[str, str]:
         """The app settings of this world (what local.settings.json's Values would hold)."""
-        def site(tenant, name, aad, zone):
+        def site(tenant, name, aad, zone, multi_lookup="links"):
             return {"tenant": tenant, "site": name, "rapid_url": self.sites[f"{tenant}/{name}"].sim.url,
-                    "aad_tenant": aad, "client_id": CLIENT_ID,
+                    "aad_tenant": aad, "client_id": CLIENT_ID, "multi_lookup": multi_lookup,
                     "client_secret_setting": "SIM_CLIENT_SECRET", "time_zone": zone}
         return {
             "AzureWebJobsStorage": self.azurite.connection_string,
             "FUNCTIONS_WORKER_RUNTIME": "python",
             "WORK_QUEUE": self.queue_name,
             "SITES": json.dumps([site("acme", "sales", AAD_TENANT, self.time_zone),
-                                 site("globex", "ops", OTHER_TENANT, "America/New_York")]),
+                                 site("globex", "ops", OTHER_TENANT, "America/New_York")]
+                                + [site("acme", s, AAD_TENANT, self.time_zone, s) for s in self.multi_lookup_sites]),
             "SIM_CLIENT_SECRET": CLIENT_SECRET,
             "GRAPH_URL": self.graph.graph_url,
             "AUTHORITY_HOST": self.graph.base_url,

@@ -48,10 +48,10 @@ class RapidClient:
                 return send(self._session, method, self._site.rapid_url + path, what,
                             headers={"Authorization": f"Bearer {token}"}, **kwargs)
             except RemoteError as e:
-                # public clients see an expired token answered with 400: refresh it once (SPEC §1a)
-                if e.status != 400 or fresh:
+                # an expired token: 401, or 400 as public clients see it (SPEC §1a); refresh it once
+                if e.status not in (400, 401) or fresh:
                     raise
-                log.info("%s answered 400 (%s): retrying once with a fresh token", what, e)
+                log.info("%s answered %s (%s): retrying once with a fresh token", what, e.status, e)
         raise AssertionError("unreachable")
 
     def _list(self, name: str) -> str:

@@ -177,6 +177,8 @@ class RapidSimulator(SimServer):
             profiles = [profile(site, i, site.variant) for i in items]
         if site.variant.post_answer == "object200":
             return Response(200, profiles if bulk else profiles[0])
+        if site.variant.post_answer == "empty201":
+            return Response(201)
         return Response(201, profiles)
 
     def _delete(self, req: Request) -> Response:

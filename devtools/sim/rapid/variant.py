@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 LINK_SHAPES = ("column-key", "descriptor", "path")
 LIST_BODIES = ("value", "array")
-POST_ANSWERS = ("array201", "object200")
+POST_ANSWERS = ("array201", "object200", "empty201")
 PUT_ANSWERS = ("empty204", "item200")
 DELETE_ANSWERS = ("empty204", "item200")
 DELETED_BODIES = ("items", "ids", "envelope")
@@ -33,7 +33,8 @@ class RapidVariant:
     list_body: str = "value"
     # PowerPlatformConnectors "certified-connectors/RAPID Platform/apiDefinition.swagger.json",
     # CreateListItem: 201 (array). Rapid-Docs "API Concepts.md", "How to create an item": "reply with
-    # the generated item" -> "object200".
+    # the generated item" -> "object200". "empty201": a 201 whose body was lost or left out (SPEC §1a
+    # lists "201" among the shapes a client must accept).
     post_answer: str = "array201"
     # Same swagger, UpdateListItem: "204 The item was updated successfully". Rapid-Docs "API
     # Concepts.md", "How to update an item": "Returns the updated item in JSON" -> "item200".
