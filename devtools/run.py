@@ -18,7 +18,7 @@ def main() -> int:
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         stack.start_host_process(log_path=log_path)
         site = stack.sites["acme/sales"]
-        token = site.sim.token()
+        token = site.sim.token(person=ORGANISER)  # a person's edits fire the site's webhooks
         print(f"""
 rapid-meetings is running locally (Ctrl-C stops everything).
 
@@ -34,10 +34,11 @@ rapid-meetings is running locally (Ctrl-C stops everything).
 Try it: create a meeting and an event in the simulated site (its webhooks call the app), then look
 at {ORGANISER}'s calendar in the Graph simulator's view:
   curl -s -X POST -H "Authorization: Bearer {token}" -H "Content-Type: application/json" \\
-       '{site.sim.url}/lists/Meetings/items' -d '{{"title": "Demo", "organiser": {site.principals[ORGANISER]}}}'
+       '{site.sim.url}/lists/Meetings/items' -d '{{"title": "Demo", "organiser_id": {site.principals[ORGANISER]}}}'
   curl -s -X POST -H "Authorization: Bearer {token}" -H "Content-Type: application/json" \\
-       '{site.sim.url}/lists/Meeting%20Events/items' -d '{{"title": "Hello Outlook", "meeting": <meeting id>,
-       "start_date": "2026-12-01T09:00:00Z", "end_date": "2026-12-01T10:00:00Z", "invitees": [{site.principals["bob@contoso.test"]}]}}'
+       '{site.sim.url}/lists/Meeting%20Events/items' -d '{{"title": "Hello Outlook", "meeting_id": <meeting id>,
+       "start_date": "2026-12-01T09:00:00Z", "end_date": "2026-12-01T10:00:00Z",
+       "ScopedLinkedItemsToAdd": [{{"column": "invitees", "link": "Principals/{site.principals["bob@contoso.test"]}"}}]}}'
 """, flush=True)
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
