@@ -1,6 +1,16 @@
 """Microsoft Graph (Outlook calendars, subscriptions, change notifications) and the identity platform's
 client-credentials token endpoint, over HTTPS with a trustme CA.
 
+It follows Microsoft's published contract by default (pages of microsoftgraph/microsoft-graph-docs-contrib
+named where each behaviour is made; Exchange's value forms are in exchange.py). Where the pages leave a
+behaviour open, each variant is a switch (constructor argument and attribute of the same name):
+  if_match                  "ignore" (default) | "412" | "409"   If-Match on PATCH /events
+  cancel_without_attendees  "refuse" (default) | "allow"         POST /events/{id}/cancel, no attendees
+  transaction_duplicate     "first" (default) | "conflict"       a POST /events repeating a transactionId
+  resource_spelling         "rotate" (default) | one of exchange.RESOURCE_SPELLINGS
+  etag_form                 "exchange" (default) | "opaque"      a notification's resourceData.@odata.etag
+  delta_token_lifetime      seconds (default 7 days); expire_delta_tokens() forces 410 SyncStateNotFound
+
 Local allowance: a notificationUrl on http://127.0.0.1 or http://localhost is accepted (real Graph only
 takes https), because the local Functions host is plain HTTP.
 """
@@ -8,6 +18,7 @@ takes https), because the local Functions host is plain HTTP.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import queue
@@ -22,7 +33,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jwt
 import requests
@@ -30,28 +40,23 @@ import trustme
 
 from .base import (DEFAULT_TOKEN_KEY, HttpError, LogEntry, Request, Response, SimServer, make_headers,
                    mint_token, read_token, utcnow)
+from .exchange import ResourceSpeller, exchange_html, new_change_key, notification_etag, zone, zone_known
 
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
 MAX_SUBSCRIPTION_MINUTES = 4230
 MIN_SUBSCRIPTION_MINUTES = 45
 MAILBOX_CONCURRENCY = 4
 
-WINDOWS_ZONES = {
-    "UTC": "UTC", "Coordinated Universal Time": "UTC",
-    "W. Europe Standard Time": "Europe/Berlin", "Romance Standard Time": "Europe/Paris",
-    "Central Europe Standard Time": "Europe/Budapest", "GMT Standard Time": "Europe/London",
-    "Pacific Standard Time": "America/Los_Angeles", "Mountain Standard Time": "America/Denver",
-    "Central Standard Time": "America/Chicago", "Eastern Standard Time": "America/New_York",
-    "AUS Eastern Standard Time": "Australia/Sydney", "E. Australia Standard Time": "Australia/Brisbane",
-    "Cen. Australia Standard Time": "Australia/Adelaide", "W. Australia Standard Time": "Australia/Perth",
-    "New Zealand Standard Time": "Pacific/Auckland", "Singapore Standard Time": "Asia/Singapore",
-    "Tokyo Standard Time": "Asia/Tokyo", "India Standard Time": "Asia/Kolkata",
-    "China Standard Time": "Asia/Shanghai", "South Africa Standard Time": "Africa/Johannesburg",
-}
-
-HTML_HEAD = ('<html><head>\r\n<meta http-equiv="Content-Type" content="text/html; charset=utf-8">'
-             '\r\n</head><body>')
-HTML_TAIL = "</body></html>"
+# App roles (application permissions) each endpoint needs, from the "Permissions" table of its page:
+# api-reference/v1.0/api/user-get.md (User.Read.All, least privileged; User.ReadBasic.All is refused for
+# app-only reads in practice, ../shared/FACTS.md), event-get/-update/-delete/-cancel.md, user-list-events.md,
+# event-delta.md, user-list-calendarview.md (Calendars.Read to read, Calendars.ReadWrite to write),
+# subscription-post-subscriptions.md (events: Calendars.Read). A $batch's inner requests are each checked.
+DEFAULT_ROLES = ("Calendars.ReadWrite",)
+READ_USERS = ("User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")
+READ_CALENDARS = ("Calendars.Read", "Calendars.ReadWrite")
+WRITE_CALENDARS = ("Calendars.ReadWrite",)
+DELTA_TOKEN_LIFETIME = 7 * 24 * 3600.0
 
 _U = r"/v1\.0/users/(?P<u>[^/]+)"
 _CAL = r"(?:/calendar)?"
@@ -85,15 +90,6 @@ def _trim_fraction(text: str) -> str:
     return re.sub(r"(\.\d{6})\d+", r"\1", text)
 
 
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(WINDOWS_ZONES.get(name, name))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise HttpError(400, "TimeZoneNotSupportedException",
-                        f"A valid TimeZone value must be specified. The following TimeZone value is "
-                        f"not supported: '{name}'.") from None
-
-
 def _unq(text: str) -> str:
     return text.replace("''", "'")
 
@@ -117,6 +113,7 @@ class App:
     client_id: str
     secret: str | None
     certificate_pem: str | None = None
+    roles: tuple[str, ...] = DEFAULT_ROLES
 
 
 @dataclass
@@ -201,8 +198,17 @@ class GraphSimulator(SimServer):
                  duplicate_notifications: int = 1, batch_notifications: bool = False,
                  batch_window: float = 0.05, notification_retries: int = 3, notification_backoff: float = 0.2,
                  notification_timeout: float = 3.0, notification_workers: int = 4,
-                 validation_timeout: float = 10.0, notification_verify: bool | str = True):
+                 validation_timeout: float = 10.0, notification_verify: bool | str = True,
+                 if_match: str = "ignore", cancel_without_attendees: str = "refuse",
+                 transaction_duplicate: str = "first", resource_spelling: str = "rotate",
+                 etag_form: str = "exchange", delta_token_lifetime: float = DELTA_TOKEN_LIFETIME):
         super().__init__(token_key, latency, latency_paths)
+        self.if_match = if_match
+        self.cancel_without_attendees = cancel_without_attendees
+        self.transaction_duplicate = transaction_duplicate
+        self.spell_resource = ResourceSpeller(resource_spelling)
+        self.etag_form = etag_form
+        self.delta_token_lifetime = delta_token_lifetime
         self.enforce_concurrency_limit = enforce_concurrency_limit
         self.duplicate_notifications = duplicate_notifications
         self.batch_notifications = batch_notifications
@@ -272,9 +278,18 @@ class GraphSimulator(SimServer):
         session.trust_env = False
         return session
 
+    @property
+    def resource_spelling(self) -> str:
+        return self.spell_resource.spelling
+
+    @resource_spelling.setter
+    def resource_spelling(self, value: str) -> None:
+        self.spell_resource = ResourceSpeller(value)
+
     def register_app(self, tenant_id: str, client_id: str, secret: str | None = None,
-                     certificate_pem: str | None = None) -> App:
-        app = App(tenant_id, client_id, secret, certificate_pem)
+                     certificate_pem: str | None = None, roles=DEFAULT_ROLES) -> App:
+        """An app registration; `roles` are the application permissions an admin consented to."""
+        app = App(tenant_id, client_id, secret, certificate_pem, tuple(roles))
         with self.lock:
             self.apps[(tenant_id, client_id)] = app
         return app
@@ -287,8 +302,18 @@ class GraphSimulator(SimServer):
             self._removed.setdefault(user.id, {})
         return user.id
 
-    def mint_token(self, tenant_id: str, app_id: str = "sim-app", aud: str = GRAPH_AUDIENCE) -> str:
-        return mint_token(self.token_key, aud, tenant_id, app_id)
+    def mint_token(self, tenant_id: str, app_id: str = "sim-app", aud: str = GRAPH_AUDIENCE, roles=None) -> str:
+        """A token as the token endpoint would issue it: the registered app's roles unless `roles` is given."""
+        if roles is None:
+            with self.lock:
+                app = self.apps.get((tenant_id, app_id))
+            roles = app.roles if app else DEFAULT_ROLES
+        return mint_token(self.token_key, aud, tenant_id, app_id, roles=roles)
+
+    def expire_delta_tokens(self) -> None:
+        """Every delta and skip token issued so far now answers 410 SyncStateNotFound."""
+        with self.lock:
+            self._delta_states.clear()
 
     def token_requests(self, tenant: str | None = None) -> int:
         """Tokens issued by the token endpoint (for one tenant, or all)."""
@@ -557,7 +582,8 @@ class GraphSimulator(SimServer):
         with self.lock:
             self._tokens_issued[tenant] = self._tokens_issued.get(tenant, 0) + 1
         return Response(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
-                              "access_token": mint_token(self.token_key, resource, tenant, client_id)},
+                              "access_token": mint_token(self.token_key, resource, tenant, client_id,
+                                                         roles=app.roles if resource == GRAPH_AUDIENCE else ())},
                         headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"},
                         content_type="application/json; charset=utf-8")
 
@@ -577,7 +603,8 @@ class GraphSimulator(SimServer):
 
     # -- Graph helpers ---------------------------------------------------------------------
 
-    def _auth(self, req: Request) -> dict:
+    def _auth(self, req: Request, roles: tuple[str, ...] = ()) -> dict:
+        """The token's claims; 403 when it carries none of `roles` (the endpoint's permissions)."""
         authorization = req.header("Authorization")
         if not authorization:
             raise HttpError(401, "InvalidAuthenticationToken", "Access token is empty.")
@@ -586,10 +613,14 @@ class GraphSimulator(SimServer):
             raise HttpError(401, "InvalidAuthenticationToken", "Access token validation failure.")
         if claims.get("aud") not in (GRAPH_AUDIENCE, GRAPH_AUDIENCE + "/"):
             raise HttpError(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
+        if roles and not set(claims.get("roles") or ()) & set(roles):
+            if roles == READ_USERS:
+                raise HttpError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+            raise HttpError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
         return claims
 
-    def _mailbox(self, req: Request) -> tuple[dict, User]:
-        claims = self._auth(req)
+    def _mailbox(self, req: Request, roles: tuple[str, ...] = WRITE_CALENDARS) -> tuple[dict, User]:
+        claims = self._auth(req, roles)
         ident = req.params["u"]
         user = self.user(ident, claims["tid"])
         if user is None:
@@ -669,8 +700,13 @@ class GraphSimulator(SimServer):
     def _create(self, user: User, data: dict) -> tuple[Event, bool]:
         txn = data.get("transactionId")
         if txn:
+            # api-reference/v1.0/resources/event.md, transactionId: "avoids unnecessary retries on the server";
+            # what the duplicate POST answers is not documented: the first event (default) or a refusal.
             for ev in self.calendars[user.id].values():
                 if ev.fields.get("transactionId") == txn:
+                    if self.transaction_duplicate == "conflict":
+                        raise HttpError(409, "ErrorDuplicateTransactionId",
+                                        "An event with this transactionId already exists.")
                     return ev, False
         fields = {"subject": "", "body": {"contentType": "text", "content": ""}, "location": _location(None),
                   "locations": [], "attendees": [], "isAllDay": False, "isCancelled": False,
@@ -679,7 +715,7 @@ class GraphSimulator(SimServer):
         start, end = self._apply(fields, data, None, None)
         now = utcnow()
         ext = {p["id"]: p.get("value") for p in data.get("singleValueExtendedProperties") or []}
-        ev = Event(_event_id(), user.id, fields, start, end, ext, now, now, _change_key(), self._next_seq())
+        ev = Event(_event_id(), user.id, fields, start, end, ext, now, now, new_change_key(), self._next_seq())
         self.calendars[user.id][ev.id] = ev
         self._changed(ev, "created")
         return ev, True
@@ -691,7 +727,7 @@ class GraphSimulator(SimServer):
         ev.fields = fields
         for p in data.get("singleValueExtendedProperties") or []:
             ev.ext[p["id"]] = p.get("value")
-        ev.modified, ev.change_key, ev.seq = utcnow(), _change_key(), self._next_seq()
+        ev.modified, ev.change_key, ev.seq = utcnow(), new_change_key(), self._next_seq()
         self._changed(ev, "updated")
         return ev
 
@@ -755,11 +791,12 @@ class GraphSimulator(SimServer):
         for sub in self._subs.values():
             if sub.mailbox != ev.mailbox or not sub.active() or change_type not in sub.change_type.split(","):
                 continue
-            resource = f"Users/{user.id}/Events/{ev.id}"
+            resource = self.spell_resource(user.id, user.tenant_id, ev.id)
             item = {"subscriptionId": sub.id, "subscriptionExpirationDateTime": graph_time(sub.expiration),
                     "changeType": change_type, "resource": resource,
                     "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": resource,
-                                     "@odata.etag": f'W/"{ev.change_key}"', "id": ev.id},
+                                     "@odata.etag": notification_etag(ev.change_key, self.etag_form),
+                                     "id": ev.id},
                     "clientState": sub.client_state, "tenantId": sub.tenant_id}
             for _ in range(max(1, self.duplicate_notifications)):
                 self._enqueue(_Job(sub.notification_url, [item]))
@@ -767,7 +804,7 @@ class GraphSimulator(SimServer):
     # -- event handlers --------------------------------------------------------------------
 
     def _get_user(self, req: Request) -> Response:
-        _, user = self._mailbox(req)
+        _, user = self._mailbox(req, READ_USERS)
         out = {"@odata.context": f"{self.graph_url}/$metadata#users/$entity", **user.to_json()}
         if req.query.get("$select"):
             wanted = {s.strip().lower() for s in req.query["$select"].split(",")}
@@ -783,14 +820,14 @@ class GraphSimulator(SimServer):
         return Response(201, {"@odata.context": self._context(user, "events/$entity"), **out})
 
     def _get_event(self, req: Request) -> Response:
-        _, user = self._mailbox(req)
+        _, user = self._mailbox(req, READ_CALENDARS)
         with self.lock:
             ev = self._event_or_404(user, req.params["id"])
             out = self._render(ev, self._tz(req), req.query.get("$select"), req.query.get("$expand"))
         return Response(200, {"@odata.context": self._context(user, "events/$entity"), **out})
 
     def _list_events(self, req: Request) -> Response:
-        _, user = self._mailbox(req)
+        _, user = self._mailbox(req, READ_CALENDARS)
         match = _event_filter(req.query.get("$filter"))
         top, skip = min(_int_param(req, "$top", 10), 1000), _int_param(req, "$skip", 0)
         with self.lock:
@@ -809,9 +846,12 @@ class GraphSimulator(SimServer):
         match = req.header("If-Match")
         with self.lock:
             current = self._event_or_404(user, req.params["id"])
-            if match and match not in ("*", f'W/"{current.change_key}"', current.change_key):
-                # Outlook checks If-Match against the event's @odata.etag (W/"<changeKey>")
-                raise HttpError(412, "ErrorIrresolvableConflict",
+            # api-reference/v1.0/api/event-update.md, "Request headers": Authorization and Content-Type
+            # only. If-Match is not part of the contract: ignored by default; the switch offers the two
+            # answers Exchange is known to give when it does check a change key.
+            stale = match and match not in ("*", f'W/"{current.change_key}"', current.change_key)
+            if stale and self.if_match in ("412", "409"):
+                raise HttpError(int(self.if_match), "ErrorIrresolvableConflict",
                                 "The send or update operation could not be performed because the change key passed "
                                 "in the request does not match the current change key for the item.")
             out = self._render(self._update(user, req.params["id"], data), self._tz(req))
@@ -828,6 +868,13 @@ class GraphSimulator(SimServer):
         data = req.body() if req.raw else {}
         comment = data.get("Comment", data.get("comment")) if isinstance(data, dict) else None
         with self.lock:
+            ev = self._event_or_404(user, req.params["id"])
+            # api-reference/v1.0/api/event-cancel.md: "the organizer of a meeting" sends a cancellation;
+            # what it answers for an event that is no meeting (no attendees) is not documented. Default:
+            # refused like an attendee's call (400); DELETE (event-delete.md) removes any event.
+            if not ev.fields.get("attendees") and self.cancel_without_attendees == "refuse":
+                raise HttpError(400, "ErrorInvalidRequest", "Your request can't be completed. This event has no "
+                                "attendees to send a cancellation to.")
             self._remove(user, req.params["id"], comment, "cancel", always_record=True)
         return Response(202)
 
@@ -843,7 +890,7 @@ class GraphSimulator(SimServer):
         return s < end and e > start
 
     def _calendar_view(self, req: Request) -> Response:
-        _, user = self._mailbox(req)
+        _, user = self._mailbox(req, READ_CALENDARS)
         start, end = self._window(req)
         top, skip = min(_int_param(req, "$top", 10), 1000), _int_param(req, "$skip", 0)
         with self.lock:
@@ -857,13 +904,16 @@ class GraphSimulator(SimServer):
         return Response(200, out)
 
     def _delta(self, req: Request) -> Response:
-        _, user = self._mailbox(req)
+        _, user = self._mailbox(req, READ_CALENDARS)
         size = max(1, int(self._prefer(req, _PAGE_PREFER) or 50))
         token = req.query.get("$skiptoken") or req.query.get("$deltatoken")
         with self.lock:
             if token:
+                # api-reference/v1.0/api/event-delta.md and concepts/delta-query-overview.md: state tokens
+                # expire; the client then starts over with a full read (410 SyncStateNotFound).
                 state = self._delta_states.get(token)
-                if state is None or state["mailbox"] != user.id:
+                if (state is None or state["mailbox"] != user.id
+                        or time.monotonic() - state["issued"] > self.delta_token_lifetime):
                     raise HttpError(410, "SyncStateNotFound", "The sync state generation is not found.")
                 if "$skiptoken" in req.query:
                     items, seq = state["items"], state["seq"]
@@ -887,7 +937,7 @@ class GraphSimulator(SimServer):
                                   "@removed": {"reason": "deleted"}})
             new_token = secrets.token_urlsafe(24)
             self._delta_states[new_token] = {"mailbox": user.id, "start": start, "end": end, "seq": seq,
-                                             "items": rest}
+                                             "items": rest, "issued": time.monotonic()}
         link = f"{self.graph_url}/users/{user.id}/calendarView/delta?"
         out = {"@odata.context": self._context(user, "calendarView(event)"), "value": value}
         if rest:
@@ -910,7 +960,7 @@ class GraphSimulator(SimServer):
     # -- subscriptions ---------------------------------------------------------------------
 
     def _visible_sub(self, req: Request) -> tuple[dict, Subscription]:
-        claims = self._auth(req)
+        claims = self._auth(req, READ_CALENDARS)
         with self.lock:
             sub = self._subs.get(req.params["id"])
         if sub is None or not sub.active() or sub.app_id != claims.get("appid") or sub.tenant_id != claims["tid"]:
@@ -933,7 +983,7 @@ class GraphSimulator(SimServer):
         return max(when, now + timedelta(minutes=MIN_SUBSCRIPTION_MINUTES))
 
     def _post_sub(self, req: Request) -> Response:
-        claims = self._auth(req)
+        claims = self._auth(req, READ_CALENDARS)
         data = req.json()
         required = ("changeType", "notificationUrl", "resource", "expirationDateTime")
         if not isinstance(data, dict) or any(not data.get(k) for k in required):
@@ -958,7 +1008,9 @@ class GraphSimulator(SimServer):
         for u in filter(None, (url, lifecycle)):
             if not _url_allowed(u):
                 raise HttpError(400, "InvalidRequest", f"Invalid notification URL '{u}': it must use HTTPS.")
-        for u in dict.fromkeys(filter(None, (url, lifecycle))):
+        # concepts/change-notifications-delivery-webhooks.md, "Notification endpoint validation": Graph
+        # validates the notificationUrl and, when given, the lifecycleNotificationUrl: each one, even if equal.
+        for u in filter(None, (url, lifecycle)):
             self._validate_endpoint(u)
         sub = Subscription(str(uuid.uuid4()), claims["tid"], claims.get("appid", ""), user.id, data["resource"],
                            ",".join(change_types), url, lifecycle, client_state, expiration)
@@ -992,7 +1044,7 @@ class GraphSimulator(SimServer):
             raise HttpError(400, "ValidationError", f"Subscription validation request failed. {error}")
 
     def _list_subs(self, req: Request) -> Response:
-        claims = self._auth(req)
+        claims = self._auth(req, READ_CALENDARS)
         with self.lock:
             value = [s.to_json() for s in self._subs.values()
                      if s.active() and s.app_id == claims.get("appid") and s.tenant_id == claims["tid"]]
@@ -1155,10 +1207,6 @@ def _event_id() -> str:
     return "AAMkAD" + base64.urlsafe_b64encode(os.urandom(104)).decode()
 
 
-def _change_key() -> str:
-    return base64.b64encode(os.urandom(27)).decode()
-
-
 def _norm(ext_id: str) -> str:
     return " ".join(ext_id.lower().split())
 
@@ -1167,8 +1215,8 @@ def _body(value) -> dict:
     value = value or {}
     ctype = str(value.get("contentType", "text")).lower()
     content = value.get("content") or ""
-    if ctype == "html" and not content.lstrip().lower().startswith("<html"):
-        content = HTML_HEAD + content + HTML_TAIL
+    if ctype == "html":
+        content = exchange_html(content)  # Exchange keeps its own document, not what it was sent
     return {"contentType": "html" if ctype == "html" else "text", "content": content}
 
 
@@ -1176,7 +1224,7 @@ def _preview(body: dict) -> str:
     text = body.get("content", "")
     if body.get("contentType") == "html":
         text = re.sub(r"<head>.*?</head>", "", text, flags=re.S | re.I)
-        text = re.sub(r"<[^>]+>", " ", text)
+        text = html.unescape(re.sub(r"<[^>]+>", " ", text))
     return " ".join(text.split())[:255]
 
 
