@@ -111,8 +111,9 @@ HTML_HEAD = ('<html>\r\n<head>\r\n<meta http-equiv="Content-Type" content="text/
              '</head>\r\n<body>\r\n')
 HTML_TAIL = "</body>\r\n</html>\r\n"
 _VOID = {"br", "hr", "img", "meta", "link", "input", "col", "area", "base", "wbr"}
-_INLINE = {"a", "b", "strong", "i", "em", "u", "s", "span", "font", "sub", "sup", "code", "small", "big",
-           "img", "br", "abbr", "cite", "q", "strike", "del", "ins", "mark"}
+_BLOCKS = {"p", "div", "ul", "ol", "li", "table", "thead", "tbody", "tfoot", "tr", "td", "th", "h1", "h2", "h3",
+           "h4", "h5", "h6", "blockquote", "pre", "hr", "section", "article", "header", "footer", "dl", "dt", "dd",
+           "center", "address", "form"}
 _DROPPED = {"script", "head", "title", "style"}  # and their content
 _DOCUMENT = {"html", "body", "meta", "link", "!doctype"}
 
@@ -148,7 +149,7 @@ class _Rewrap(HTMLParser):
         if self.skipping or tag in _DOCUMENT:
             return
         text = "<" + tag + "".join(f' {k}="{html.escape(v or "", quote=True)}"' for k, v in attrs) + ">"
-        loose = self._loose(tag in _INLINE)
+        loose = self._loose(tag not in _BLOCKS)
         self._emit(text + ("" if loose or tag != "br" else "\r\n"), loose)
         if tag not in _VOID:
             self.loose_run = loose if not self.open else self.loose_run
@@ -168,7 +169,7 @@ class _Rewrap(HTMLParser):
         while self.open and self.open[-1] != tag:  # close what was left open inside it, as a parser would
             self.handle_endtag(self.open[-1])
         self.open.pop()
-        inline = tag in _INLINE
+        inline = tag not in _BLOCKS
         self._emit(f"</{tag}>" + ("" if inline else "\r\n"), self._loose(inline))
 
     def handle_data(self, data):
