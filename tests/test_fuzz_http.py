@@ -198,10 +198,10 @@ def valid_id(value) -> str | None:
     if not text or len(text) > 256 or any(ord(c) < 32 for c in text):
         return None
     try:
-        text.encode("utf-8")
+        size = len(text.encode("utf-8"))
     except UnicodeEncodeError:  # a lone surrogate: not text at all
         return None
-    return text
+    return text if size <= 300 else None  # escaped, it must fit a 1 KiB Table Storage key
 
 
 def expected_webhook(body: bytes, many: bool):
