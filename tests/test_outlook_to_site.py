@@ -128,7 +128,7 @@ def test_an_outlook_cancellation_marks_the_item_cancelled(stack, site, synced_ev
     assert services().store.get_link("acme/sales", str(synced_event["item"]["id"])) is None
 
 
-def test_both_sides_changed_the_later_modification_wins_and_is_logged(stack, site, synced_event, caplog):
+def test_both_sides_changed_the_later_modification_wins_and_is_logged(stack, site, synced_event, if_match, caplog):
     item, event = synced_event["item"], synced_event["event"]
     stack.graph.pause_notifications()
     stack.graph.outlook_update(ORGANISER, event["id"], subject="Outlook says")

@@ -209,6 +209,7 @@ class GraphSimulator(SimServer):
         self.spell_resource = ResourceSpeller(resource_spelling)
         self.etag_form = etag_form
         self.delta_token_lifetime = delta_token_lifetime
+        self.on_request = None  # tests: a callable run with each API request before it is served
         self.enforce_concurrency_limit = enforce_concurrency_limit
         self.duplicate_notifications = duplicate_notifications
         self.batch_notifications = batch_notifications
@@ -480,6 +481,8 @@ class GraphSimulator(SimServer):
                 "Strict-Transport-Security": "max-age=31536000"}
 
     def invoke(self, req: Request) -> Response:
+        if self.on_request is not None:  # a test's "meanwhile in Outlook…", run before the request is served
+            self.on_request(req)
         m = _MAILBOX_PATH.match(req.path)
         if not m:
             return super().invoke(req)
