@@ -197,3 +197,24 @@ def test_subscribing_without_user_read_all_logs_the_reason_and_subscribes_by_upn
         svc.graph(site).delete_subscription(sub.id)
         svc.store.delete_subscription(sub)
 
+
+
+# -- delta tokens
+
+def test_an_expired_delta_token_makes_the_catch_up_read_the_whole_window(stack, site, synced_event):
+    item, event = synced_event["item"], synced_event["event"]
+    sub_id = services().store.subscription_for("acme/sales", ORGANISER).id
+    stack.graph.send_lifecycle(sub_id, "missed")  # a first catch-up leaves a delta link behind
+    eventually(lambda: services().store.get_subscription(sub_id).delta_link, what="a delta link")
+    settle(stack)
+    stack.graph.pause_notifications()
+    stack.graph.outlook_update(ORGANISER, event["id"], subject="Changed while the token expired")
+    stack.graph.resume_notifications(drop=True)
+    stack.graph.expire_delta_tokens()
+    stack.graph.reset_log()
+    stack.graph.send_lifecycle(sub_id, "missed")
+    eventually(lambda: site.sim.get("Meeting Events", item["id"])["title"] == "Changed while the token expired",
+               what="the catch-up after a 410")
+    settle(stack)
+    deltas = [(e.status, "startDateTime" in e.query) for e in stack.graph.log if "/calendarView/delta" in e.path]
+    assert deltas[:2] == [(410, False), (200, True)]  # the saved link refused, then a fresh read of the window
