@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from tzlocal.windows_tz import tz_win
 
-from devtools.sim.exchange import RESOURCE_SPELLINGS
+from devtools.sim.graph.exchange import RESOURCE_SPELLINGS
 from devtools.stack import AAD_TENANT, CLIENT_SECRET, ORGANISER
 from shared.mapping import Synced, local_midnight, normalise, outlook_payload, synced_from_outlook
 from shared.notifications import check

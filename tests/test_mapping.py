@@ -7,7 +7,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devtools.sim.exchange import exchange_html
+from devtools.sim.graph.exchange import exchange_html
 from devtools.stack import AAD_TENANT, CLIENT_ID
 from shared.html_body import html_form
 from shared.mapping import (Synced, local_midnight, normalise, outlook_patch, outlook_payload, synced_from_outlook,

@@ -1,4 +1,4 @@
-"""Contract checks of the Microsoft Graph simulator (devtools/sim/graph.py)."""
+"""Contract checks of the Microsoft Graph simulator (devtools/sim/graph/)."""
 
 import base64
 import json

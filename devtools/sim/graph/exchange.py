@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from tzlocal.windows_tz import win_tz
 
-from .base import HttpError
+from ..base import HttpError
 
 # api-reference/v1.0/resources/datetimetimezone.md, "Properties": timeZone is "any of the time zones
 # supported by Windows" (CLDR's windowsZones list, shipped as tzlocal's win_tz) "as well as the following
