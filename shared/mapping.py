@@ -22,8 +22,6 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from tzlocal.windows_tz import tz_win, win_tz
-
 from .html_body import inner_body, same_html
 
 UTC = timezone.utc
@@ -116,6 +114,8 @@ def normalise(synced: Synced, zone: ZoneInfo) -> Synced:
 
 def windows_zone(zone: ZoneInfo) -> str:
     """Graph's name for a zone: its Windows name, from CLDR's mapping as tzlocal ships it."""
+    from tzlocal.windows_tz import tz_win  # imported on first use: keeps the cold start light
+
     name = tz_win.get(zone.key)
     if name is None:
         raise ValueError(f"time zone {zone.key!r} has no Windows name (CLDR windowsZones), and Microsoft Graph "
@@ -127,6 +127,8 @@ def zone_named(name: str):
     """The zone a Graph dateTimeTimeZone names: a Windows name, UTC, or one of Graph's IANA extras."""
     if name.upper() in ("UTC", "GMT", "ETC/UTC"):
         return UTC
+    from tzlocal.windows_tz import win_tz
+
     return ZoneInfo(win_tz.get(name, name))
 
 
