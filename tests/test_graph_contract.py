@@ -218,3 +218,17 @@ def test_an_expired_delta_token_makes_the_catch_up_read_the_whole_window(stack, 
     settle(stack)
     deltas = [(e.status, "startDateTime" in e.query) for e in stack.graph.log if "/calendarView/delta" in e.path]
     assert deltas[:2] == [(410, False), (200, True)]  # the saved link refused, then a fresh read of the window
+
+
+# -- the unpublished etag shortcut
+
+def test_an_exchange_etag_decodes_to_the_events_change_key_and_anything_else_to_none():
+    from devtools.sim.graph.exchange import new_change_key, notification_etag
+    from shared.inbound import change_key_in_etag
+
+    change_key = new_change_key()
+    assert change_key_in_etag(notification_etag(change_key)) == change_key
+    published = 'W/"CQAAABYAAADkrWGo7bouTKlsgTZMr9KwAAAUWRHf"'  # FACTS' example: 8-byte header + 22 bytes
+    assert change_key_in_etag(published) == "5K1hqO26LkypbIE2TK/SsAAAFFkR3w=="
+    for other in (f'W/"{change_key}"', notification_etag(change_key, "opaque"), 'W/"not base64!"', "", None):
+        assert change_key_in_etag(other) is None  # the fallback: read the event
