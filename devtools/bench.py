@@ -555,6 +555,12 @@ class Bench:
         measure("create", create)
         item_id = state["item"]["id"]
         measure("update", lambda: sim.update_item("Meeting Events", item_id, title="Bench: counted, renamed"))
+        graph.etag_form = "opaque"  # Graph's etag, should the unpublished decoding fail: the echo is read
+        try:
+            measure("update, etag not decoded", lambda: sim.update_item("Meeting Events", item_id,
+                                                                        title="Bench: counted, renamed again"))
+        finally:
+            graph.etag_form = "exchange"
         measure("no-op update", lambda: sim.update_item("Meeting Events", item_id, notes="not a synced column"))
         event_id = sim.get("Meeting Events", item_id)["sys_external_id"]
         measure("Outlook change", lambda: graph.outlook_update(ORGANISER, event_id, subject="Bench: renamed in Outlook"),
@@ -564,8 +570,10 @@ class Bench:
         def fmt(c):
             return f"G {c['graph']} (R {c['graph_reads']}) · site R {c['site_reads']} W {c['site_writes']}"
 
-        goals = {"create": (1, None), "update": (1, None), "no-op update": (0, None), "delete": (1, None)}
-        for name, (graph_goal, _) in goals.items():
+        # an update reads the event before its PATCH (Outlook may have changed since the last sync; If-Match
+        # is not documented for events), then compares the PATCH answer with what it wrote
+        goals = {"create": 1, "update": 2, "no-op update": 0, "delete": 1}
+        for name, graph_goal in goals.items():
             c = results[name]
             self.row(f"2 requests/change: site {name}", fmt(c), f"Graph {graph_goal}", "—",
                      f"Graph = {graph_goal}", "met" if c["graph"] == graph_goal else "not met")
@@ -573,10 +581,16 @@ class Bench:
         ok = c["graph"] == 1 and c["graph_reads"] == 1 and c["site_writes"] == 1
         self.row("2 requests/change: Outlook change", fmt(c), "G 1 read · site W 1", "—",
                  "1 Graph read + 1 site write", "met" if ok else "not met")
-        worst = max(echoes.values(), key=lambda c: (c["graph"], c["site_writes"]))
-        ok = all(e["graph"] <= 1 and e["graph"] == e["graph_reads"] and e["site_writes"] == 0 for e in echoes.values())
-        self.row("2 requests/change: echo (worst of 3)", fmt(worst), "G ≤ 1 read · site W 0", "—",
-                 "0–1 Graph read, 0 site writes", "met" if ok else "not met")
+        # notifications carry Exchange's etag (W/"CQAAABYAAAD…"), never the changeKey itself
+        decoded = [c for name, c in echoes.items() if name != "update, etag not decoded"]
+        worst = max(decoded, key=lambda c: (c["graph"], c["site_writes"]))
+        ok = all(e["graph"] == 0 and e["site_writes"] == 0 for e in decoded)
+        self.row("2 echo, etag decoded (unpublished; worst of 3)", fmt(worst), "G 0 · site W 0", "—",
+                 "0 Graph, 0 site writes", "met" if ok else "not met")
+        c = echoes["update, etag not decoded"]
+        ok = c["graph"] == c["graph_reads"] == 1 and c["site_writes"] == 0
+        self.row("2 echo, etag not decoded (fallback)", fmt(c), "G 1 read · site W 0", "—",
+                 "1 Graph read, 0 site writes", "met" if ok else "not met")
         for name, c in {**results, **{f"echo of {k}": v for k, v in echoes.items()}}.items():
             self.notes.append(f"2: {name}: Graph {dict(c['graph_detail']) or '{}'}; site reads {c['site_reads']}, "
                               f"writes {c['site_writes']}; tokens {c['tokens']}")

@@ -23,6 +23,7 @@ OTHER_TENANT = "2b1a0f9e-8d7c-4b6a-9f5c-4e0d2a1b3c8f"
 CLIENT_ID = "3e6f9a1c-5b2d-4e8f-a7c0-1d2e3f4a5b6c"
 CLIENT_SECRET = "local-sim-secret-not-real"  # the simulator's, never a real one
 RAPID_APP = "cd5db0ec-1419-4ae6-9434-21cfb83fc42d"  # RAPID's published app id: the app's default scope
+GRAPH_ROLES = ("Calendars.ReadWrite", "User.Read.All")
 FUNCTION_KEY = "local-function-key"
 MASTER_KEY = "local-master-key"
 ORGANISER = "alice@contoso.test"
@@ -89,8 +90,8 @@ class Stack:
         self.azurite.start()
         self.graph.start()
         self.rapid.start()
-        for tenant in (AAD_TENANT, OTHER_TENANT):
-            self.graph.register_app(tenant, CLIENT_ID, CLIENT_SECRET)
+        for tenant in (AAD_TENANT, OTHER_TENANT):  # the permissions docs/operations.md asks an admin to grant
+            self.graph.register_app(tenant, CLIENT_ID, CLIENT_SECRET, roles=GRAPH_ROLES)
         for email, name in PEOPLE.items():
             self.user_ids[email] = self.graph.add_user(AAD_TENANT, email, name)
         self.user_ids["olivia@fabrikam.test"] = self.graph.add_user(OTHER_TENANT, "olivia@fabrikam.test", "Olivia")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import dataclass, field
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -118,6 +119,7 @@ class Settings:
     ca_bundle: str | None = None
     notification_url: str | None = None
     subscription_minutes: int = 4230
+    decode_etags: bool = True  # the unpublished etag shortcut (inbound.change_key_in_etag); off: always read
 
     def site(self, tenant: str, site: str) -> SiteConfig | None:
         return self.sites.get(f"{tenant}/{site}".lower())
@@ -142,9 +144,21 @@ def _site_from(entry: dict, env) -> SiteConfig:
     else:
         raise ConfigError(f"{where} needs client_secret_setting or certificate_setting")
     try:
-        ZoneInfo(entry.get("time_zone", "UTC"))
+        zone = ZoneInfo(entry.get("time_zone", "UTC"))
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{where}: unknown time_zone {entry.get('time_zone')!r}") from None
+    from .mapping import windows_zone
+
+    try:
+        windows_zone(zone)  # all-day events reach Graph under it
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}; choose an IANA zone that has one") from None
+    try:
+        uuid.UUID(entry["aad_tenant"])
+    except ValueError:
+        # Graph's notifications carry the tenant's GUID (tenantId): a domain name would refuse them all.
+        raise ConfigError(f"{where}: aad_tenant must be the directory (tenant) ID, a GUID, not "
+                          f"{entry['aad_tenant']!r}: Entra admin center > Overview > Tenant ID") from None
     if entry.get("on_outlook_delete", "cancel") not in ("cancel", "delete"):
         raise ConfigError(f"{where}: on_outlook_delete must be 'cancel' or 'delete'")
     if entry.get("multi_lookup", "links") not in MULTI_LOOKUP_STRATEGIES:
@@ -157,7 +171,7 @@ def _site_from(entry: dict, env) -> SiteConfig:
         site=entry["site"],
         rapid_url=entry["rapid_url"].rstrip("/"),
         rapid_scope=entry.get("rapid_scope") or DEFAULT_RAPID_SCOPE,
-        aad_tenant=entry["aad_tenant"],
+        aad_tenant=str(uuid.UUID(entry["aad_tenant"])),
         client_id=entry["client_id"],
         client_secret=secret,
         certificate=certificate,
@@ -195,6 +209,7 @@ def settings_from(env) -> Settings:
         ca_bundle=env.get("HTTP_CA_BUNDLE") or None,
         notification_url=env.get("NOTIFICATION_URL") or None,
         subscription_minutes=int(env.get("SUBSCRIPTION_MINUTES", "4230")),
+        decode_etags=env.get("DECODE_EXCHANGE_ETAGS", "true").strip().lower() not in ("0", "false", "no", "off"),
     )
 
 

@@ -4,15 +4,17 @@ build a Graph URL. Errors come out typed (see remote.checked)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from urllib.parse import quote
 
 import requests
 
 from .config import Settings, SiteConfig
-from .errors import RemoteNotFound
+from .errors import RemoteError, RemoteNotFound
 from .remote import Tokens, send
 
+log = logging.getLogger("rapid_meetings")
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 # Tags the Outlook events this app owns with "<tenant>/<site>|<item id>".
 TAG_ID = "String {9c6c4a4e-3f7e-4b1e-8d2a-6a1f5f0c2b7d} Name RapidMeetingsItem"
@@ -69,18 +71,25 @@ class GraphClient:
         return self._call("GET", f"{_user(mailbox)}/events/{quote(event_id, safe='')}", "get event",
                           headers={"Prefer": UTC_PREFER}).json()
 
-    def update_event(self, mailbox: str, event_id: str, patch: dict, change_key: str | None = None) -> dict:
-        headers = {"Prefer": UTC_PREFER}
-        if change_key:
-            headers["If-Match"] = f'W/"{change_key}"'
+    def update_event(self, mailbox: str, event_id: str, patch: dict) -> dict:
+        """PATCH an event; the answer is the whole event after the write. No If-Match: event-update.md
+        documents none, and Graph may honour it, refuse with 409 or ignore it (FACTS, "Corrections")."""
         return self._call("PATCH", f"{_user(mailbox)}/events/{quote(event_id, safe='')}", "update event",
-                          json=patch, headers=headers).json()
+                          json=patch, headers={"Prefer": UTC_PREFER}).json()
 
-    def cancel_event(self, mailbox: str, event_id: str, comment: str) -> bool:
-        """Cancel (attendees get the cancellation). False when the event was already gone."""
+    def remove_event(self, mailbox: str, event_id: str, comment: str) -> bool:
+        """Cancel (attendees get the cancellation); when Graph refuses to cancel (event-cancel.md leaves
+        events without attendees open), DELETE, which the organiser may always do (event-delete.md).
+        False when the event was already gone."""
+        path = f"{_user(mailbox)}/events/{quote(event_id, safe='')}"
         try:
-            self._call("POST", f"{_user(mailbox)}/events/{quote(event_id, safe='')}/cancel", "cancel event",
-                       json={"Comment": comment})
+            try:
+                self._call("POST", f"{path}/cancel", "cancel event", json={"Comment": comment})
+            except RemoteError as e:
+                if e.status != 400:
+                    raise
+                log.info("mailbox=%s event=%s cancel refused (%s): deleting it instead", mailbox, event_id, e)
+                self._call("DELETE", path, "delete event (cancel refused)")
         except RemoteNotFound:
             return False
         return True

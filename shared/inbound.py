@@ -1,28 +1,45 @@
 """Outlook → site: a change to an Outlook event this app created flows back to its site item.
 
-Only linked events are ever written to a site (SPEC §4 rule 1). A notification whose etag carries
-the changeKey we last wrote or read is our own echo (or a duplicate) and costs nothing.
+Only linked events are ever written to a site (SPEC §4 rule 1). A notification is a signal: the event
+is read, and a change key equal to the one we last wrote or read is our own echo (or a duplicate).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import re
 from dataclasses import replace
 
-from .errors import JobAbandoned, RemoteNotFound
+from .errors import RemoteNotFound
 from .mapping import synced_from_outlook, synced_from_site
-from .reconcile import reconcile
 from .store import Subscription
 from .services import Services
-from .sync import _say, outlook_event_removed
+from .sync import _say, converge, outlook_event_removed
 
 log = logging.getLogger("rapid_meetings")
+_EXCHANGE_KEY_HEADER = b"\x09\x00\x00\x00\x16\x00\x00\x00"  # type 9, 22 bytes follow
 
 
 def change_key_of(etag: str | None) -> str:
     match = re.fullmatch(r'(?:W/)?"(.*)"', (etag or "").strip())
     return match.group(1) if match else (etag or "")
+
+
+def change_key_in_etag(etag: str | None) -> str | None:
+    """UNPUBLISHED SHORTCUT, an optimisation only. A notification's etag is Exchange's change key
+    (W/"CQAAABYAAAD…": an 8-byte header, then 22 bytes) while an event's changeKey is those 22 bytes in
+    base64 (FACTS, "Notification etags are not changeKeys"). Microsoft documents neither form, so the
+    decoded key may only ever save the read of an event whose changeKey we already hold; None (read the
+    event: the fallback) whenever the etag is not of that form."""
+    try:
+        raw = base64.b64decode(change_key_of(etag), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != len(_EXCHANGE_KEY_HEADER) + 22 or not raw.startswith(_EXCHANGE_KEY_HEADER):
+        return None
+    return base64.b64encode(raw[len(_EXCHANGE_KEY_HEADER):]).decode()
 
 
 def apply_outlook_change(svc: Services, sub: Subscription, change: str, event_id: str, etag: str | None = None,
@@ -33,6 +50,9 @@ def apply_outlook_change(svc: Services, sub: Subscription, change: str, event_id
     if link is None or link.mailbox.lower() != sub.mailbox.lower():
         log.info("site=%s sub=%s event=%s not created by this app from this site: ignored", site.key, sub.id, event_id)
         return "ignored"
+    if link.removing:
+        _say(site, link.item_id, "Outlook change ignored: we are removing this event ourselves", event=event_id)
+        return "ignored"
     meeting = svc.store.get_meeting(site.key, link.meeting_id) if link.meeting_id else None
     if meeting is not None and not meeting.active:
         _say(site, link.item_id, "Outlook change ignored: syncing back is off for this meeting",
@@ -41,8 +61,8 @@ def apply_outlook_change(svc: Services, sub: Subscription, change: str, event_id
     if change == "deleted":
         return outlook_event_removed(svc, site, link, "deleted in Outlook")
     claimed = change_key_of(etag) if event is None else ""
-    if claimed and claimed == link.change_key:
-        _say(site, link.item_id, "Outlook change already in sync (our echo or a duplicate)", event=event_id)
+    if claimed and svc.settings.decode_etags and change_key_in_etag(etag) == link.change_key:
+        _say(site, link.item_id, "Outlook change already in sync (our echo or a duplicate; etag decoded)", event=event_id)
         return "echo"
     if claimed and not svc.store.claim_change(site.key, event_id, claimed, job or "?"):
         _say(site, link.item_id, "duplicate notification: another delivery is applying it", event=event_id)
@@ -55,10 +75,9 @@ def apply_outlook_change(svc: Services, sub: Subscription, change: str, event_id
 
 
 def _apply(svc: Services, site, sub: Subscription, link, event_id: str, event: dict | None) -> str:
-    graph = svc.graph(site)
     if event is None:
         try:
-            event = graph.get_event(link.mailbox, event_id)
+            event = svc.graph(site).get_event(link.mailbox, event_id)
         except RemoteNotFound:
             return outlook_event_removed(svc, site, link, "gone from Outlook")
     if event.get("isCancelled"):
@@ -66,13 +85,12 @@ def _apply(svc: Services, site, sub: Subscription, link, event_id: str, event: d
     if event.get("changeKey") and event.get("changeKey") == link.change_key:
         _say(site, link.item_id, "Outlook change already in sync (our echo or a duplicate)", event=event_id)
         return "echo"
-    outlook = synced_from_outlook(event, site.zone, link.synced.attendees)
+    outlook = synced_from_outlook(event, site.zone, link.synced.attendees, (link.synced.description,))
     if not link.synced.changed_fields(outlook):
         svc.store.save_link(replace(link, change_key=event.get("changeKey", "")))
         _say(site, link.item_id, "Outlook change touches no mapped field: site untouched", event=event_id)
         return "echo"
-    rapid = svc.rapid(site)
-    item = rapid.get_item("events", link.item_id)
+    item = svc.rapid(site).get_item("events", link.item_id)
     if item is None:
         _say(site, link.item_id, "Outlook change for an item the site no longer has: ignored", event=event_id)
         return "ignored"
@@ -80,17 +98,7 @@ def _apply(svc: Services, site, sub: Subscription, link, event_id: str, event: d
         site_now = synced_from_site(item, site.col, link.synced.attendees, site.zone)
     except ValueError:
         site_now = link.synced  # the site's copy is unreadable: Outlook's change repairs it
-    plan = reconcile(link.synced, site_now, item.get("modified"), outlook, event.get("lastModifiedDateTime"),
-                     site.zone, site.col)
-    if plan.conflicts:
-        log.warning("site=%s item=%s conflict on %s: %s wins (event=%s)", site.key, link.item_id,
-                    ",".join(plan.conflicts), plan.winner, event_id)
-    if plan.to_site:
-        rapid.update_item("events", link.item_id, plan.to_site)
-    change_key = event.get("changeKey", "")
-    if plan.to_outlook:
-        change_key = graph.update_event(link.mailbox, event_id, plan.to_outlook, change_key=change_key).get("changeKey", "")
-    svc.store.save_link(replace(link, synced=plan.synced, change_key=change_key))
+    plan = converge(svc, site, link, site_now, item.get("modified"), event)
     _say(site, link.item_id, f"Outlook change applied to the site ({', '.join(sorted(plan.to_site)) or 'nothing'})",
          event=event_id, content=plan.synced.digest())
     return "applied"

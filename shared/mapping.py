@@ -7,7 +7,10 @@ content last synced" for each link:
   - Outlook → site: `synced_from_outlook(event, zone)`; `site_fields(synced, changed, site)` the
     columns to write.
 Timed events travel in UTC. All-day events are midnight to midnight in the site's time zone: in
-the site as the UTC instants of those local midnights, in Outlook as local dates in that zone.
+the site as the UTC instants of those local midnights, in Outlook as local dates in that zone, named
+by its Windows name (Graph takes no IANA name but a short list: resources/datetimetimezone.md).
+Descriptions are HTML that Exchange rewrites (html_body): an Outlook body that says what a known
+description says is that description.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import re
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
+
+from .html_body import inner_body, same_html
 
 UTC = timezone.utc
 INBOUND_FIELDS = ("title", "description", "start", "end", "all_day", "location")
@@ -107,6 +112,26 @@ def normalise(synced: Synced, zone: ZoneInfo) -> Synced:
                    location=synced.location or "")
 
 
+def windows_zone(zone: ZoneInfo) -> str:
+    """Graph's name for a zone: its Windows name, from CLDR's mapping as tzlocal ships it."""
+    from tzlocal.windows_tz import tz_win  # imported on first use: keeps the cold start light
+
+    name = tz_win.get(zone.key)
+    if name is None:
+        raise ValueError(f"time zone {zone.key!r} has no Windows name (CLDR windowsZones), and Microsoft Graph "
+                         f"takes no other for all-day events")
+    return name
+
+
+def zone_named(name: str):
+    """The zone a Graph dateTimeTimeZone names: a Windows name, UTC, or one of Graph's IANA extras."""
+    if name.upper() in ("UTC", "GMT", "ETC/UTC"):
+        return UTC
+    from tzlocal.windows_tz import win_tz
+
+    return ZoneInfo(win_tz.get(name, name))
+
+
 def _graph_time(moment: datetime) -> dict:
     return {"dateTime": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0", "timeZone": "UTC"}
 
@@ -117,8 +142,8 @@ def _times(synced: Synced, zone: ZoneInfo) -> dict:
         return {"start": _graph_time(start), "end": _graph_time(end), "isAllDay": False}
     first, after_last = all_day_span(start, end, zone)
     return {
-        "start": {"dateTime": f"{first.isoformat()}T00:00:00.0000000", "timeZone": zone.key},
-        "end": {"dateTime": f"{after_last.isoformat()}T00:00:00.0000000", "timeZone": zone.key},
+        "start": {"dateTime": f"{first.isoformat()}T00:00:00.0000000", "timeZone": windows_zone(zone)},
+        "end": {"dateTime": f"{after_last.isoformat()}T00:00:00.0000000", "timeZone": windows_zone(zone)},
         "isAllDay": True,
     }
 
@@ -143,25 +168,27 @@ def outlook_patch(old: Synced, new: Synced, zone: ZoneInfo) -> dict:
     return patch
 
 
-_BODY = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL | re.IGNORECASE)
-
-
-def unwrap_body(body: dict | None) -> str:
-    """Graph wraps HTML bodies in a document; the site keeps only what is inside <body>."""
+def description_from(body: dict | None, known: tuple[str, ...] = ()) -> str:
+    """An Outlook body in site terms: one of the `known` descriptions when it says the same (Exchange's
+    rewrite is no change), else what is inside Exchange's <body>."""
     content = (body or {}).get("content") or ""
-    match = _BODY.search(content)
-    return match.group(1) if match else content
+    if (body or {}).get("contentType", "html").lower() == "text":
+        content = content.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for description in known:
+        if same_html(content, description):
+            return description
+    return inner_body(content)
 
 
 def _instant(value: dict, zone_of_event: str) -> datetime:
     moment = parse_utc(value["dateTime"]).replace(tzinfo=None)
-    name = value.get("timeZone") or zone_of_event
-    tz = UTC if name.upper() in ("UTC", "GMT", "ETC/UTC") else ZoneInfo(name)
-    return moment.replace(tzinfo=tz).astimezone(UTC)
+    return moment.replace(tzinfo=zone_named(value.get("timeZone") or zone_of_event)).astimezone(UTC)
 
 
-def synced_from_outlook(event: dict, zone: ZoneInfo, attendees: tuple[str, ...] = ()) -> Synced:
-    """An Outlook event read back (asked with Prefer outlook.timezone="UTC") in site terms."""
+def synced_from_outlook(event: dict, zone: ZoneInfo, attendees: tuple[str, ...] = (),
+                        known: tuple[str, ...] = ()) -> Synced:
+    """An Outlook event read back (asked with Prefer outlook.timezone="UTC") in site terms; `known`
+    are descriptions it may say again in Exchange's words (the last synced, the site's)."""
     all_day = bool(event.get("isAllDay"))
     if all_day:
         # all-day events are floating dates: take the wall-clock dates, place them in the site's zone
@@ -172,7 +199,7 @@ def synced_from_outlook(event: dict, zone: ZoneInfo, attendees: tuple[str, ...] 
         start, end = _instant(event["start"], "UTC"), _instant(event["end"], "UTC")
     return normalise(Synced(
         title=event.get("subject") or "",
-        description=unwrap_body(event.get("body")),
+        description=description_from(event.get("body"), known),
         start=format_utc(start),
         end=format_utc(end),
         all_day=all_day,

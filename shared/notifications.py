@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+from urllib.parse import unquote
 
 from .errors import BadRequest
 from .intake import parse_json
@@ -17,12 +18,25 @@ from .intake import parse_json
 log = logging.getLogger("rapid_meetings")
 CHANGES = {"created", "updated", "deleted"}
 LIFECYCLE = {"reauthorizationRequired", "subscriptionRemoved", "missed"}
-RESOURCE = re.compile(r"^/?users/([^/]+)/events/([^/]+)$", re.IGNORECASE)
+# Graph spells a notification's resource several ways (FACTS, "Corrections"): Users/{guid}/Events/{id},
+# users/{guid}@{tenant-guid}/events/{id}, Users('{guid}')/Events('{id}'); compared case-insensitively.
+_KEY = r"(?:/([^/'()]+)|\('([^'/]+)'\))"
+RESOURCE = re.compile(rf"^/?users{_KEY}/(?:calendar/)?events{_KEY}$", re.IGNORECASE)
 
 
 def _text(note: dict, key: str) -> str | None:
     value = note.get(key)
     return value if isinstance(value, str) and value else None
+
+
+def _is_mailbox(user: str, sub) -> bool:
+    """The resource's user is the subscription's: its object id (alone or @ the tenant) or its UPN. A
+    subscription made by UPN (no User.Read.All) knows no object id: the link's mailbox check decides."""
+    user = unquote(user).lower()
+    if not sub.user_id:
+        return True
+    names = {sub.mailbox.lower(), sub.user_id.lower(), f"{sub.user_id}@{sub.aad_tenant}".lower()}
+    return user in names
 
 
 def check(note, find_subscription) -> tuple[dict | None, str]:
@@ -49,14 +63,14 @@ def check(note, find_subscription) -> tuple[dict | None, str]:
     if change not in CHANGES:
         return None, f"unknown changeType for subscription {sub_id}"
     match = RESOURCE.match(_text(note, "resource") or "")
-    if match is None or match.group(1).lower() not in (sub.user_id.lower(), sub.mailbox.lower()):
+    if match is None or not _is_mailbox(match.group(1) or match.group(2), sub):
         return None, f"resource is not the mailbox of subscription {sub_id}"
-    event_id = match.group(2)
-    if len(event_id) > 512 or not (event_id.isascii() and event_id.isprintable()):
-        return None, f"resource of subscription {sub_id} names no Outlook event id"
     data = note.get("resourceData") if isinstance(note.get("resourceData"), dict) else {}
-    if data.get("id") not in (None, event_id):
-        return None, f"resourceData.id does not match the resource of subscription {sub_id}"
+    event_id = _text(data, "id") or ""  # the event id comes from resourceData.id, the mailbox from the subscription
+    if not event_id or len(event_id) > 512 or not (event_id.isascii() and event_id.isprintable()):
+        return None, f"resourceData of subscription {sub_id} names no Outlook event id"
+    if event_id.lower() != unquote(match.group(3) or match.group(4)).lower():
+        return None, f"resourceData.id is not the event of the resource of subscription {sub_id}"
     etag = data.get("@odata.etag") if isinstance(data.get("@odata.etag"), str) else ""
     return {"op": "outlook.change", "sub": sub_id, "change": change, "event": event_id, "etag": etag}, ""
 

@@ -41,6 +41,7 @@ class EventLink:
     synced: Synced
     change_key: str = ""
     meeting_id: str = ""
+    removing: bool = False  # we are removing its Outlook event: that event's notifications are our own
     etag: str | None = field(default=None, repr=False, compare=False)
 
 
@@ -121,14 +122,15 @@ class Store:
 
     def _link_entity(self, link: EventLink) -> dict:
         return _entity(link.site, f"item|{link.item_id}", event_id=link.event_id, mailbox=link.mailbox,
-                       synced=link.synced.to_json(), change_key=link.change_key, meeting_id=link.meeting_id)
+                       synced=link.synced.to_json(), change_key=link.change_key, meeting_id=link.meeting_id,
+                       removing=link.removing)
 
     def _link_from(self, site: str, entity) -> EventLink:
         data = _fields(entity)
         return EventLink(site=site, item_id=from_key(entity["RowKey"]).split("|", 1)[1], event_id=data["event_id"],
                          mailbox=data["mailbox"], synced=Synced.from_json(data["synced"]),
                          change_key=data.get("change_key", ""), meeting_id=data.get("meeting_id", ""),
-                         etag=entity.metadata["etag"])
+                         removing=bool(data.get("removing", False)), etag=entity.metadata["etag"])
 
     def get_link(self, site: str, item_id: str) -> EventLink | None:
         entity = self._get(LINKS, site, f"item|{item_id}")

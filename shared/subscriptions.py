@@ -44,10 +44,25 @@ def _notification_url(svc: Services) -> str:
     return url
 
 
+def _object_id(svc: Services, site: SiteConfig, mailbox: str) -> str:
+    """The organiser's object id, which Graph prefers in a subscription's resource (UPNs work but can give
+    intermittent 503s). Reading a user needs User.Read.All (user-get.md, "Permissions"); without it the
+    subscription is made by UPN, and the reason is logged."""
+    try:
+        return svc.graph(site).user_id(mailbox)
+    except RemoteError as e:
+        if e.status != 403:
+            raise
+        log.warning("site=%s mailbox=%s GET /users refused (%s): the app registration lacks the User.Read.All "
+                    "application permission; subscribing by UPN instead (grant it to subscribe by object id)",
+                    site.key, mailbox, e)
+        return ""
+
+
 def create_subscription(svc: Services, site: SiteConfig, mailbox: str, user_id: str = "", delta_link: str = "") -> Subscription:
     graph = svc.graph(site)
-    user_id = user_id or graph.user_id(mailbox)
-    resource = f"users/{user_id}/events"
+    user_id = user_id or _object_id(svc, site, mailbox)
+    resource = f"users/{user_id or mailbox}/events"
     client_state = secrets.token_urlsafe(72)[:96]
     created = graph.create_subscription(resource, _notification_url(svc), client_state, _expiry(svc))
     sub = svc.store.put_subscription(Subscription(

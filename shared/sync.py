@@ -11,10 +11,10 @@ import uuid
 from dataclasses import dataclass, replace
 
 from .config import SiteConfig
-from .errors import JobAbandoned, PreconditionFailed, RemoteNotFound, Throttled, TransientError
-from .mapping import Synced, outlook_patch, outlook_payload, synced_from_outlook, synced_from_site
+from .errors import JobAbandoned, RemoteError, RemoteNotFound, Throttled, TransientError
+from .mapping import Synced, outlook_patch, outlook_payload, site_fields, synced_from_outlook, synced_from_site
 from .rapid_items import lookup_id
-from .reconcile import reconcile
+from .reconcile import Plan, reconcile
 from .services import Services
 from .store import Conflict, EventLink
 
@@ -113,6 +113,9 @@ def apply_site_event(svc: Services, site: SiteConfig, item_id: str, action: str,
     if link and link.mailbox.lower() != target.mailbox.lower():
         remove_outlook_event(svc, site, link, item_id, f"organiser changed to {target.mailbox}")
         link = None
+    if link and link.removing:  # a removal began, then the item came back: finish it, then start afresh
+        remove_outlook_event(svc, site, link, item_id, "restored in the site while its event was being removed")
+        link = None
     if link is None:
         return _create(svc, site, item, target)
     return _update(svc, site, item, target, link)
@@ -126,15 +129,27 @@ def _create(svc: Services, site: SiteConfig, item: dict, target: Target) -> str:
     item_id = str(item["id"])
     tag = _tag(site, item_id)
     transaction = str(uuid.uuid5(TRANSACTION_NS, f"{tag}|{item.get('created', '')}"))
+    graph = svc.graph(site)
     try:
-        event = svc.graph(site).create_event(target.mailbox, outlook_payload(target.synced, site.zone), transaction, tag)
+        event = graph.create_event(target.mailbox, outlook_payload(target.synced, site.zone), transaction, tag)
     except (Throttled, TransientError) as e:
         e.task_hint = {"created_in": target.mailbox}  # the event may exist: the retry must know where to look
         raise
+    except RemoteError as e:
+        if e.status != 409:
+            raise
+        event = {"answer": str(e)}
+    if not event.get("id"):
+        # Graph knew the transactionId and did not answer with the event (what it answers is not documented,
+        # FACTS "Corrections"): the event is the one carrying our tag
+        event = _tagged_event(svc, site, target.mailbox, item_id, event.get("answer") or "no event")
+    outlook = synced_from_outlook(event, site.zone, target.synced.attendees, (target.synced.description,))
+    if outlook != target.synced:  # a repeated transactionId gave back the first attempt's event, as it was then
+        event = graph.update_event(target.mailbox, event["id"], outlook_patch(outlook, target.synced, site.zone))
     link = EventLink(site=site.key, item_id=item_id, event_id=event["id"], mailbox=target.mailbox,
                      synced=target.synced, change_key=event.get("changeKey", ""), meeting_id=target.meeting_id)
     try:
-        svc.store.create_link(link)
+        link = svc.store.create_link(link)
     except Conflict:
         existing = svc.store.get_link(site.key, item_id)
         if existing is None or existing.event_id != event["id"]:
@@ -164,61 +179,89 @@ def _write_external_id(svc: Services, site: SiteConfig, item: dict, event_id: st
         return None
 
 
+def _tagged_event(svc: Services, site: SiteConfig, mailbox: str, item_id: str, answer: str) -> dict:
+    found = svc.graph(site).find_tagged(mailbox, _tag(site, item_id))
+    if not found:
+        raise TransientError(f"item {item_id}: create answered {answer!r} and no tagged event exists (yet)")
+    _say(site, item_id, f"create answered {answer!r}: taking the tagged event", event=found[0]["id"],
+         others=len(found) - 1)
+    return found[0]
+
+
 def _update(svc: Services, site: SiteConfig, item: dict, target: Target, link: EventLink) -> str:
     item_id = link.item_id
     _write_external_id(svc, site, item, link.event_id)
     if target.synced == link.synced:
         _say(site, item_id, "no mapped change: Outlook untouched", event=link.event_id)
         return "noop"
-    graph = svc.graph(site)
     try:
-        event = graph.update_event(link.mailbox, link.event_id, outlook_patch(link.synced, target.synced, site.zone),
-                                   change_key=link.change_key)
-        synced, decision = target.synced, "updated Outlook event"
-    except PreconditionFailed:
-        # Outlook changed since our last sync too: merge, later modification wins per field group
-        event = graph.get_event(link.mailbox, link.event_id)
-        outlook = synced_from_outlook(event, site.zone, link.synced.attendees)
-        plan = reconcile(link.synced, target.synced, item.get("modified"), outlook,
-                         event.get("lastModifiedDateTime"), site.zone, site.col)
-        if plan.conflicts:
-            log.warning("site=%s item=%s conflict on %s: %s wins (event=%s)", site.key, item_id,
-                        ",".join(plan.conflicts), plan.winner, link.event_id)
-        if plan.to_outlook:
-            event = graph.update_event(link.mailbox, link.event_id, plan.to_outlook, change_key=event.get("changeKey"))
-        if plan.to_site:
-            svc.rapid(site).update_item("events", item_id, plan.to_site)
-        synced, decision = plan.synced, "merged with an Outlook change"
+        event = svc.graph(site).get_event(link.mailbox, link.event_id)
     except RemoteNotFound:
         current = svc.store.get_link(site.key, item_id)
         if current is None or current.event_id != link.event_id:
             _say(site, item_id, "Outlook event already removed by another job", event=link.event_id)
             return "noop"
         return outlook_event_removed(svc, site, current, "Outlook event is gone")
-    svc.store.save_link(replace(link, synced=synced, change_key=event.get("changeKey", "")))
-    _say(site, item_id, decision, event=link.event_id, content=synced.digest())
+    plan = converge(svc, site, link, target.synced, item.get("modified"), event)
+    decision = "updated Outlook event" + (", merged an Outlook change" if plan.to_site else "")
+    _say(site, item_id, decision, event=link.event_id, content=plan.synced.digest())
     return "updated"
+
+
+def _log_conflicts(site: SiteConfig, link: EventLink, plan: Plan) -> None:
+    if plan.conflicts:
+        log.warning("site=%s item=%s conflict on %s: %s wins (event=%s)", site.key, link.item_id,
+                    ",".join(plan.conflicts), plan.winner, link.event_id)
+
+
+def converge(svc: Services, site: SiteConfig, link: EventLink, site_now: Synced, site_modified: str | None,
+             event: dict) -> Plan:
+    """Bring the site (`site_now`) and Outlook (`event`, as just read) to one content, from the content
+    last synced; what changed on one side only goes to the other, a conflict to the later modification.
+
+    The PATCH answer is the whole event after our write (event-update.md): an Outlook edit that landed
+    between our read and our PATCH shows there, and is merged rather than overwritten or taken for our
+    echo. Correctness never rests on If-Match, which Graph does not document for events."""
+    base = link.synced
+    known = (base.description, site_now.description)
+    outlook = synced_from_outlook(event, site.zone, base.attendees, known)
+    plan = reconcile(base, site_now, site_modified, outlook, event.get("lastModifiedDateTime"), site.zone, site.col)
+    _log_conflicts(site, link, plan)
+    merged = plan.synced
+    if plan.to_outlook:
+        event = svc.graph(site).update_event(link.mailbox, link.event_id, plan.to_outlook)
+        after = synced_from_outlook(event, site.zone, merged.attendees, (merged.description, *known))
+        if after != merged:
+            late = reconcile(outlook, merged, site_modified, after, event.get("lastModifiedDateTime"), site.zone,
+                             site.col)
+            _say(site, link.item_id, f"an Outlook edit landed just before our write: merged "
+                 f"({', '.join(sorted(merged.changed_fields(late.synced))) or 'nothing'})", event=link.event_id)
+            merged = late.synced
+    to_site = site_fields(merged, merged.changed_fields(site_now), site.col)
+    if to_site:
+        svc.rapid(site).update_item("events", link.item_id, to_site)
+    svc.store.save_link(replace(link, synced=merged, change_key=event.get("changeKey", "")))
+    return replace(plan, to_site=to_site, synced=merged)
 
 
 def _remove_unlinked(svc: Services, site: SiteConfig, mailbox: str, item_id, why: str) -> str:
     graph = svc.graph(site)
     found = graph.find_tagged(mailbox, _tag(site, item_id))
     for event in found:
-        graph.cancel_event(mailbox, event["id"], f"This meeting was {why.split(' ')[0]}.")
-    _say(site, item_id, f"{why}: {len(found)} Outlook event(s) of an unanswered create cancelled", mailbox=mailbox)
+        graph.remove_event(mailbox, event["id"], f"This meeting was {why.split(' ')[0]}.")
+    _say(site, item_id, f"{why}: {len(found)} Outlook event(s) of an unanswered create removed", mailbox=mailbox)
     return "deleted" if found else "noop"
 
 
 def remove_outlook_event(svc: Services, site: SiteConfig, link: EventLink, item_id, why: str) -> str:
-    # Unlink first: a "deleted" notification for our own cancellation then finds no link and is ignored.
-    # Should the cancel fail, the retry finds the event by its tag in that mailbox.
+    """Cancel (or delete) the item's Outlook event; the link is forgotten only once Outlook no longer has
+    the event. Until then it is marked `removing`: a failed removal is retried from it, and the
+    "deleted" notification of our own removal meets the mark and is ignored."""
+    if not link.removing:
+        link = svc.store.save_link(replace(link, removing=True))
+    found = svc.graph(site).remove_event(link.mailbox, link.event_id, f"This meeting was {why.split(' ')[0]}.")
     svc.store.delete_link(link)
-    try:
-        found = svc.graph(site).cancel_event(link.mailbox, link.event_id, f"This meeting was {why.split(' ')[0]}.")
-    except (Throttled, TransientError) as e:
-        e.task_hint = {"created_in": link.mailbox}
-        raise
-    _say(site, item_id, f"{why}: Outlook event cancelled" if found else f"{why}: Outlook event already gone",
+    _say(site, item_id, f"{why}: Outlook event removed" if found else f"{why}: Outlook event already gone",
          event=link.event_id)
     return "deleted"
 

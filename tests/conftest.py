@@ -19,6 +19,15 @@ def stack():
     world.stop()
 
 
+@pytest.fixture(params=["ignore", "412", "409"])
+def if_match(stack, request):
+    """Conflict scenarios run under Graph's default (If-Match on PATCH /events ignored) and both variants
+    that refuse a stale one: correctness must not depend on it (FACTS, "Corrections")."""
+    stack.graph.if_match = request.param
+    yield request.param
+    stack.graph.if_match = "ignore"
+
+
 @pytest.fixture
 def site(stack):
     return stack.sites["acme/sales"]

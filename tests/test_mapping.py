@@ -7,14 +7,18 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devtools.sim.graph.exchange import exchange_html
 from devtools.stack import AAD_TENANT, CLIENT_ID
+from shared.html_body import html_form
 from shared.mapping import (Synced, local_midnight, normalise, outlook_patch, outlook_payload, synced_from_outlook,
-                            synced_from_site)
+                            synced_from_site, windows_zone)
+from shared.reconcile import reconcile
+from tzlocal.windows_tz import tz_win
 
 UTC = timezone.utc
 DST_ZONES = ["Europe/London", "America/New_York", "Australia/Sydney", "America/Santiago", "Asia/Beirut",
              "America/Havana", "Pacific/Chatham", "Asia/Kolkata", "UTC", "Africa/Casablanca", "America/Asuncion"]
-zones = st.one_of(st.sampled_from(DST_ZONES), st.timezone_keys()).filter(lambda k: k not in ("Factory", "localtime"))
+zones = st.one_of(st.sampled_from(DST_ZONES), st.timezone_keys()).filter(lambda k: k in tz_win)  # config refuses others
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
 html = st.lists(st.one_of(text, st.sampled_from(["<p>", "</p>", "<b>", "</b>", "&amp;", "<br/>", "😀", "é", "<a href='x'>"])),
                 max_size=8).map("".join)
@@ -24,10 +28,9 @@ instants = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099,
 
 
 def graph_echo(payload: dict) -> dict:
-    """What Graph answers for a created event: HTML wrapped, times in UTC except floating all-day dates."""
-    event = {**payload, "body": {"contentType": "html", "content":
-             f"<html><head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\r\n</head>"
-             f"<body>{payload['body']['content']}</body></html>"}}
+    """What Graph answers for a created event: HTML in Exchange's document, times in UTC except floating
+    all-day dates."""
+    event = {**payload, "body": {"contentType": "html", "content": exchange_html(payload["body"]["content"])}}
     if payload["isAllDay"]:
         event["start"] = {**payload["start"], "timeZone": "UTC"}
         event["end"] = {**payload["end"], "timeZone": "UTC"}
@@ -57,7 +60,7 @@ def all_day_events(draw):
 def test_a_timed_event_maps_to_outlook_and_back_to_the_same_fields(event, zone_name):
     zone = ZoneInfo(zone_name)
     site = normalise(event, zone)
-    back = synced_from_outlook(graph_echo(outlook_payload(site, zone)), zone, site.attendees)
+    back = synced_from_outlook(graph_echo(outlook_payload(site, zone)), zone, site.attendees, (site.description,))
     assert back == site
 
 
@@ -68,8 +71,8 @@ def test_an_all_day_event_spans_the_same_local_days_both_ways(zone_and_event):
     payload = outlook_payload(site, zone)
     assert payload["start"]["dateTime"].endswith("T00:00:00.0000000")
     assert payload["end"]["dateTime"].endswith("T00:00:00.0000000")
-    assert payload["start"]["timeZone"] == zone.key
-    assert synced_from_outlook(graph_echo(payload), zone, site.attendees) == site
+    assert payload["start"]["timeZone"] == payload["end"]["timeZone"] == tz_win[zone.key]  # Windows names only
+    assert synced_from_outlook(graph_echo(payload), zone, site.attendees, (site.description,)) == site
 
 
 @given(timed_events(), zones)
@@ -109,4 +112,67 @@ def test_the_graph_simulator_round_trip_keeps_every_mapped_field(stack, event):
     assert created.status_code == 201, created.text
     read = session.get(f"{stack.graph.graph_url}/users/carol@contoso.test/events/{created.json()['id']}",
                        headers=headers, timeout=10).json()
-    assert synced_from_outlook(read, zone, site.attendees) == site
+    assert synced_from_outlook(read, zone, site.attendees, (site.description,)) == site
+
+
+def test_a_zone_without_a_windows_name_cannot_reach_graph():
+    try:
+        windows_zone(ZoneInfo("Antarctica/Troll"))
+    except ValueError as e:
+        assert "'Antarctica/Troll' has no Windows name" in str(e)
+    else:
+        raise AssertionError("gave Graph a zone name it refuses")
+
+
+def test_windows_zone_names_read_back_as_the_same_instants():
+    event = {"subject": "x", "isAllDay": False, "body": {"contentType": "html", "content": ""},
+             "start": {"dateTime": "2026-07-01T09:00:00.0000000", "timeZone": "W. Europe Standard Time"},
+             "end": {"dateTime": "2026-07-02T10:30:00.0000000", "timeZone": "AUS Eastern Standard Time"}}
+    back = synced_from_outlook(event, ZoneInfo("UTC"))
+    assert (back.start, back.end) == ("2026-07-01T07:00:00Z", "2026-07-02T00:30:00Z")
+
+
+# -- HTML: any site description, rewritten by Exchange, comes back as no change
+
+TAGS = ["p", "div", "b", "strong", "i", "em", "u", "span", "a", "ul", "ol", "li", "h2", "blockquote", "table", "tr",
+        "td", "font", "code", "SPAN", "x-custom"]
+words = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=12).map(
+    lambda t: t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+attrs = st.sampled_from(["", ' class="x"', ' style="color:red"', " href='https://e.test/?a=1&amp;b=2'", ' dir="ltr"'])
+site_html = st.recursive(
+    st.one_of(words, st.sampled_from(["<br>", "<br/>", "&nbsp;", "&#233;", "\r\n", "  ", "<hr>", "<!-- note -->",
+                                      '<img src="cid:1">'])),
+    lambda inner: st.builds(lambda tag, attr, parts: f"<{tag}{attr}>{''.join(parts)}</{tag}>",
+                            st.sampled_from(TAGS), attrs, st.lists(inner, max_size=4)),
+    max_leaves=12,
+).flatmap(lambda first: st.lists(st.just(first) | words, min_size=1, max_size=3).map("".join))
+# and what a site may hold as a whole document of its own
+site_descriptions = st.one_of(site_html, site_html.map(lambda h: f"<html><head><title>t</title></head><body>{h}</body></html>"))
+
+
+@settings(max_examples=300)
+@given(site_descriptions)
+def test_exchanges_rewrite_of_any_site_html_keeps_its_meaning(description):
+    assert html_form(exchange_html(description)) == html_form(description)
+
+
+@settings(max_examples=200)
+@given(timed_events(), site_descriptions)
+def test_an_exchange_rewrapped_body_reads_back_as_no_change_and_writes_nothing_to_the_site(event, description):
+    zone = ZoneInfo("Europe/Amsterdam")
+    site = normalise(Synced(**{**event.__dict__, "description": description}), zone)
+    echo = {**graph_echo(outlook_payload(site, zone)), "lastModifiedDateTime": "2030-01-01T00:00:00Z"}
+    back = synced_from_outlook(echo, zone, site.attendees, (site.description,))
+    assert back == site
+    plan = reconcile(site, site, "2020-01-01T00:00:00Z", back, echo["lastModifiedDateTime"], zone, lambda n: n)
+    assert plan.to_site == {} and plan.to_outlook == {} and not plan.conflicts
+
+
+def test_a_real_outlook_edit_of_the_body_is_still_a_change():
+    zone = ZoneInfo("UTC")
+    before = exchange_html("<p>Agenda</p>")
+    edited = before.replace("Agenda", "Agenda, <b>revised</b>")
+    back = synced_from_outlook({"subject": "", "isAllDay": False, "body": {"contentType": "html", "content": edited},
+                                "start": {"dateTime": "2026-01-01T09:00:00", "timeZone": "UTC"},
+                                "end": {"dateTime": "2026-01-01T10:00:00", "timeZone": "UTC"}}, zone, (), ("<p>Agenda</p>",))
+    assert back.description == "<p>Agenda, <b>revised</b></p>"  # what is inside Exchange's <body>

@@ -82,14 +82,33 @@ def test_the_same_notification_delivered_three_times_writes_the_site_once(stack,
     assert len(event_writes(stack, site)) == 1
 
 
-def test_an_echo_of_our_own_change_writes_nothing_and_reads_nothing(stack, site, synced_event):
+def graph_calls(stack) -> list[str]:
+    return [e.method for e in stack.graph.log if "/events" in e.path]
+
+
+def test_an_echo_of_our_own_change_writes_nothing_and_reads_nothing_when_its_etag_decodes(stack, site, synced_event):
     site.sim.update_item("Meeting Events", synced_event["item"]["id"], title="Changed in the site")
     eventually(lambda: any(e["subject"] == "Changed in the site" for e in stack.graph.events(ORGANISER)))
     stack.graph.wait_idle()
     settle(stack)
-    assert [d.status for d in stack.graph.notifications_sent] == [202]  # the echo did arrive
+    assert [d.status for d in stack.graph.notifications_sent] == [202]  # the echo did arrive, Exchange's etag
+    assert stack.graph.notifications_sent[0].body["value"][0]["resourceData"]["@odata.etag"].startswith('W/"CQAAABYAAA')
     assert event_writes(stack, site) == []
-    assert stack.graph.count("GET") == 0
+    assert graph_calls(stack) == ["GET", "PATCH"]  # the update's own read, then its write; the echo: nothing
+
+
+def test_an_echo_whose_etag_does_not_decode_costs_one_read_and_writes_nothing(stack, site, synced_event):
+    stack.graph.etag_form = "opaque"  # the fallback of the unpublished etag shortcut
+    try:
+        site.sim.update_item("Meeting Events", synced_event["item"]["id"], title="Changed, opaque etag")
+        eventually(lambda: any(e["subject"] == "Changed, opaque etag" for e in stack.graph.events(ORGANISER)))
+        stack.graph.wait_idle()
+        settle(stack)
+    finally:
+        stack.graph.etag_form = "exchange"
+    assert [d.status for d in stack.graph.notifications_sent] == [202]
+    assert event_writes(stack, site) == []
+    assert graph_calls(stack) == ["GET", "PATCH", "GET"]
 
 
 def test_an_event_created_directly_in_outlook_never_reaches_the_site(stack, site, synced_event):
@@ -109,7 +128,7 @@ def test_an_outlook_cancellation_marks_the_item_cancelled(stack, site, synced_ev
     assert services().store.get_link("acme/sales", str(synced_event["item"]["id"])) is None
 
 
-def test_both_sides_changed_the_later_modification_wins_and_is_logged(stack, site, synced_event, caplog):
+def test_both_sides_changed_the_later_modification_wins_and_is_logged(stack, site, synced_event, if_match, caplog):
     item, event = synced_event["item"], synced_event["event"]
     stack.graph.pause_notifications()
     stack.graph.outlook_update(ORGANISER, event["id"], subject="Outlook says")

@@ -1,5 +1,6 @@
-"""Contract checks of the Microsoft Graph simulator (devtools/sim/graph.py)."""
+"""Contract checks of the Microsoft Graph simulator (devtools/sim/graph/)."""
 
+import base64
 import json
 import threading
 import time
@@ -145,8 +146,12 @@ def test_bearer_token_and_tenant_isolation(graph, http):
     assert resp.status_code == 401 and resp.json()["error"]["code"] == "InvalidAuthenticationToken"
     wrong_aud = {"Authorization": "Bearer " + graph.mint_token(TENANT, CLIENT, aud="api://rapid")}
     assert anonymous.get(f"{graph.graph_url}/users/{ALICE}", headers=wrong_aud).status_code == 401
-    user = http.get(f"{graph.graph_url}/users/{ALICE}", params={"$select": "id,mail"}).json()
+    refused = http.get(f"{graph.graph_url}/users/{ALICE}")  # Calendars.ReadWrite alone cannot read users
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "Authorization_RequestDenied"
+    directory = {"Authorization": "Bearer " + graph.mint_token(TENANT, CLIENT, roles=["User.Read.All"])}
+    user = http.get(f"{graph.graph_url}/users/{ALICE}", params={"$select": "id,mail"}, headers=directory).json()
     assert user["mail"] == ALICE and "displayName" not in user
+    assert http.get(f"{graph.graph_url}/users/{ALICE}/events", headers=directory).status_code == 403
     resp = http.get(f"{graph.graph_url}/users/bob@fabrikam.example/events")
     assert resp.status_code == 404 and resp.json()["error"]["code"] == "ErrorInvalidUser"
 
@@ -162,12 +167,48 @@ def test_transaction_id_dedupes_create(graph, http):
     assert event["createdDateTime"].endswith("Z") and len(event["createdDateTime"]) == 28
 
 
-def test_html_body_is_wrapped(graph, http):
+def test_an_html_body_comes_back_in_exchanges_own_document(graph, http):
+    sent = "<p>Agenda</p>Loose <b>text</b> &amp; more<!-- a note --><script>x()</script><br/>"
     event = http.post(f"{graph.graph_url}/users/{ALICE}/events",
-                      json=event_body(body={"contentType": "HTML", "content": "<p>Agenda</p>"})).json()
-    assert event["body"] == {"contentType": "html", "content": '<html><head>\r\n<meta http-equiv="Content-Type" '
-                             'content="text/html; charset=utf-8">\r\n</head><body><p>Agenda</p></body></html>'}
-    assert event["bodyPreview"] == "Agenda"
+                      json=event_body(body={"contentType": "HTML", "content": sent})).json()
+    assert event["body"] == {"contentType": "html", "content": (
+        '<html>\r\n<head>\r\n<meta http-equiv="Content-Type" content="text/html; charset=utf-8">\r\n</head>\r\n'
+        '<body>\r\n<p>Agenda</p>\r\n<div class="elementToProof">Loose <b>text</b> &amp; more<br></div>\r\n'
+        '</body>\r\n</html>\r\n')}
+    assert event["bodyPreview"] == "Agenda Loose text & more"
+
+
+@pytest.mark.parametrize("name", ["Europe/Amsterdam", "Australia/Melbourne", "America/Toronto", "Mars/Olympus"])
+def test_a_time_zone_graph_does_not_list_is_refused(graph, http, name):
+    refused = http.post(f"{graph.graph_url}/users/{ALICE}/events", json={
+        "subject": "x", "start": {"dateTime": "2026-03-30T00:00:00", "timeZone": name},
+        "end": {"dateTime": "2026-03-31T00:00:00", "timeZone": name}, "isAllDay": True})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "TimeZoneNotSupportedException"
+    assert graph.events(ALICE) == []
+
+
+@pytest.mark.parametrize("name", ["W. Europe Standard Time", "AUS Eastern Standard Time", "UTC", "Europe/Kiev",
+                                  "Australia/Sydney"])
+def test_windows_zone_names_and_the_listed_extras_are_accepted(graph, http, name):
+    created = http.post(f"{graph.graph_url}/users/{ALICE}/events", json={
+        "subject": "x", "start": {"dateTime": "2026-03-30T00:00:00", "timeZone": name},
+        "end": {"dateTime": "2026-03-31T00:00:00", "timeZone": name}, "isAllDay": True})
+    assert created.status_code == 201, created.text
+
+
+def test_every_endpoint_checks_the_app_roles_of_the_token(graph, http):
+    none = {"Authorization": "Bearer " + graph.mint_token(TENANT, CLIENT, roles=[])}
+    url = f"{graph.graph_url}/users/{ALICE}/events"
+    for method, path in (("GET", url), ("POST", url), ("GET", f"{graph.graph_url}/subscriptions"),
+                         ("GET", f"{graph.graph_url}/users/{ALICE}")):
+        resp = http.request(method, path, json=event_body() if method == "POST" else None, headers=none)
+        assert resp.status_code == 403, (method, path, resp.text)
+    read_only = {"Authorization": "Bearer " + graph.mint_token(TENANT, CLIENT, roles=["Calendars.Read"])}
+    assert http.get(url, headers=read_only).status_code == 200
+    assert http.post(url, json=event_body(), headers=read_only).status_code == 403
+    inner = http.post(f"{graph.graph_url}/$batch", headers=none, json={"requests": [
+        {"id": "1", "method": "GET", "url": f"/users/{ALICE}/events"}]}).json()["responses"][0]
+    assert inner["status"] == 403
 
 
 def test_all_day_needs_midnight(graph, http):
@@ -220,6 +261,26 @@ def test_patch_cancel_delete(graph, http):
     assert http.delete(f"{url}/{other['id']}").status_code == 204
 
 
+def test_cancelling_an_event_without_attendees_is_refused_by_default_and_delete_always_works(graph, http):
+    url = f"{graph.graph_url}/users/{ALICE}/events"
+    alone = http.post(url, json=event_body()).json()
+    refused = http.post(f"{url}/{alone['id']}/cancel", json={"Comment": "Sorry"})
+    assert refused.status_code == 400 and len(graph.events(ALICE)) == 1
+    graph.cancel_without_attendees = "allow"
+    assert http.post(f"{url}/{alone['id']}/cancel", json={}).status_code == 202 and graph.events(ALICE) == []
+    graph.cancel_without_attendees = "refuse"
+    again = http.post(url, json=event_body()).json()
+    assert http.delete(f"{url}/{again['id']}").status_code == 204 and graph.events(ALICE) == []
+
+
+def test_a_repeated_transaction_id_gives_the_first_event_or_a_conflict(graph, http):
+    url = f"{graph.graph_url}/users/{ALICE}/events"
+    first = http.post(url, json=event_body(transactionId="t-9")).json()
+    graph.transaction_duplicate = "conflict"
+    again = http.post(url, json=event_body(transactionId="t-9"))
+    assert again.status_code == 409 and [e["id"] for e in graph.events(ALICE)] == [first["id"]]
+
+
 def test_subscription_validation_handshake(graph, http, receiver):
     created = subscribe(graph, http, receiver.url)
     assert created.status_code == 201, created.text
@@ -250,8 +311,32 @@ def test_notification_on_outlook_update(graph, http, receiver):
     assert path.endswith("?code=k")
     assert (note["changeType"], note["clientState"], note["subscriptionId"], note["tenantId"]) == \
         ("updated", "secret-state", sub["id"], TENANT)
-    assert note["resource"] == f"Users/{user_id}/Events/{event['id']}"
+    assert note["resource"] in (f"Users/{user_id}/Events/{event['id']}", f"users/{user_id}@{TENANT}/events/{event['id']}",
+                                f"Users('{user_id}')/Events('{event['id']}')")
     assert note["resourceData"]["id"] == event["id"] and note["resourceData"]["@odata.type"] == "#Microsoft.Graph.Event"
+    etag, change_key = note["resourceData"]["@odata.etag"], graph.get_event(ALICE, event["id"])["changeKey"]
+    assert etag.startswith('W/"CQAAABYAAA') and change_key not in (etag, etag[3:-1])
+    assert base64.b64decode(etag[3:-1])[8:] == base64.b64decode(change_key)
+
+
+def test_notification_resources_rotate_through_the_published_spellings(graph, http, receiver):
+    subscribe(graph, http, receiver.url)
+    event = graph.outlook_create(ALICE, **event_body())
+    for n in range(2):
+        graph.outlook_update(ALICE, event["id"], subject=f"Moved {n}")
+    resources = [b["value"][0]["resource"] for _, b in receiver.wait_for(3)]
+    user_id = graph.user(ALICE).id
+    assert sorted(r.split(event["id"])[0] for r in resources) == sorted(
+        [f"Users/{user_id}/Events/", f"Users('{user_id}')/Events('", f"users/{user_id}@{TENANT}/events/"])
+
+
+def test_both_notification_and_lifecycle_urls_are_validated(graph, http, receiver):
+    refusing = Receiver(echo=False)
+    failed = subscribe(graph, http, receiver.url, lifecycleNotificationUrl=refusing.url)
+    assert failed.status_code == 400 and failed.json()["error"]["code"] == "ValidationError"
+    assert subscribe(graph, http, receiver.url, lifecycleNotificationUrl=receiver.url).status_code == 201
+    assert len([v for v in graph.validations if v.url.startswith(receiver.url)]) == 1 + 2
+    refusing.server.shutdown()
 
 
 def test_paused_changes_are_missed_and_lifecycle_sent(graph, http, receiver):
@@ -280,6 +365,9 @@ def test_delta_then_delta_link(graph, http):
     assert [(e["id"], e.get("subject"), "@removed" in e) for e in changes["value"]] == \
         [(first["id"], "One!", False), (second["id"], None, True)]
     assert http.get(changes["@odata.deltaLink"]).json()["value"] == []
+    graph.expire_delta_tokens()
+    expired = http.get(changes["@odata.deltaLink"])
+    assert expired.status_code == 410 and expired.json()["error"]["code"] == "SyncStateNotFound"
 
 
 def test_batch_limit_and_inner_requests(graph, http):
@@ -319,11 +407,16 @@ def test_mailbox_concurrency_limit(graph, http):
     assert sorted(statuses) == [200] * 4 + [429] * 2 and graph.max_concurrency(ALICE) == 4
 
 
-def test_patch_with_a_stale_if_match_is_refused_with_412(graph, http):
+@pytest.mark.parametrize("variant", ["ignore", "412", "409"])
+def test_a_stale_if_match_on_patch_is_ignored_by_default_or_refused_per_variant(graph, http, variant):
+    graph.if_match = variant
     url = f"{graph.graph_url}/users/{ALICE}/events"
     created = http.post(url, json=event_body()).json()
     stale = created["@odata.etag"]
     assert http.patch(f"{url}/{created['id']}", json={"subject": "one"}, headers={"If-Match": stale}).status_code == 200
-    refused = http.patch(f"{url}/{created['id']}", json={"subject": "two"}, headers={"If-Match": stale})
-    assert refused.status_code == 412
-    assert graph.get_event(ALICE, created["id"])["subject"] == "one"
+    second = http.patch(f"{url}/{created['id']}", json={"subject": "two"}, headers={"If-Match": stale})
+    if variant == "ignore":
+        assert second.status_code == 200 and graph.get_event(ALICE, created["id"])["subject"] == "two"
+    else:
+        assert second.status_code == int(variant) and second.json()["error"]["code"] == "ErrorIrresolvableConflict"
+        assert graph.get_event(ALICE, created["id"])["subject"] == "one"

@@ -14,12 +14,11 @@ import jwt
 import pytest
 import requests
 
-import devtools.sim.graph as graph_sim
 from devtools import site_check as cli
 from devtools.azurite import free_port
 from devtools.sim.rapid import RapidVariant
-from devtools.stack import (AAD_TENANT, CLIENT_ID, FUNCTION_KEY, GUESTS, MASTER_KEY, ORGANISER, PEOPLE, RAPID_APP,
-                            ROOT)
+from devtools.stack import (AAD_TENANT, CLIENT_ID, CLIENT_SECRET, FUNCTION_KEY, GRAPH_ROLES, GUESTS, MASTER_KEY,
+                            ORGANISER, OTHER_TENANT, PEOPLE, RAPID_APP, ROOT)
 from shared.config import settings_from
 from shared.site_check import (FAIL, OK, WARN, check_all, check_env, failed, jwt_claims, link_shape, schema_columns,
                                to_text)
@@ -82,21 +81,14 @@ def _levels(report, level: str) -> list:
 
 
 @pytest.fixture
-def graph_roles(monkeypatch):
-    """Graph tokens from the simulator carry these application roles (it mints none by itself)."""
+def graph_roles(stack):
+    """The application roles an admin consented to for the app (the simulator puts them in its tokens)."""
     def with_roles(roles):
-        real = graph_sim.mint_token
-
-        def mint(key, aud, tid, appid, *args, **kwargs):
-            token = real(key, aud, tid, appid, *args, **kwargs)
-            if aud != graph_sim.GRAPH_AUDIENCE:
-                return token
-            claims = jwt.decode(token, key, algorithms=["HS256"], options={"verify_aud": False})
-            return jwt.encode({**claims, "roles": roles}, key, algorithm="HS256")
-
-        monkeypatch.setattr(graph_sim, "mint_token", mint)
-    with_roles(ALL_ROLES)
-    return with_roles
+        for tenant in (AAD_TENANT, OTHER_TENANT):
+            stack.graph.register_app(tenant, CLIENT_ID, CLIENT_SECRET, roles=roles)
+    with_roles(GRAPH_ROLES)
+    yield with_roles
+    with_roles(GRAPH_ROLES)
 
 
 def _populate(sim) -> dict:

@@ -38,12 +38,12 @@ def iso_ms(when: datetime) -> str:
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
-def mint_token(key: str, aud: str, tid: str, appid: str, lifetime: int = 3599) -> str:
-    """An HS256 access token shaped like an Azure AD app-only token."""
+def mint_token(key: str, aud: str, tid: str, appid: str, lifetime: int = 3599, roles=()) -> str:
+    """An HS256 access token shaped like an Azure AD app-only token (`roles`: the app roles granted)."""
     now = int(time.time())
     claims = {"aud": aud, "iss": f"https://sts.windows.net/{tid}/", "iat": now, "nbf": now,
               "exp": now + lifetime, "tid": tid, "appid": appid, "oid": appid, "sub": appid,
-              "idtyp": "app", "ver": "1.0"}
+              "idtyp": "app", "ver": "1.0", **({"roles": list(roles)} if roles else {})}
     return jwt.encode(claims, key, algorithm="HS256")
 
 

@@ -1,0 +1,225 @@
+"""Microsoft Graph (Outlook calendars, subscriptions, change notifications) and the identity platform's
+client-credentials token endpoint, over HTTPS with a trustme CA.
+
+It follows Microsoft's published contract by default (pages of microsoftgraph/microsoft-graph-docs-contrib
+named where each behaviour is made; Exchange's value forms are in exchange.py). Where the pages leave a
+behaviour open, each variant is a switch (constructor argument and attribute of the same name):
+  if_match                  "ignore" (default) | "412" | "409"   If-Match on PATCH /events
+  cancel_without_attendees  "refuse" (default) | "allow"         POST /events/{id}/cancel, no attendees
+  transaction_duplicate     "first" (default) | "conflict"       a POST /events repeating a transactionId
+  resource_spelling         "rotate" (default) | one of exchange.RESOURCE_SPELLINGS
+  etag_form                 "exchange" (default) | "opaque"      a notification's resourceData.@odata.etag
+  delta_token_lifetime      seconds (default 7 days); expire_delta_tokens() forces 410 SyncStateNotFound
+
+Local allowance: a notificationUrl on http://127.0.0.1 or http://localhost is accepted (real Graph only
+takes https), because the local Functions host is plain HTTP.
+
+One module per published resource: identity (tokens, users), events, delta, subscriptions (and
+notifications), batch; exchange holds the forms Exchange gives values; model the data.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import ssl
+import tempfile
+import threading
+import uuid
+from urllib.parse import unquote
+
+import requests
+import trustme
+
+from ..base import DEFAULT_TOKEN_KEY, LogEntry, Request, Response, SimServer, utcnow
+from .exchange import ResourceSpeller
+from .model import (MAILBOX_CONCURRENCY, DELTA_TOKEN_LIFETIME, _U, _CAL, _MAILBOX_PATH, User, App, Event,
+    Subscription, Cancellation, Delivery, _Job)
+from .batch import Batching
+from .delta import CalendarDelta
+from .events import Calendars
+from .identity import IdentityPlatform
+from .subscriptions import SubscriptionsAndNotifications
+
+__all__ = ["GraphSimulator", "Subscription", "User", "Event", "App", "Cancellation", "Delivery"]
+
+
+class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAndNotifications, Batching,
+                     SimServer):
+    api_prefixes = ("/v1.0/",)
+    json_type = "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8"
+    name = "Microsoft Graph simulator"
+
+    def __init__(self, token_key: str = DEFAULT_TOKEN_KEY, latency: float = 0.0,
+                 latency_paths: list[str] | None = None, enforce_concurrency_limit: bool = False,
+                 duplicate_notifications: int = 1, batch_notifications: bool = False,
+                 batch_window: float = 0.05, notification_retries: int = 3, notification_backoff: float = 0.2,
+                 notification_timeout: float = 3.0, notification_workers: int = 4,
+                 validation_timeout: float = 10.0, notification_verify: bool | str = True,
+                 if_match: str = "ignore", cancel_without_attendees: str = "refuse",
+                 transaction_duplicate: str = "first", resource_spelling: str = "rotate",
+                 etag_form: str = "exchange", delta_token_lifetime: float = DELTA_TOKEN_LIFETIME):
+        super().__init__(token_key, latency, latency_paths)
+        self.if_match = if_match
+        self.cancel_without_attendees = cancel_without_attendees
+        self.transaction_duplicate = transaction_duplicate
+        self.spell_resource = ResourceSpeller(resource_spelling)
+        self.etag_form = etag_form
+        self.delta_token_lifetime = delta_token_lifetime
+        self.on_request = None  # tests: a callable run with each API request before it is served
+        self.enforce_concurrency_limit = enforce_concurrency_limit
+        self.duplicate_notifications = duplicate_notifications
+        self.batch_notifications = batch_notifications
+        self.batch_window = batch_window
+        self.notification_retries = notification_retries
+        self.notification_backoff = notification_backoff
+        self.notification_timeout = notification_timeout
+        self.notification_workers = notification_workers
+        self.validation_timeout = validation_timeout
+        self.notification_verify = notification_verify
+        self.apps: dict[tuple[str, str], App] = {}
+        self.users: dict[str, User] = {}
+        self.calendars: dict[str, dict[str, Event]] = {}
+        self.cancellations: list[Cancellation] = []
+        self.notifications_sent: list[Delivery] = []
+        self.validations: list[Delivery] = []
+        self.batch_inner_requests: list[LogEntry] = []
+        self._subs: dict[str, Subscription] = {}
+        self._removed: dict[str, dict[str, tuple[int, Event]]] = {}
+        self._delta_states: dict[str, dict] = {}
+        self._tokens_issued: dict[str, int] = {}
+        self._seq = 0
+        self._inflight: dict[str, int] = {}
+        self._max_inflight: dict[str, int] = {}
+        self._paused: list[_Job] | None = None
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._pending = 0
+        self._workers: list[threading.Thread] = []
+        self._local = threading.local()
+        self._ca = trustme.CA()
+        self.ca_path = os.path.join(tempfile.mkdtemp(prefix="graph-sim-"), "ca.pem")
+        self._ca.cert_pem.write_to_path(self.ca_path)
+        self._routes_init()
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+        return ctx
+
+    def start(self, port: int = 0, host: str = "127.0.0.1"):
+        super().start(port, host)
+        for i in range(self.notification_workers):
+            worker = threading.Thread(target=self._deliver_loop, name=f"graph-sim-notify-{i}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        return self
+
+    def stop(self) -> None:
+        for _ in self._workers:
+            self._jobs.put(None)
+        self._workers.clear()
+        super().stop()
+
+    @property
+    def graph_url(self) -> str:
+        return self.base_url + "/v1.0"
+
+    def authority(self, tenant: str) -> str:
+        return f"{self.base_url}/{tenant}"
+
+    def http_session(self) -> requests.Session:
+        """A requests session that trusts this simulator's CA (and ignores REQUESTS_CA_BUNDLE)."""
+        session = requests.Session()
+        session.verify = self.ca_path
+        session.trust_env = False
+        return session
+
+    def max_concurrency(self, mailbox: str | None = None) -> int:
+        with self.lock:
+            if mailbox is None:
+                return max(self._max_inflight.values(), default=0)
+            return self._max_inflight.get(self._mailbox_key(mailbox), 0)
+
+    def count(self, method: str | None = None, path_contains: str | None = None, mailbox: str | None = None,
+              batch_inner: bool = False) -> int:
+        key = self._mailbox_key(mailbox) if mailbox else None
+        with self.lock:
+            entries = self.batch_inner_requests if batch_inner else self.log
+            return sum(1 for e in entries
+                       if (method is None or e.method == method.upper())
+                       and (path_contains is None or path_contains.lower() in e.path.lower())
+                       and (key is None or e.mailbox == key))
+
+    def reset_log(self) -> None:
+        with self.lock:
+            self.log.clear()
+            self.batch_inner_requests.clear()
+            self.notifications_sent.clear()
+            self.validations.clear()
+            self._max_inflight.clear()
+
+    def state(self) -> dict:
+        with self.lock:
+            return {
+                "users": [{**u.to_json(), "tenantId": u.tenant_id} for u in self.users.values()],
+                "apps": [{"tenantId": a.tenant_id, "clientId": a.client_id} for a in self.apps.values()],
+                "calendars": {self.users[m].upn: [self._render(ev, expand="") for ev in evs.values()]
+                              for m, evs in self.calendars.items()},
+                "subscriptions": self.subscriptions,
+                "cancellations": [vars(c) for c in self.cancellations],
+                "notificationsSent": len(self.notifications_sent),
+                "requests": len(self.log),
+                "tokensIssued": dict(self._tokens_issued),
+            }
+
+    def _routes_init(self) -> None:
+        r = self.route
+        r("GET", r"/(?P<tenant>[^/_][^/]*)/v2\.0/\.well-known/openid-configuration", self._openid)
+        r("POST", r"/(?P<tenant>[^/_][^/]*)/oauth2/v2\.0/token", self._token)
+        r("GET", r"/(?P<tenant>[^/_][^/]*)/discovery/v2\.0/keys", lambda req: Response(200, {"keys": []}))
+        r("POST", r"/v1\.0/\$batch", self._batch)
+        r("GET", _U, self._get_user)
+        r("GET", _U + _CAL + r"/events", self._list_events)
+        r("POST", _U + _CAL + r"/events", self._post_event)
+        r("GET", _U + _CAL + r"/events/(?P<id>[^/]+)", self._get_event)
+        r("PATCH", _U + _CAL + r"/events/(?P<id>[^/]+)", self._patch_event)
+        r("DELETE", _U + _CAL + r"/events/(?P<id>[^/]+)", self._delete_event)
+        r("POST", _U + _CAL + r"/events/(?P<id>[^/]+)/cancel", self._cancel_event)
+        r("GET", _U + _CAL + r"/calendarView", self._calendar_view)
+        r("GET", _U + _CAL + r"/calendarView/delta", self._delta)
+        r("GET", r"/v1\.0/subscriptions", self._list_subs)
+        r("POST", r"/v1\.0/subscriptions", self._post_sub)
+        r("GET", r"/v1\.0/subscriptions/(?P<id>[^/]+)", self._get_sub)
+        r("PATCH", r"/v1\.0/subscriptions/(?P<id>[^/]+)", self._patch_sub)
+        r("DELETE", r"/v1\.0/subscriptions/(?P<id>[^/]+)", self._delete_sub)
+        r("POST", r"/v1\.0/subscriptions/(?P<id>[^/]+)/reauthorize", self._reauthorize_sub)
+
+    def error_body(self, code: str, message: str) -> dict:
+        return {"error": {"code": code, "message": message, "innerError": {
+            "date": utcnow().strftime("%Y-%m-%dT%H:%M:%S"), "request-id": str(uuid.uuid4()),
+            "client-request-id": str(uuid.uuid4())}}}
+
+    def extra_headers(self, req: Request) -> dict[str, str]:
+        rid = str(uuid.uuid4())
+        return {"request-id": rid, "client-request-id": req.header("client-request-id") or rid,
+                "Strict-Transport-Security": "max-age=31536000"}
+
+    def invoke(self, req: Request) -> Response:
+        if self.on_request is not None:  # a test's "meanwhile in Outlook…", run before the request is served
+            self.on_request(req)
+        m = _MAILBOX_PATH.match(req.path)
+        if not m:
+            return super().invoke(req)
+        key = req.mailbox = self._mailbox_key(unquote(m.group("u")))
+        with self.lock:
+            n = self._inflight.get(key, 0) + 1
+            if self.enforce_concurrency_limit and n > MAILBOX_CONCURRENCY:
+                return self.error(429, "ApplicationThrottled",
+                                  "Application is over its MailboxConcurrency limit.", retry_after=1)
+            self._inflight[key] = n
+            self._max_inflight[key] = max(n, self._max_inflight.get(key, 0))
+        try:
+            return super().invoke(req)
+        finally:
+            with self.lock:
+                self._inflight[key] -= 1
