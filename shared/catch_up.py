@@ -35,6 +35,7 @@ from .store import EventLink
 
 log = logging.getLogger("rapid_meetings")
 READERS = 8            # parallel item GETs when multi-lookups must be read
+POINT_READS = 200      # up to this many changed items, their links are read one by one; past it, all at once
 SCHEDULE_OP = "site.catch_up"
 
 
@@ -157,7 +158,11 @@ def _compare(svc: Services, site: SiteConfig, since, found: Findings) -> None:
                 enqueue("event.update", link.item_id, "its meeting's organiser changed")
 
     # events: a sync only where the mapped content differs from what was last synced
-    links = {str(r["id"]): store.get_link(site.key, str(r["id"])) for r in rows if "id" in r}
+    if len(rows) > POINT_READS:  # a long window (a first or full run): one query for every link
+        every = {link.item_id: link for link in store.links(site.key)}
+        links = {str(r["id"]): every.get(str(r["id"])) for r in rows if "id" in r}
+    else:
+        links = {str(r["id"]): store.get_link(site.key, str(r["id"])) for r in rows if "id" in r}
     unsure = []
     for row in rows:
         item_id = str(row.get("id", ""))
