@@ -62,6 +62,8 @@ class Stack:
         self.rapid = RapidSimulator()
         self.host = None          # in-process FunctionHost
         self.host_process = None  # or a `python -m devtools.localhost` child
+        self.hosts = []           # or several (localhost.HostProcess) behind self.balancer on host_port
+        self.balancer = None
         self.host_port = free_port()
         self.sites: dict[str, SiteWorld] = {}
         self.user_ids: dict[str, str] = {}
@@ -144,6 +146,19 @@ class Stack:
         wait_for_port(self.host_port, deadline_s=30, process=self.host_process)
         return self.host_process
 
+    def start_host_processes(self, count: int, log_dir: str, timers: bool = True,
+                             queue_overrides: dict | None = None, lease: float | None = None) -> list:
+        """`count` host processes on the same queue and tables, behind one port (host_port), as Azure
+        runs several instances of the app behind its front end."""
+        from .localhost import start_hosts
+
+        args = ([] if timers else ["--no-timers"]) \
+            + ([f"--queue-overrides={json.dumps(queue_overrides)}"] if queue_overrides else []) \
+            + ([f"--lease={lease:g}"] if lease else [])
+        _, self.balancer, self.hosts = start_hosts(count, {**os.environ, **self.settings()}, log_dir, args,
+                                                   port=self.host_port)
+        return self.hosts
+
     def stop(self) -> None:
         """Simulators first (they call the host), then the host, then storage."""
         for part in (self.rapid, self.graph):
@@ -154,4 +169,8 @@ class Stack:
         if self.host:
             self.host.stop()
         stop_process(self.host_process)
+        if self.balancer:
+            self.balancer.stop()
+        for host in self.hosts:
+            host.stop()
         self.azurite.stop()
