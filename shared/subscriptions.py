@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+import uuid
 from collections import defaultdict
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
@@ -73,24 +75,33 @@ def create_subscription(svc: Services, site: SiteConfig, mailbox: str, user_id: 
     return sub
 
 
+@contextmanager
+def mailbox_lease(svc: Services, site_key: str, mailbox: str):
+    """One job at a time changes a mailbox's subscription and the meetings that share it: registering,
+    deactivating and recreating all take this ETag-checked lease; a job that finds it held comes back
+    later (Throttled reschedules it), so concurrent deliveries cannot interleave their reads and writes."""
+    name = f"{site_key}|{mailbox.lower()}"
+    etag = svc.store.acquire_lease(name, uuid.uuid4().hex, time.time())
+    if etag is None:
+        raise Throttled(CLAIM_RETRY_SECONDS, f"the subscription of {mailbox} is being changed by another job")
+    try:
+        yield
+    finally:
+        svc.store.release_lease(name, etag)
+
+
 def ensure_subscription(svc: Services, site: SiteConfig, mailbox: str) -> Subscription:
-    """The live subscription for an organiser's calendar, creating or renewing it as needed."""
+    """The live subscription for an organiser's calendar, creating or renewing it as needed.
+    Runs under the mailbox's lease."""
     sub = svc.store.subscription_for(site.key, mailbox)
     if sub is None:
-        if not svc.store.claim_mailbox(site.key, mailbox, time.time()):
-            # another worker is creating it right now: come back when it is there
-            raise Throttled(CLAIM_RETRY_SECONDS, f"subscription for {mailbox} is being created")
-        try:
-            return create_subscription(svc, site, mailbox)
-        except BaseException:
-            svc.store.release_mailbox(site.key, mailbox)
-            raise
+        return create_subscription(svc, site, mailbox)
     if parse_utc(sub.expires) > svc.clock() + RENEW_HORIZON:
         return sub
     try:
         renewed = svc.graph(site).renew_subscription(sub.id, _expiry(svc))
     except RemoteNotFound:
-        return recreate(svc, sub)
+        return _recreate(svc, sub)
     return svc.store.save_subscription(replace(sub, expires=renewed["expirationDateTime"]))
 
 
@@ -132,6 +143,12 @@ def register_meeting(svc: Services, site: SiteConfig, meeting_id: str) -> str:
     mailbox = (rapid.items_by_id("principals", [organiser], (site.col("email"),)).get(organiser) or {}).get(site.col("email"))
     if not mailbox:
         raise JobAbandoned(f"meeting {meeting_id}: organiser {organiser} has no email")
+    with mailbox_lease(svc, site.key, mailbox):
+        return _register(svc, site, item, meeting_id, mailbox)
+
+
+def _register(svc: Services, site: SiteConfig, item: dict, meeting_id: str, mailbox: str) -> str:
+    rapid = svc.rapid(site)
     sub = ensure_subscription(svc, site, mailbox)
     meeting = svc.store.get_meeting(site.key, meeting_id) or Meeting(site=site.key, meeting_id=meeting_id, mailbox=mailbox)
     fields = _subscription_fields(site, sub, meeting_id, f"Outlook sync: {item.get(site.col('title')) or meeting_id}", True)
@@ -157,6 +174,11 @@ def _update_meeting_items(svc: Services, sub: Subscription, meetings: list[Meeti
 def recreate(svc: Services, old: Subscription) -> Subscription:
     """Graph lost a subscription: make a new one (unless another job just did), move the meetings
     over, then forget the old one; the catch-up on the gap runs as a job of its own."""
+    with mailbox_lease(svc, old.site, old.mailbox):
+        return _recreate(svc, old)
+
+
+def _recreate(svc: Services, old: Subscription) -> Subscription:
     site = svc.site(old.site)
     current = svc.store.subscription_for(site.key, old.mailbox)
     if current is not None and current.id != old.id:
@@ -275,8 +297,11 @@ def _renew_chunk(svc: Services, site_key: str, subs: list[Subscription]) -> tupl
             renewed.append(replace(sub, expires=(answer.get("body") or {}).get("expirationDateTime", expires)))
             counts["renewed"] += 1
         elif status == 404:
-            recreate(svc, sub)
-            counts["recreated"] += 1
+            try:
+                recreate(svc, sub)
+                counts["recreated"] += 1
+            except Throttled:  # another job holds the mailbox (and is recreating it, or will see it)
+                counts["busy"] += 1
         else:
             log.warning("site=%s sub=%s renewal answered %s: retried on the next run", site.key, sub.id, status)
             counts["failed"] += 1
@@ -294,17 +319,19 @@ def apply_subscription_item(svc: Services, site: SiteConfig, item_id: str) -> st
     if meeting is None or meeting.subscription_item_id != str(item_id):
         raise JobAbandoned(f"Meeting Subscriptions item {item_id} belongs to no registered meeting")
     active = str(item.get(site.col("status")) or "active").strip().lower() not in INACTIVE
-    if active != meeting.active:
-        svc.store.put_meeting(replace(meeting, active=active))
-        log.info("site=%s meeting=%s syncing back from Outlook %s", site.key, meeting.meeting_id,
-                 "resumed" if active else "stopped")
-    if active:
-        sub = ensure_subscription(svc, site, meeting.mailbox)
-        if sub.id != meeting.subscription_id:
-            svc.store.put_meeting(replace(meeting, active=True, subscription_id=sub.id))
-            _update_meeting_items(svc, sub)
-    else:
-        _drop_unused_subscription(svc, site, meeting.subscription_id)
+    with mailbox_lease(svc, site.key, meeting.mailbox):
+        meeting = svc.store.get_meeting(site.key, meeting.meeting_id)  # as it is now that no one else changes it
+        if active != meeting.active:
+            meeting = svc.store.put_meeting(replace(meeting, active=active))
+            log.info("site=%s meeting=%s syncing back from Outlook %s", site.key, meeting.meeting_id,
+                     "resumed" if active else "stopped")
+        if active:
+            sub = ensure_subscription(svc, site, meeting.mailbox)
+            if sub.id != meeting.subscription_id:
+                svc.store.put_meeting(replace(meeting, active=True, subscription_id=sub.id))
+                _update_meeting_items(svc, sub)
+        else:
+            _drop_unused_subscription(svc, site, meeting.subscription_id)
     return "active" if active else "inactive"
 
 
@@ -318,10 +345,12 @@ def remove_subscription_item(svc: Services, site: SiteConfig, item_id: str, meet
         log.info("site=%s Meeting Subscriptions item %s belongs to no registered meeting: nothing to do", site.key, item_id)
         return "noop"
     for meeting in meetings:
-        svc.store.put_meeting(replace(meeting, active=False, subscription_item_id=""))
-        log.info("site=%s meeting=%s subscription item deleted: syncing back from Outlook stopped", site.key,
-                 meeting.meeting_id)
-        _drop_unused_subscription(svc, site, meeting.subscription_id)
+        with mailbox_lease(svc, site.key, meeting.mailbox):
+            meeting = svc.store.get_meeting(site.key, meeting.meeting_id) or meeting
+            svc.store.put_meeting(replace(meeting, active=False, subscription_item_id=""))
+            log.info("site=%s meeting=%s subscription item deleted: syncing back from Outlook stopped", site.key,
+                     meeting.meeting_id)
+            _drop_unused_subscription(svc, site, meeting.subscription_id)
     return "stopped"
 
 
