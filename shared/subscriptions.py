@@ -117,21 +117,15 @@ def _external_id(meeting_id: str) -> str:
     return f"rapid-meetings/meeting/{meeting_id}"
 
 
-def _subscription_item_id(svc: Services, site: SiteConfig, meeting_id: str, fields: dict) -> str:
-    """The meeting's Meeting Subscriptions item, created once: a create whose answer was lost (or carried
-    no item, as the connector's 201 may) is found again by its external id instead of made twice."""
-    rapid = svc.rapid(site)
+def _existing_item(svc: Services, site: SiteConfig, meeting_id: str) -> dict | None:
+    """The Meeting Subscriptions item this app made for the meeting, found by its external id."""
     flt = f"{site.col('sys_external_id')} eq '{_external_id(meeting_id)}'"
-    for row in rapid.query("subscriptions", flt, ("id",)):
-        rapid.update_item("subscriptions", str(row["id"]), fields)
-        return str(row["id"])
-    created = rapid.create_item("subscriptions", fields)
-    if created is None:
-        rows = rapid.query("subscriptions", flt, ("id",))
-        if not rows:
-            raise JobAbandoned(f"meeting {meeting_id}: the site accepted a Meeting Subscriptions item but cannot find it")
-        created = str(rows[0]["id"])
-    return created
+    rows = svc.rapid(site).query("subscriptions", flt, ("id", site.col("status")))
+    return rows[0] if rows else None
+
+
+def _is_inactive(site: SiteConfig, item: dict) -> bool:
+    return str(item.get(site.col("status")) or "active").strip().lower() in INACTIVE
 
 
 def register_meeting(svc: Services, site: SiteConfig, meeting_id: str) -> str:
@@ -148,17 +142,34 @@ def register_meeting(svc: Services, site: SiteConfig, meeting_id: str) -> str:
 
 
 def _register(svc: Services, site: SiteConfig, item: dict, meeting_id: str, mailbox: str) -> str:
-    rapid = svc.rapid(site)
+    """Under the mailbox's lease. A meeting the site switched off (its Meeting Subscriptions item set
+    Inactive, or deleted) stays off: a replayed or late meeting/create never switches it back on."""
+    rapid, store = svc.rapid(site), svc.store
+    meeting = store.get_meeting(site.key, meeting_id)
+    if meeting is not None and not meeting.active:
+        log.info("site=%s meeting=%s create again for a meeting switched off in the site: left off", site.key, meeting_id)
+        return "left inactive"
+    existing = None if meeting and meeting.subscription_item_id else _existing_item(svc, site, meeting_id)
+    if existing is not None and _is_inactive(site, existing):
+        store.put_meeting(Meeting(site=site.key, meeting_id=meeting_id, mailbox=mailbox,
+                                  subscription_item_id=str(existing["id"]), active=False))
+        log.info("site=%s meeting=%s its Meeting Subscriptions item %s is inactive: left off", site.key, meeting_id,
+                 existing["id"])
+        return "left inactive"
     sub = ensure_subscription(svc, site, mailbox)
-    meeting = svc.store.get_meeting(site.key, meeting_id) or Meeting(site=site.key, meeting_id=meeting_id, mailbox=mailbox)
+    meeting = meeting or Meeting(site=site.key, meeting_id=meeting_id, mailbox=mailbox)
     fields = _subscription_fields(site, sub, meeting_id, f"Outlook sync: {item.get(site.col('title')) or meeting_id}", True)
-    if meeting.subscription_item_id:
-        rapid.update_item("subscriptions", meeting.subscription_item_id, fields)
+    item_id = meeting.subscription_item_id or (str(existing["id"]) if existing else "")
+    if item_id:
+        rapid.update_item("subscriptions", item_id, fields)
     else:
-        meeting.subscription_item_id = _subscription_item_id(svc, site, meeting_id, fields)
-    svc.store.put_meeting(replace(meeting, mailbox=mailbox, subscription_id=sub.id, active=True))
+        # a create whose answer carried no item (the connector's 201 may not) is found by its external id
+        item_id = rapid.create_item("subscriptions", fields) or str((_existing_item(svc, site, meeting_id) or {}).get("id", ""))
+        if not item_id:
+            raise JobAbandoned(f"meeting {meeting_id}: the site accepted a Meeting Subscriptions item but cannot find it")
+    store.put_meeting(replace(meeting, mailbox=mailbox, subscription_id=sub.id, subscription_item_id=item_id, active=True))
     log.info("site=%s meeting=%s registered: Outlook changes of %s flow back (sub=%s, item %s)", site.key,
-             meeting_id, mailbox, sub.id, meeting.subscription_item_id)
+             meeting_id, mailbox, sub.id, item_id)
     return "registered"
 
 
@@ -318,7 +329,7 @@ def apply_subscription_item(svc: Services, site: SiteConfig, item_id: str) -> st
     meeting = svc.store.get_meeting(site.key, meeting_id) if meeting_id else None
     if meeting is None or meeting.subscription_item_id != str(item_id):
         raise JobAbandoned(f"Meeting Subscriptions item {item_id} belongs to no registered meeting")
-    active = str(item.get(site.col("status")) or "active").strip().lower() not in INACTIVE
+    active = not _is_inactive(site, item)
     with mailbox_lease(svc, site.key, meeting.mailbox):
         meeting = svc.store.get_meeting(site.key, meeting.meeting_id)  # as it is now that no one else changes it
         if active != meeting.active:
