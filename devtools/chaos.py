@@ -1,12 +1,14 @@
 """`make chaos`: a workload of site and Outlook changes under faults, then both sides compared.
 
-    python -m devtools.chaos [--site-changes 300] [--outlook-changes 200] [--seed 7]
+    python -m devtools.chaos [--site-changes 300] [--outlook-changes 200] [--seed 7] [--hosts 3] [--kills 1]
 
 Site changes (creates, moves, renames, single and bulk deletes, duplicated and out-of-order
 webhook deliveries) and Outlook changes (edits, moves, cancellations, duplicated notifications)
-run through the local Functions host while the Graph simulator answers a share of requests with
+run through several local Functions host processes on one queue and one set of tables (as Azure runs
+several instances), while the Graph simulator answers a share of requests with
 429 + Retry-After, 503, slow answers, dropped connections and lost answers, the site API is down
-for a stretch, and Azurite is stopped and started again. Then every item is compared with its
+for a stretch, Azurite is stopped and started again, and a host process is killed (SIGKILL) mid-work and
+started again: the messages it held reappear after their lease for the other hosts. Then every item is compared with its
 Outlook event and with the last change the workload made to it. Exit code 0 only when nothing
 was lost, duplicated or left different.
 """
@@ -15,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
 import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import requests
 
@@ -30,20 +34,45 @@ ORGANISERS = [ORGANISER, "bob@contoso.test", "carol@contoso.test"]
 TAG = "acme/sales|"
 
 
-class Tally(logging.Handler):
-    """Counts the worker's decisions from its log lines."""
+WORDS = ("rescheduled", "created Outlook event", "updated Outlook event", "merged with an Outlook change",
+         "Outlook event cancelled", "Outlook change applied", "site item cancelled", "conflict on",
+         "already in sync", "duplicate notification", "abandoned", "failed")
 
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.counts = Counter()
 
-    def emit(self, record):
-        text = record.getMessage()
-        for word in ("rescheduled", "created Outlook event", "updated Outlook event", "merged with an Outlook change",
-                     "Outlook event cancelled", "Outlook change applied", "site item cancelled", "conflict on",
-                     "already in sync", "duplicate notification", "abandoned", "failed"):
-            if word in text:
-                self.counts[word] += 1
+def _when(line: str) -> float:
+    """The time of a host log line (`%(asctime)s`: local time, milliseconds after a comma)."""
+    try:
+        return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    except ValueError:
+        return 0.0
+
+
+@dataclass
+class HostLogs:
+    """What the host processes' logs tell: the worker's decisions, host retries, redelivered messages."""
+
+    counts: Counter = field(default_factory=Counter)
+    host_failures: int = 0
+    redelivered: dict[str, float] = field(default_factory=dict)  # message id → first time seen with dequeue > 1
+
+    @classmethod
+    def read(cls, paths: list[str]) -> "HostLogs":
+        out = cls()
+        for path in paths:
+            with open(path, errors="replace") as f:
+                for line in f:
+                    parts = line.split(" ", 4)
+                    if len(parts) < 5:
+                        continue
+                    name, text = parts[3], parts[4]
+                    if name == "rapid_meetings":
+                        out.counts.update(w for w in WORDS if w in text)
+                    elif name == "localhost" and text.startswith("message "):
+                        if " redelivered (dequeue" in text:
+                            out.redelivered.setdefault(text.split()[1], _when(line))
+                        elif " failed (dequeue" in text:
+                            out.host_failures += 1
+        return out
 
 
 @dataclass
@@ -70,6 +99,12 @@ class Summary:
     counts: Counter = field(default_factory=Counter)
     retried: int = 0
     poisoned: int = 0
+    hosts: int = 0
+    host_crashes: int = 0
+    held_at_crash: int = 0
+    redelivered_after_crash: int = 0
+    redelivered: int = 0
+    mailbox_concurrency_429s: int = 0
     duplicates: int = 0
     mismatches: list = field(default_factory=list)
     lost: list = field(default_factory=list)
@@ -91,6 +126,12 @@ class Summary:
             ("conflicts resolved (later wins)", self.counts["conflict on"]),
             ("jobs rescheduled (429/503/transient)", self.counts["rescheduled"]),
             ("jobs retried by the host (failed)", self.retried),
+            ("host processes", self.hosts),
+            ("host crashes (SIGKILL mid-work)", self.host_crashes),
+            ("messages the killed host held", self.held_at_crash),
+            ("messages redelivered after a crash", self.redelivered_after_crash),
+            ("messages redelivered (any cause)", self.redelivered),
+            ("Graph 429s for mailbox concurrency", self.mailbox_concurrency_429s),
             ("poisoned", self.poisoned),
             ("duplicate Outlook events", self.duplicates),
             ("mismatched fields", len(self.mismatches)),
@@ -105,8 +146,18 @@ def when(day: int, hour: int) -> tuple[str, str]:
     return f"2027-01-{day:02d}T{hour:02d}:00:00Z", f"2027-01-{day:02d}T{hour + 1:02d}:00:00Z"
 
 
+def _depth(queue) -> int:
+    try:
+        return queue.get_queue_properties().approximate_message_count  # Azurite counts invisible ones too
+    except Exception as e:
+        if type(e).__name__ == "ResourceNotFoundError":
+            return 0
+        raise
+
+
 def quiet(stack: Stack, timeout: float = 240.0) -> None:
-    """Wait until both simulators have delivered everything and the work queue is empty and idle."""
+    """Wait until both simulators have delivered everything and the work queue is empty (messages held
+    by a host, or invisible after a crash until their lease ends, count too)."""
     from azure.storage.queue import QueueClient
 
     queue = QueueClient.from_connection_string(stack.azurite.connection_string, stack.queue_name)
@@ -115,13 +166,16 @@ def quiet(stack: Stack, timeout: float = 240.0) -> None:
         for world in stack.sites.values():
             world.sim.wait_idle(timeout)
         stack.graph.wait_idle(timeout)
-        return queue.get_queue_properties().approximate_message_count == 0 and stack.host.busy == 0
+        return _depth(queue) == 0
     stable = 0
     deadline = time.monotonic() + timeout
     while stable < 3:  # idle three polls in a row: nothing was in flight between them
         if time.monotonic() > deadline:
             raise TimeoutError("the sync did not settle")
-        stable = stable + 1 if idle() else 0
+        try:
+            stable = stable + 1 if idle() else 0
+        except Exception:  # storage not back yet
+            stable = 0
         time.sleep(0.2)
 
 
@@ -292,20 +346,23 @@ def compare(stack: Stack, work: Workload) -> None:
                                           + " | ".join(exp.history)))
 
 
-def run(site_changes: int = 300, outlook_changes: int = 200, seed: int = 7, verbose: bool = True) -> Summary:
+def run(site_changes: int = 300, outlook_changes: int = 200, seed: int = 7, verbose: bool = True,
+        hosts: int = 3, kills: int = 1, log_dir: str | None = None) -> Summary:
     say = (lambda text: print(f"[{time.monotonic() - started:6.1f}s] {text}", file=sys.stderr, flush=True)) \
         if verbose else (lambda text: None)
     started = time.monotonic()
-    tally = Tally()
-    logging.getLogger("rapid_meetings").addHandler(tally)
-    logging.getLogger("rapid_meetings").setLevel(logging.INFO)
+    log_dir = log_dir or tempfile.mkdtemp(prefix="chaos-logs-")
     stack = Stack(azurite_location=tempfile.mkdtemp(prefix="chaos-azurite-"))
+    killed: list[tuple[str, float, list[str]]] = []  # (host, when, ids of the messages it held)
     try:
         stack.start_backends()
         stack.graph.notification_retries, stack.graph.notification_backoff = 12, 0.5  # Graph retries for hours
         for world in stack.sites.values():
             world.sim.retries, world.sim.backoff = 12, 0.5  # and so must the site, for the outage to be survivable
-        stack.start_host_in_process(timers=False, queue_overrides={"visibilityTimeout": "00:00:02"})
+        # each host with queue triggers and timers; a message's lease is 4 s (renewed while it runs), so a
+        # killed host's messages come back within seconds
+        stack.start_host_processes(hosts, log_dir, timers=True, lease=4, queue_overrides={"visibilityTimeout": "00:00:02"})
+        say(f"{hosts} host processes behind {stack.host_url}; logs in {log_dir}")
         work = Workload(stack, seed)
         site = work.site
         for organiser in ORGANISERS:
@@ -322,9 +379,11 @@ def run(site_changes: int = 300, outlook_changes: int = 200, seed: int = 7, verb
         stack.graph.duplicate_notifications = 2
         total = site_changes + outlook_changes
         site_left, outlook_left = site_changes - work.summary.site_changes, outlook_changes
-        # the workload arrives over `duration` seconds; the outages come a third and a half of the way in
+        # the workload arrives over `duration` seconds; the site outage comes a third of the way in, host kills
+        # spread from 40% on, the storage outage half way
         duration = max(10.0, total * 0.1)
-        begin, outage, stopped_storage = time.monotonic(), 0.0, False
+        kill_at = [duration * (0.4 + 0.4 * k / max(1, kills)) for k in range(kills)]
+        begin, outage, stopped_storage, victim = time.monotonic(), 0.0, False, None
         for step in range(site_left + outlook_left):
             due = begin + duration * step / total
             while time.monotonic() < due:
@@ -337,6 +396,15 @@ def run(site_changes: int = 300, outlook_changes: int = 200, seed: int = 7, verb
             if outage and stack.rapid._down and time.monotonic() - outage > 4:
                 stack.rapid.down(False)
                 say("the site API is back")
+            if victim is None and kill_at and elapsed > kill_at[0]:
+                kill_at.pop(0)
+                victim, held = kill_mid_work(stack, work.rng)
+                killed.append((victim.name, time.time(), held))
+                say(f"{victim.name} killed (SIGKILL) holding {len(held)} message(s)")
+            elif victim is not None and time.time() - killed[-1][1] > 2:
+                victim.start()
+                say(f"{victim.name} started again")
+                victim = None
             if not stopped_storage and elapsed > duration / 2:
                 say("Azurite stops for 3 s")
                 stack.azurite.stop()
@@ -351,6 +419,9 @@ def run(site_changes: int = 300, outlook_changes: int = 200, seed: int = 7, verb
                 work.site_change()
                 site_left -= 1
         stack.rapid.down(False)
+        if victim is not None:
+            victim.start()
+            say(f"{victim.name} started again")
         say(f"workload sent ({work.summary.site_changes} site, {work.summary.outlook_changes} Outlook changes); "
             "waiting for the sync to settle, faults still on")
         quiet(stack)
@@ -360,14 +431,42 @@ def run(site_changes: int = 300, outlook_changes: int = 200, seed: int = 7, verb
         say("Graph answers: " + ", ".join(f"{k}×{v}" for k, v in sorted(Counter(e.status for e in stack.graph.log
                                                                                if "/v1.0/" in e.path).items())))
         compare(stack, work)
-        work.summary.counts = tally.counts
-        work.summary.retried = stack.host.failures
-        work.summary.poisoned = stack.host.poisoned
-        work.summary.seconds = time.monotonic() - started
-        return work.summary
+        logs = HostLogs.read([h.log_path for h in stack.hosts])
+        summary = work.summary
+        summary.counts = logs.counts
+        summary.retried = logs.host_failures
+        summary.poisoned = poisoned(stack)
+        summary.hosts, summary.host_crashes = hosts, len(killed)
+        summary.held_at_crash = sum(len(held) for _, _, held in killed)
+        summary.redelivered = len(logs.redelivered)
+        summary.redelivered_after_crash = sum(1 for _, when, held in killed for m in held
+                                              if logs.redelivered.get(m, 0) >= when)
+        summary.mailbox_concurrency_429s = stack.graph.mailbox_concurrency_429s()
+        summary.seconds = time.monotonic() - started
+        return summary
     finally:
-        logging.getLogger("rapid_meetings").removeHandler(tally)
         stack.stop()
+
+
+def kill_mid_work(stack: Stack, rng: random.Random, within: float = 5.0):
+    """SIGKILL a host while it runs queue messages (the first found holding some, polling its admin status
+    for up to `within` s; else any): (the host, the ids of the messages it held)."""
+    from .stack import MASTER_KEY
+
+    deadline = time.monotonic() + within
+    while True:
+        for host in rng.sample(stack.hosts, len(stack.hosts)):
+            held = host.held(MASTER_KEY)
+            if held or time.monotonic() > deadline:
+                host.kill()
+                return host, held
+        time.sleep(0.02)
+
+
+def poisoned(stack: Stack) -> int:
+    from azure.storage.queue import QueueClient
+
+    return _depth(QueueClient.from_connection_string(stack.azurite.connection_string, f"{stack.queue_name}-poison"))
 
 
 def main(argv=None) -> int:
@@ -375,20 +474,19 @@ def main(argv=None) -> int:
     parser.add_argument("--site-changes", type=int, default=300)
     parser.add_argument("--outlook-changes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--log", help="write the app's and the host's log lines to this file")
+    parser.add_argument("--hosts", type=int, default=3, help="host processes on the same queue and tables")
+    parser.add_argument("--kills", type=int, default=1, help="times a host is killed (SIGKILL) and started again")
+    parser.add_argument("--logs", help="directory for the host processes' logs (default: a new temporary one)")
     args = parser.parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.ERROR)
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(levelname)s %(name)s %(message)s")
     logging.getLogger("azure").setLevel(logging.ERROR)
     logging.getLogger("urllib3").setLevel(logging.ERROR)
-    if args.log:
-        trace = logging.FileHandler(args.log, mode="w")
-        trace.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        for name in ("rapid_meetings", "localhost"):
-            logging.getLogger(name).addHandler(trace)
-            logging.getLogger(name).setLevel(logging.INFO)
-    summary = run(args.site_changes, args.outlook_changes, args.seed)
+    if args.logs:
+        os.makedirs(args.logs, exist_ok=True)
+    summary = run(args.site_changes, args.outlook_changes, args.seed, hosts=args.hosts, kills=args.kills,
+                  log_dir=args.logs)
     print(summary.table())
     for item_id, why in summary.lost + summary.mismatches:
         print(f"  item {item_id}: {why}")

@@ -9,6 +9,12 @@ host.json's routePrefix, function keys enforced for FUNCTION auth level (`x-func
 poisoned messages go to `<queue>-poison` with their body intact), timers on their NCRONTAB schedules, and, as the real host
 does, `POST /admin/functions/<name>` with the master key runs a non-HTTP function on demand.
 Settings come from the environment, then local.settings.json's Values.
+
+As Azure runs several instances of an app, `--hosts N` runs N host processes on the same queues and
+tables behind one port (`Balancer`: a round-robin TCP front door, as the platform's load balancer).
+A queue message is held, as the WebJobs queue listener holds it, with a visibility lease renewed at half
+its length while the function runs (`--lease`): a host that dies mid-work lets its messages reappear
+after the lease, with dequeue_count + 1, for another host.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import os
 import re
 import secrets
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -90,7 +97,7 @@ def next_fire(schedule: str, after: datetime) -> datetime:
 
 class FunctionHost:
     def __init__(self, root: Path = ROOT, function_key: str | None = None, master_key: str | None = None,
-                 queue_overrides: dict | None = None):
+                 queue_overrides: dict | None = None, lease_seconds: float = 30.0):
         self.root = root
         self.host_json = json.loads((root / "host.json").read_text())
         ext = self.host_json.get("extensions", {})
@@ -101,6 +108,10 @@ class FunctionHost:
         self.max_polling = _timespan(queues.get("maxPollingInterval", "00:01:00"))
         self.visibility_timeout = _timespan(queues.get("visibilityTimeout", "00:00:00"))
         self.max_dequeue = int(queues.get("maxDequeueCount", 5))
+        # how long a received message stays invisible; renewed at half of it while its function runs
+        self.lease_seconds = max(2.0, float(lease_seconds))
+        self._held: dict[str, _Held] = {}
+        self._held_lock = threading.Lock()
         self.function_key = function_key or os.environ.get("LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(24)
         self.master_key = master_key or os.environ.get("LOCAL_MASTER_KEY") or secrets.token_urlsafe(24)
         sys.path.insert(0, str(root))
@@ -131,6 +142,13 @@ class FunctionHost:
         parts = urlsplit(target)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         lower = {k.lower(): v for k, v in headers.items()}
+        if parts.path == "/admin/host/status" and method == "GET":  # as the host's admin API, plus the
+            if (lower.get("x-functions-key") or query.get("code")) != self.master_key:  # messages it holds
+                return 401, {}, b""
+            with self._held_lock:
+                held = [m for m, h in self._held.items() if not h.done]
+            body = json.dumps({"state": "Running", "processId": os.getpid(), "heldMessages": held}).encode()
+            return 200, {"Content-Type": "application/json"}, body
         admin = re.match(r"^/admin/functions/([^/]+)$", parts.path)
         if admin and method == "POST":
             if (lower.get("x-functions-key") or query.get("code")) != self.master_key:
@@ -231,11 +249,12 @@ class FunctionHost:
                 if type(e).__name__ == "ResourceExistsError":
                     break
                 self._stop.wait(0.5)
+        self._spawn(self._renew_leases, f"lease:{fn.get_function_name()}", queue)
         while not self._stop.is_set():
             try:
                 messages = list(queue.receive_messages(messages_per_page=self.batch_size,
                                                        max_messages=self.batch_size,
-                                                       visibility_timeout=max(30, int(self.visibility_timeout))))
+                                                       visibility_timeout=int(self.lease_seconds)))
             except Exception as e:
                 log.warning("queue %s unreachable: %s", queue.queue_name, type(e).__name__)
                 messages = []
@@ -248,13 +267,37 @@ class FunctionHost:
                 in_flight.acquire()
                 with self._busy_lock:
                     self._busy += 1
-                pool.submit(self._deliver, fn, queue, poison, message, in_flight)
+                held = _Held(message, time.monotonic())
+                with self._held_lock:
+                    self._held[message.id] = held
+                pool.submit(self._deliver, fn, queue, poison, held, in_flight)
         pool.shutdown(wait=True)
 
-    def _deliver(self, fn, queue, poison, message, in_flight) -> None:
+    def _renew_leases(self, queue) -> None:
+        """Keep running messages invisible, as the WebJobs queue listener does: update each one's
+        visibility at half its lease, so only a dead host's messages reappear."""
+        while not self._stop.wait(self.lease_seconds / 4):
+            now = time.monotonic()
+            with self._held_lock:
+                due = [h for h in self._held.values() if now - h.renewed >= self.lease_seconds / 2]
+            for held in due:
+                with held.lock:
+                    if held.done:
+                        continue
+                    try:
+                        receipt = queue.update_message(held.message, visibility_timeout=int(self.lease_seconds))
+                        held.message.pop_receipt = receipt.pop_receipt
+                        held.renewed = now
+                    except Exception as e:  # storage down: the next round tries again
+                        log.warning("lease of message %s not renewed: %s", held.message.id, type(e).__name__)
+
+    def _deliver(self, fn, queue, poison, held, in_flight) -> None:
         from azure.functions.queue import QueueMessage
 
+        message = held.message
         try:
+            if message.dequeue_count > 1:
+                log.info("message %s redelivered (dequeue %d)", message.id, message.dequeue_count)
             body = message.content.encode("utf-8") if isinstance(message.content, str) else message.content
             msg = QueueMessage(id=message.id, body=body, dequeue_count=message.dequeue_count,
                                     pop_receipt=message.pop_receipt, insertion_time=message.inserted_on,
@@ -263,24 +306,30 @@ class FunctionHost:
                 fn.get_user_function()(msg)
             except Exception as e:
                 self.failures += 1
-                if message.dequeue_count >= self.max_dequeue:
-                    log.error("message %s failed %d times (%s): moved to %s", message.id, message.dequeue_count,
-                              e, poison.queue_name)
-                    try:
-                        poison.create_queue()
-                    except Exception:
-                        pass
-                    poison.send_message(message.content)
-                    queue.delete_message(message)
-                    self.poisoned += 1
-                else:
-                    log.warning("message %s failed (dequeue %d): %s", message.id, message.dequeue_count, e)
-                    queue.update_message(message, visibility_timeout=int(self.visibility_timeout))
+                with held.lock:
+                    held.done = True
+                    if message.dequeue_count >= self.max_dequeue:
+                        log.error("message %s failed %d times (%s): moved to %s", message.id, message.dequeue_count,
+                                  e, poison.queue_name)
+                        try:
+                            poison.create_queue()
+                        except Exception:
+                            pass
+                        poison.send_message(message.content)
+                        queue.delete_message(message)
+                        self.poisoned += 1
+                    else:
+                        log.warning("message %s failed (dequeue %d): %s", message.id, message.dequeue_count, e)
+                        queue.update_message(message, visibility_timeout=int(self.visibility_timeout))
                 return
-            queue.delete_message(message)
+            with held.lock:
+                held.done = True
+                queue.delete_message(message)
         except Exception:
             log.exception("queue delivery of %s failed", message.id)
         finally:
+            with self._held_lock:
+                self._held.pop(message.id, None)
             with self._busy_lock:
                 self._busy -= 1
             in_flight.release()
@@ -324,17 +373,162 @@ class FunctionHost:
             thread.join(timeout=10)
 
 
+class _Held:
+    """A message a host is running, with the lease it holds on it."""
+
+    def __init__(self, message, renewed: float):
+        self.message, self.renewed, self.done = message, renewed, False
+        self.lock = threading.Lock()
+
+
+# -- several hosts ----------------------------------------------------------------------------------
+
+class Balancer:
+    """One port in front of several host processes, as Azure's front end is in front of its instances:
+    each new connection goes to the next backend that accepts it (a dead one is skipped)."""
+
+    def __init__(self, backends):
+        self.backends = backends  # a callable giving the ports of the hosts, in order
+        self._next = 0
+        self._stop = threading.Event()
+        self._listener: socket.socket | None = None
+
+    def serve(self, port: int = 0, host: str = "127.0.0.1") -> int:
+        self._listener = socket.create_server((host, port), backlog=512)
+        threading.Thread(target=self._accept, name="balancer", daemon=True).start()
+        return self._listener.getsockname()[1]
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._forward, args=(client,), name="balancer-conn", daemon=True).start()
+
+    def _connect(self) -> socket.socket | None:
+        ports = list(self.backends())
+        for _ in range(len(ports)):
+            port = ports[self._next % len(ports)]
+            self._next += 1
+            try:
+                upstream = socket.create_connection(("127.0.0.1", port), timeout=2)
+                upstream.settimeout(None)
+                return upstream
+            except OSError:
+                continue
+        return None
+
+    def _forward(self, client: socket.socket) -> None:
+        upstream = self._connect()
+        if upstream is None:
+            client.close()
+            return
+        for sock in (client, upstream):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=_pipe, args=(upstream, client), name="balancer-back", daemon=True).start()
+        _pipe(client, upstream)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._listener:
+            self._listener.close()
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while chunk := source.recv(65536):
+            sink.sendall(chunk)
+    except OSError:
+        pass
+    finally:
+        for sock in (source, sink):  # either side gone: both connections end, as with a dead instance
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+
+class HostProcess:
+    """One `python -m devtools.localhost` child: its own port and log; it can be killed and started again."""
+
+    def __init__(self, name: str, port: int, env: dict, log_path: str, args: list[str] = ()):
+        self.name, self.port, self.env, self.log_path, self.args = name, port, env, log_path, list(args)
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self, deadline_s: float = 30.0) -> "HostProcess":
+        from .azurite import wait_for_port
+
+        log_file = open(self.log_path, "a")
+        log_file.write(f"--- start {self.starts + 1} of {self.name} at {time.time():.3f}\n")
+        log_file.flush()
+        self.process = subprocess.Popen([sys.executable, "-m", "devtools.localhost", "--port", str(self.port),
+                                         *self.args], cwd=ROOT, env=self.env, stdout=log_file,
+                                        stderr=subprocess.STDOUT)
+        log_file.close()
+        self.starts += 1
+        wait_for_port(self.port, deadline_s=deadline_s, process=self.process)
+        return self
+
+    def held(self, master_key: str) -> list[str]:
+        """The ids of the queue messages this host is running now (its admin status)."""
+        import requests
+
+        try:
+            answer = requests.get(f"http://127.0.0.1:{self.port}/admin/host/status",
+                                  headers={"x-functions-key": master_key}, timeout=2)
+            return answer.json()["heldMessages"] if answer.status_code == 200 else []
+        except (requests.RequestException, ValueError, KeyError):
+            return []
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, messages held stay invisible until their lease ends."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        from .azurite import stop_process
+
+        stop_process(self.process)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def start_hosts(count: int, env: dict, log_dir: str, args: list[str] = (), port: int = 0):
+    """`count` host processes on free ports behind one Balancer on `port`: (balancer port, balancer, hosts)."""
+    from .azurite import free_port
+
+    hosts = [HostProcess(f"host{n + 1}", free_port(), env, os.path.join(log_dir, f"host{n + 1}.log"), args)
+             for n in range(count)]
+    for host in hosts:
+        host.start()
+    balancer = Balancer(lambda: [h.port for h in hosts])
+    return balancer.serve(port), balancer, hosts
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=7071)
+    parser.add_argument("--hosts", type=int, default=1, help="host processes behind the port (default 1)")
     parser.add_argument("--no-timers", action="store_true", help="do not run timers on their schedules")
     parser.add_argument("--no-triggers", action="store_true", help="serve HTTP only: no queue or timer triggers")
+    parser.add_argument("--queue-overrides", default="", help="JSON merged over host.json's extensions.queues")
+    parser.add_argument("--lease", type=float, default=30.0,
+                        help="seconds a received message stays invisible, renewed at half while it runs")
     args = parser.parse_args(argv)
+    if args.hosts > 1:
+        return _main_several(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s",
                         stream=sys.stdout)
     logging.getLogger("azure").setLevel(logging.WARNING)
     load_local_settings()
-    host = FunctionHost()
+    host = FunctionHost(queue_overrides=json.loads(args.queue_overrides) if args.queue_overrides else None,
+                        lease_seconds=args.lease)
     port = host.serve(args.port)
     if not args.no_triggers:
         host.start_triggers(timers=not args.no_timers)
@@ -349,6 +543,32 @@ def main(argv=None) -> int:
         pass
     finally:
         host.stop()
+    return 0
+
+
+def _main_several(args) -> int:
+    import tempfile
+
+    load_local_settings()
+    env = dict(os.environ)
+    env.setdefault("LOCAL_FUNCTION_KEY", secrets.token_urlsafe(24))
+    env.setdefault("LOCAL_MASTER_KEY", secrets.token_urlsafe(24))
+    child = [f"--lease={args.lease:g}"] + (["--no-timers"] if args.no_timers else []) \
+        + (["--no-triggers"] if args.no_triggers else []) \
+        + ([f"--queue-overrides={args.queue_overrides}"] if args.queue_overrides else [])
+    log_dir = tempfile.mkdtemp(prefix="localhost-")
+    port, balancer, hosts = start_hosts(args.hosts, env, log_dir, child, port=args.port)
+    print(f"{len(hosts)} local Functions hosts behind http://127.0.0.1:{port}; logs in {log_dir}", flush=True)
+    print(f"function key: {env['LOCAL_FUNCTION_KEY']}", flush=True)
+    print(f"master key:   {env['LOCAL_MASTER_KEY']}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        balancer.stop()
+        for host in hosts:
+            host.stop()
     return 0
 
 

@@ -25,6 +25,7 @@ CLIENT_SECRET = "local-sim-secret-not-real"  # the simulator's, never a real one
 RAPID_APP = "cd5db0ec-1419-4ae6-9434-21cfb83fc42d"  # RAPID's published app id: the app's default scope
 GRAPH_ROLES = ("Calendars.ReadWrite", "User.Read.All")
 FUNCTION_KEY = "local-function-key"
+WEBHOOK_SECRET = "local-webhook-secret-for-the-simulated-sites"  # the local world's, never a real one
 MASTER_KEY = "local-master-key"
 ORGANISER = "alice@contoso.test"
 PEOPLE = {"alice@contoso.test": "Alice Organiser", "bob@contoso.test": "Bob Invitee",
@@ -33,6 +34,16 @@ GUESTS = {"guest@partner.test": "Gina Guest"}
 # The seven internal webhooks of the RAPID integration guide, and one it lacks: a single Meeting
 # Subscriptions deletion fires "Item Deleted", which must reach the app too.
 WEBHOOKS = MEETINGS_WEBHOOKS + (("Meeting Subscriptions", "Item Deleted", "subscriptions/delete"),)
+
+
+def site_params(path: str) -> dict:
+    """`{"site_token": …}` for a site route (`tenant/site/0/services/…`), as the site's webhooks carry it."""
+    parts = path.lstrip("/").split("/")
+    if len(parts) > 4 and parts[2:4] == ["0", "services"]:
+        from shared.intake import site_token
+
+        return {"site_token": site_token(WEBHOOK_SECRET, "/".join(parts[:2]))}
+    return {}
 
 
 @dataclass
@@ -59,9 +70,11 @@ class Stack:
         self.queue_name = queue_name
         self.azurite = Azurite(location=azurite_location)
         self.graph = GraphSimulator(latency=graph_latency)
-        self.rapid = RapidSimulator()
+        self.rapid = RapidSimulator(ca=self.graph._ca)  # https, trusted through the same local CA
         self.host = None          # in-process FunctionHost
         self.host_process = None  # or a `python -m devtools.localhost` child
+        self.hosts = []           # or several (localhost.HostProcess) behind self.balancer on host_port
+        self.balancer = None
         self.host_port = free_port()
         self.sites: dict[str, SiteWorld] = {}
         self.user_ids: dict[str, str] = {}
@@ -71,7 +84,8 @@ class Stack:
         return f"http://127.0.0.1:{self.host_port}"
 
     def function_url(self, path: str) -> str:
-        return f"{self.host_url}/{path}?code={FUNCTION_KEY}"
+        """A function's URL with its key; a site route also carries that site's token."""
+        return f"{self.host_url}/{path}?" + "&".join(f"{k}={v}" for k, v in {"code": FUNCTION_KEY, **site_params(path)}.items())
 
     def _add_site(self, tenant: str, name: str, aad_tenant: str, people: dict, guests: dict) -> SiteWorld:
         # the app must be a Principal of the site, or RAPID refuses it (SPEC §1a)
@@ -122,6 +136,7 @@ class Stack:
             "NOTIFICATION_URL": self.function_url("graph/notifications"),
             "LOCAL_FUNCTION_KEY": FUNCTION_KEY,
             "LOCAL_MASTER_KEY": MASTER_KEY,
+            "WEBHOOK_SECRETS": WEBHOOK_SECRET,
         }
 
     def start_host_in_process(self, timers: bool = False, queue_overrides: dict | None = None):
@@ -144,6 +159,19 @@ class Stack:
         wait_for_port(self.host_port, deadline_s=30, process=self.host_process)
         return self.host_process
 
+    def start_host_processes(self, count: int, log_dir: str, timers: bool = True,
+                             queue_overrides: dict | None = None, lease: float | None = None) -> list:
+        """`count` host processes on the same queue and tables, behind one port (host_port), as Azure
+        runs several instances of the app behind its front end."""
+        from .localhost import start_hosts
+
+        args = ([] if timers else ["--no-timers"]) \
+            + ([f"--queue-overrides={json.dumps(queue_overrides)}"] if queue_overrides else []) \
+            + ([f"--lease={lease:g}"] if lease else [])
+        _, self.balancer, self.hosts = start_hosts(count, {**os.environ, **self.settings()}, log_dir, args,
+                                                   port=self.host_port)
+        return self.hosts
+
     def stop(self) -> None:
         """Simulators first (they call the host), then the host, then storage."""
         for part in (self.rapid, self.graph):
@@ -154,4 +182,8 @@ class Stack:
         if self.host:
             self.host.stop()
         stop_process(self.host_process)
+        if self.balancer:
+            self.balancer.stop()
+        for host in self.hosts:
+            host.stop()
         self.azurite.stop()

@@ -9,7 +9,7 @@ import logging
 import azure.functions as func
 
 from shared.config import ConfigError, get_settings
-from shared.errors import BadRequest, NotFound, StorageUnavailable
+from shared.errors import BadRequest, Forbidden, NotFound, StorageUnavailable
 
 log = logging.getLogger("rapid_meetings")
 
@@ -32,7 +32,7 @@ def answers(handler):
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         try:
             return handler(req)
-        except (BadRequest, NotFound) as e:
+        except (BadRequest, Forbidden, NotFound) as e:
             log.info("%s %s refused (%d): %s", req.method, req.url.split("?")[0], e.status, e)
             return json_response(e.status, {"error": type(e).__name__, "message": str(e)})
         except StorageUnavailable as e:

@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared.intake import site_tasks
+from shared.intake import check_site_token, known_site, site_tasks
 
 from .http import answers, json_response, services
 
@@ -12,8 +12,9 @@ PREFIX = "{tenant}/{site}/0/services/rapid-meetings"
 
 def accept(req: func.HttpRequest, op: str, many: bool = False, carry: tuple = ()) -> func.HttpResponse:
     svc = services()
-    tasks = site_tasks(svc.settings, req.route_params.get("tenant"), req.route_params.get("site"), op,
-                       req.get_body(), many, carry)
+    tenant, site = req.route_params.get("tenant"), req.route_params.get("site")
+    check_site_token(svc.settings, known_site(svc.settings, tenant, site), req.params.get("site_token"))
+    tasks = site_tasks(svc.settings, tenant, site, op, req.get_body(), many, carry)
     jobs = svc.queue.enqueue(tasks)
     return json_response(202, {"accepted": len(tasks), "jobs": jobs})
 

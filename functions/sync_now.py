@@ -13,10 +13,12 @@ bp = func.Blueprint()
 @bp.route(route=f"{PREFIX}/sync", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @answers
 def sync_now(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.intake import check_site_token, known_site
     from shared.sync_now import sync_now_tasks
 
     svc = services()
-    tasks = sync_now_tasks(svc.settings, req.route_params.get("tenant"), req.route_params.get("site"),
-                           req.get_body())
+    tenant, site = req.route_params.get("tenant"), req.route_params.get("site")
+    check_site_token(svc.settings, known_site(svc.settings, tenant, site), req.params.get("site_token"))
+    tasks = sync_now_tasks(svc.settings, tenant, site, req.get_body())
     jobs = svc.queue.enqueue(tasks)
     return json_response(202, {"accepted": len(tasks), "jobs": jobs})

@@ -9,7 +9,9 @@
 //   - Storage account (identity only: shared keys off), the deployment-package container, the
 //     work queue and its poison queue; queue/table/blob diagnostics to Log Analytics
 //   - Key Vault (RBAC, soft delete, purge protection, firewall default Deny) for the Graph/site
-//     client secrets and the Graph notification URL (it carries a function key)
+//     client secrets and the Graph notification URL (it carries a function key); optionally the
+//     secrets themselves (secretValues, a secure parameter, written through Azure Resource
+//     Manager) so that the app starts with resolved Key Vault references
 //   - a virtual network: the app's outbound subnet (delegated to Flex Consumption), private
 //     endpoints for blob/queue/table/vault with their private DNS zones, a NAT gateway so that
 //     calls to Graph, Entra and the RAPID sites leave from one static IP
@@ -42,7 +44,7 @@ param workQueueName string = 'sync-jobs'
 @description('App setting SITES: a JSON string, the list of site configurations (tenant, site, rapid_url, rapid_scope, aad_tenant, client_id, client_secret_setting or certificate_setting, time_zone, overrides). Each site names the app setting that holds its secret in client_secret_setting; that setting must be listed in siteSecrets. No secrets in here.')
 param sites string = '[]'
 
-@description('One app setting per secret, each a Key Vault reference: [{ "settingName": "SITE_CONTOSO_CLIENT_SECRET", "secretName": "site-contoso-client-secret" }]. The secrets themselves are put into the vault by an operator (docs/operations.md), never into this template.')
+@description('One app setting per secret, each a Key Vault reference: [{ "settingName": "SITE_CONTOSO_CLIENT_SECRET", "secretName": "site-contoso-client-secret" }]. The secrets themselves are put into the vault by an operator (docs/operations.md), or given to this deployment in the secure parameter secretValues; never in the clear here.')
 param siteSecrets array = []
 
 @description('Name of the Key Vault secret holding the full Graph notification URL, https://<host>/graph/notifications?code=<function key>. Set it after the first code deployment (docs/operations.md); app setting NOTIFICATION_URL references it.')
@@ -60,7 +62,7 @@ param siteTenant string = 'contoso'
 @description('RAPID site name of the site whose webhook callback URLs are put in the outputs.')
 param siteName string = 'meetings'
 
-@description('Public IPv4 addresses or CIDR ranges of operators (and CI) that may reach Key Vault and the storage data plane from outside the virtual network, e.g. to set secrets or replay poison messages. Empty: only the app (through its private endpoints) can.')
+@description('Public IPv4 addresses or CIDR ranges of operators (and CI) that may reach Key Vault and the storage data plane from outside the virtual network, e.g. to set secrets or replay poison messages. Public addresses only (no 10/8, 172.16/12, 192.168/16). A /32 or /31 is turned into one rule per address (the storage firewall refuses those prefixes). Empty: only the app (through its private endpoints) can.')
 param operatorIpRanges array = []
 
 @description('Public endpoints of the storage account and Key Vault. Disabled: only the app reaches them, through its private endpoints. Enabled: also reachable from operatorIpRanges, behind a firewall that denies everything else.')
@@ -70,7 +72,7 @@ param operatorIpRanges array = []
 ])
 param publicDataPlaneAccess string = 'Disabled'
 
-@description('Object id of a user, group or CI service principal that manages the secrets (role Key Vault Secrets Officer). Empty: grant it yourself.')
+@description('Object id of a user, group or CI service principal that manages the secrets (role Key Vault Secrets Officer). Empty: grant it yourself. Writing secrets from outside Azure Resource Manager also needs network access to the vault (publicDataPlaneAccess Enabled + operatorIpRanges); see secretValues for a first deployment without either.')
 param secretsOfficerPrincipalId string = ''
 
 @description('Principal type of secretsOfficerPrincipalId.')
@@ -81,6 +83,28 @@ param secretsOfficerPrincipalId string = ''
 ])
 param secretsOfficerPrincipalType string = 'Group'
 
+// Without this, a first deployment with the default network settings (vault reachable only
+// through its private endpoint, no Secrets Officer) leaves every Key Vault reference unresolved:
+// App Service then hands the app the literal '@Microsoft.KeyVault(...)' text.
+// https://learn.microsoft.com/azure/app-service/app-service-key-vault-references#troubleshoot-key-vault-references
+// Secrets given here are created as Microsoft.KeyVault/vaults/secrets resources, a control-plane
+// write through Azure Resource Manager (permission Microsoft.KeyVault/vaults/secrets/write, in
+// Contributor/Owner), which the vault firewall does not govern:
+// https://learn.microsoft.com/azure/key-vault/secrets/quick-create-bicep
+// https://learn.microsoft.com/azure/role-based-access-control/permissions/security#microsoftkeyvault
+// https://learn.microsoft.com/azure/key-vault/general/access-behind-firewall
+// @secure() keeps the values out of the deployment history and logs:
+// https://learn.microsoft.com/azure/azure-resource-manager/bicep/parameters#secure-parameters
+@description('Optional: secret values keyed by Key Vault secret name, for the names in siteSecrets and notificationUrlSecretName: { "site-contoso-meetings-client-secret": "<client secret>", "graph-notification-url": "https://<host>/graph/notifications?code=<key>" }. Each one found here is written into the vault by this deployment, before the app starts, so its reference resolves on the first start; names not found here are left untouched, other keys are ignored. Pass it from a file outside version control or a pipeline secret (infra/README.md).')
+@secure()
+param secretValues object = {}
+
+@description('Expiry stamped on the secrets written from secretValues, as an ISO 8601 duration from the time of deployment (P180D, P1Y, P2Y). Never earlier than the client secret expiry in Entra ID: once it passes, Key Vault may refuse to return the secret and the reference stops resolving. Rotate before (docs/operations.md).')
+param secretValuesExpireAfter string = 'P2Y'
+
+@description('Time of the deployment; leave the default.')
+param deploymentTime string = utcNow()
+
 @description('Instance memory of the Flex Consumption app, MB.')
 @allowed([
   512
@@ -89,8 +113,16 @@ param secretsOfficerPrincipalType string = 'Group'
 ])
 param instanceMemoryMB int = 2048
 
-@description('Most instances the app may scale out to. Keep it modest: Outlook allows 4 concurrent requests per mailbox and app, more instances only mean more 429s.')
-@minValue(1)
+// 40 is the lowest maximum Flex Consumption accepts in most regions ("Scale: The lowest maximum
+// scale is currently 40", https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan#considerations),
+// Microsoft's own Flex Consumption Bicep sample enforces @minValue(40)
+// (https://github.com/Azure-Samples/azure-functions-flex-consumption-samples/blob/main/IaC/bicep/main.bicep),
+// and the migration guide warns that below 40 HTTP apps see "frequent request failures and
+// prolonged throttling windows"
+// (https://learn.microsoft.com/azure/azure-functions/migration/migrate-plan-consumption-to-flex).
+// The region's own bounds: az functionapp list-flexconsumption-runtimes (infra/README.md).
+@description('Most instances the app may scale out to: 40 to 1000 (40 is the lowest Flex Consumption accepts in most regions). Outlook allows 4 concurrent requests per mailbox and app, so more instances only mean more 429s: keep it at 40.')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
@@ -106,7 +138,7 @@ param httpPerInstanceConcurrency int = 16
 @description('Spread the plan over availability zones (the region must support zone-redundant Flex Consumption). Off by default: the platform then keeps at least two always-ready instances per scale group (HTTP group, sync worker, renewer: six or more billed instances).')
 param zoneRedundant bool = false
 
-@description('Storage redundancy. GZRS keeps a zone-redundant primary and a geo copy; ZRS-type is needed with zoneRedundant.')
+@description('Storage redundancy. GZRS keeps a zone-redundant primary and a geo copy. With zoneRedundant only Standard_GZRS or Standard_RAGZRS: the deployment refuses GRS/RA-GRS there.')
 @allowed([
   'Standard_GZRS'
   'Standard_RAGZRS'
@@ -129,6 +161,14 @@ param privateEndpointSubnetPrefix string = '10.60.1.0/24'
 @maxValue(730)
 param logRetentionDays int = 90
 
+// Purge protection keeps a deleted vault, and its name, for softDeleteRetentionInDays (90 days);
+// a vault name held by a soft-deleted vault cannot be reused, so redeploying into a re-created
+// resource group of the same name would fail until then:
+// https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview#purge-protection
+@description('Changes the Key Vault name (and only it). Empty: the name derives from subscription, resource group and baseName, as before. After deleting the resource group, either recover the deleted vault (az keyvault recover) and redeploy unchanged, or set a new value here (e.g. "2") to get a fresh vault name; see infra/README.md.')
+@maxLength(20)
+param keyVaultNameGeneration string = ''
+
 // ---------------------------------------------------------------- names
 
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, baseName))
@@ -137,7 +177,8 @@ var planName = 'plan-${baseName}-${token}'
 var identityName = 'id-${baseName}-${token}'
 // storage account names: 3-24 lowercase letters and digits only
 var storageAccountName = take('st${toLower(replace(replace(baseName, '-', ''), '_', ''))}${token}', 24)
-var keyVaultName = take('kv-${baseName}-${token}', 24)
+var keyVaultToken = empty(keyVaultNameGeneration) ? token : toLower(uniqueString(token, keyVaultNameGeneration))
+var keyVaultName = take('kv-${baseName}-${keyVaultToken}', 24)
 var logAnalyticsName = 'log-${baseName}-${token}'
 var appInsightsName = 'appi-${baseName}-${token}'
 var vnetName = 'vnet-${baseName}-${token}'
@@ -157,13 +198,43 @@ var roleKeyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 var roleKeyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
 var roleMonitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 
-var operatorIpRulesStorage = [for ip in operatorIpRanges: {
+// The storage firewall refuses /31 and /32 ranges: "Small address ranges that use /31 or /32
+// prefix sizes aren't supported. Configure these ranges using individual IP address rules."
+// https://learn.microsoft.com/azure/storage/common/storage-network-security-limitations#restrictions-for-ip-network-rules
+// So a /32 becomes its address and a /31 its two addresses; the vault gets the same list (the
+// same addresses, written the way both firewalls accept).
+var operatorAddressGroups = [for ip in operatorIpRanges: endsWith(ip, '/32') ? [
+  split(ip, '/')[0]
+] : endsWith(ip, '/31') ? [
+  '${split(split(ip, '/')[0], '.')[0]}.${split(split(ip, '/')[0], '.')[1]}.${split(split(ip, '/')[0], '.')[2]}.${int(split(split(ip, '/')[0], '.')[3]) - int(split(split(ip, '/')[0], '.')[3]) % 2}'
+  '${split(split(ip, '/')[0], '.')[0]}.${split(split(ip, '/')[0], '.')[1]}.${split(split(ip, '/')[0], '.')[2]}.${int(split(split(ip, '/')[0], '.')[3]) - int(split(split(ip, '/')[0], '.')[3]) % 2 + 1}'
+] : [
+  ip
+]]
+var operatorAddresses = flatten(operatorAddressGroups)
+var operatorIpRulesStorage = [for ip in operatorAddresses: {
   value: ip
   action: 'Allow'
 }]
-var operatorIpRulesVault = [for ip in operatorIpRanges: {
+var operatorIpRulesVault = [for ip in operatorAddresses: {
   value: ip
 }]
+
+// A zone-redundant Flex Consumption plan needs a zone-redundant (ZRS-family) host storage account:
+// "You must configure your function app's default host storage account to use zone-redundant
+// storage (ZRS)", https://learn.microsoft.com/azure/reliability/reliability-functions?pivots=flex-consumption#requirements
+// Only the combinations listed here exist; any other (GRS or RA-GRS with zoneRedundant) stops
+// the deployment at validation with "The language expression property '<sku> on a zone-redundant
+// plan' doesn't exist, available properties are ...".
+var storageSkuChoices = {
+  'Standard_GZRS on a regional plan': 'Standard_GZRS'
+  'Standard_RAGZRS on a regional plan': 'Standard_RAGZRS'
+  'Standard_GRS on a regional plan': 'Standard_GRS'
+  'Standard_RAGRS on a regional plan': 'Standard_RAGRS'
+  'Standard_GZRS on a zone-redundant plan': 'Standard_GZRS'
+  'Standard_RAGZRS on a zone-redundant plan': 'Standard_RAGZRS'
+}
+var effectiveStorageSku = storageSkuChoices['${storageSku} on a ${zoneRedundant ? 'zone-redundant' : 'regional'} plan']
 
 // ---------------------------------------------------------------- monitoring
 
@@ -371,12 +442,13 @@ resource privateEndpointDnsGroups 'Microsoft.Network/privateEndpoints/privateDns
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_43: the name is computed at deploy time (take('st' + baseName without '-'/'_' + uniqueString, 24)), lowercase letters and digits, 3-24 characters; checkov cannot evaluate the expression
+  // checkov:skip=CKV_AZURE_206: the SKU is a lookup (storageSkuChoices) that only yields Standard_GZRS, Standard_RAGZRS, Standard_GRS or Standard_RAGRS, all replicated; checkov cannot evaluate the lookup
   name: storageAccountName
   location: location
   tags: tags
   kind: 'StorageV2'
   sku: {
-    name: storageSku
+    name: effectiveStorageSku
   }
   properties: {
     accessTier: 'Hot'
@@ -587,6 +659,21 @@ resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
+// The secrets given in secretValues; see its declaration for why this works with the vault's
+// public endpoint off.
+resource secretItems 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [for secretName in vaultSecretNames: if (contains(secretValues, secretName)) {
+  parent: keyVault
+  name: secretName
+  properties: {
+    value: secretValues[secretName]
+    contentType: secretName == notificationUrlSecretName ? 'Graph notification URL' : 'client secret'
+    attributes: {
+      enabled: true
+      exp: dateTimeToEpoch(dateTimeAdd(deploymentTime, secretValuesExpireAfter))
+    }
+  }
+}]
+
 resource keyVaultDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
   scope: keyVault
   name: 'to-log-analytics'
@@ -720,6 +807,12 @@ var baseAppSettings = [
   }
 ]
 
+// The secret names the app settings reference: the ones secretValues may fill.
+var siteSecretNames = [for secret in siteSecrets: secret.secretName]
+var vaultSecretNames = union(siteSecretNames, [
+  notificationUrlSecretName
+])
+
 // One Key Vault reference per site secret. No version in the URI: the app follows the latest
 // version of the secret (refreshed within 24 hours, or at once on a settings change/restart).
 var siteSecretSettings = [for secret in siteSecrets: {
@@ -745,10 +838,20 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
 }
 
+// siteConfig carries no ftpsState (nor alwaysOn, linuxFxVersion, use32BitWorkerProcess,
+// vnetRouteAllEnabled, ...): Flex Consumption refuses the site properties it deprecates
+// ("properties.ftpsState: FTPS not supported"; ARM error 51021 "The following site configuration
+// property (Site.SiteConfig.FtpsState) for Flex Consumption sites is invalid"). Checked against the
+// whole deprecation table; ftpsState was the only entry this template set, and none of its app
+// settings is listed there:
+// https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations
+// FTP(S) deployment does not exist on Flex Consumption (the package comes from the blob container
+// in functionAppConfig.deployment), hence the CKV_AZURE_78 skip inside the resource.
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: the RAPID site webhooks and Microsoft Graph change notifications call this app from the internet; access is gated by function keys (authLevel FUNCTION) and body validation
   // checkov:skip=CKV_AZURE_17: neither RAPID webhooks nor Microsoft Graph notifications can present client certificates; requiring them would reject every legitimate caller
   // checkov:skip=CKV_AZURE_212: siteConfig.numberOfWorkers does not apply to Flex Consumption; instances are set in functionAppConfig.scaleAndConcurrency (always-ready HTTP instances, maximumInstanceCount)
+  // checkov:skip=CKV_AZURE_78: Flex Consumption has no FTP(S) deployment and refuses siteConfig.ftpsState (error 51021, deprecation table in functions-app-settings); the package comes from the blob container in functionAppConfig.deployment
   // checkov:skip=CKV_AZURE_213: the app exposes no health route (its HTTP routes are the webhook and notification receivers) and Flex Consumption manages instance health itself; failures surface in Application Insights
   name: functionAppName
   location: location
@@ -803,10 +906,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         }
       }
     }
+    // No ftpsState: Flex Consumption refuses it (error 51021), see above the resource.
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       remoteDebuggingEnabled: false
       appSettings: concat(baseAppSettings, siteSecretSettings)
@@ -823,6 +926,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     deploymentContainer
     privateEndpointDnsGroups
     privateDnsZoneLinks
+    // the secrets given to this deployment exist before the app first resolves its references
+    secretItems
   ]
 }
 

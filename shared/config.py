@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from functools import cache
@@ -63,8 +64,8 @@ class SiteConfig:
     rapid_scope: str
     aad_tenant: str
     client_id: str
-    client_secret: str | None = None
-    certificate: dict | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    certificate: dict | None = field(default=None, repr=False)
     time_zone: str = "UTC"
     columns: dict = field(default_factory=dict)
     lists: dict = field(default_factory=dict)
@@ -114,7 +115,7 @@ class StorageAccount:
 
 @dataclass(frozen=True)
 class Settings:
-    storage: "str | StorageAccount"  # a connection string (Azurite, keys) or an identity-based account
+    storage: "str | StorageAccount" = field(repr=False)  # a connection string (it holds a key) or an account
     work_queue: str
     sites: dict[str, SiteConfig]
     graph_url: str = "https://graph.microsoft.com/v1.0"
@@ -126,27 +127,58 @@ class Settings:
     catch_up_minutes: int = 15       # site-side catch-up: how often each site's recent changes are read
     catch_up_margin_minutes: int = 5  # read this much before the last run's start (clock skew between us and RAPID)
     sweep_hours: int = 24            # how often every link is checked against the site (deletions)
+    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)  # newest first; tokens of each are accepted
 
     def site(self, tenant: str, site: str) -> SiteConfig | None:
         return self.sites.get(f"{tenant}/{site}".lower())
 
 
+# tenant and site names as RAPID's URLs carry them: nothing that could make two keys meet ("a/b" + "c")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# Microsoft Entra ID's cloud authorities (learn.microsoft.com/entra/identity-platform/authentication-national-cloud)
+KNOWN_AUTHORITIES = ("https://login.microsoftonline.com", "https://login.microsoftonline.us",
+                     "https://login.chinacloudapi.cn", "https://login.partner.microsoftonline.cn")
+_LOCAL = re.compile(r"^https://(127\.0\.0\.1|localhost)(:\d+)?$")  # the local simulators, over https too
+
+
+def _secret(env, name: str, what: str, where: str) -> str:
+    """A secret setting's value; unset, or an unresolved Key Vault reference, named as such."""
+    value = env.get(name) or ""
+    if not value:
+        raise ConfigError(f"{where}: app setting {name} ({what}) is not set")
+    if value.lstrip().startswith("@Microsoft.KeyVault("):
+        raise ConfigError(f"{where}: app setting {name} ({what}) is an unresolved Key Vault reference: the app "
+                          f"cannot read that secret (its identity's access, the vault's network, the secret's name)")
+    return value
+
+
+def _https(value: str, name: str) -> str:
+    if not value.lower().startswith("https://"):
+        raise ConfigError(f"{name} must be an https:// URL, not {value[:60]!r}")
+    return value.rstrip("/")
+
+
 def _site_from(entry: dict, env) -> SiteConfig:
+    if not isinstance(entry, dict):
+        raise ConfigError("SITES must be a list of objects, one per site")
     where = f"SITES[{entry.get('tenant')}/{entry.get('site')}]"
     missing = [k for k in ("tenant", "site", "rapid_url", "aad_tenant", "client_id") if not entry.get(k)]
     if missing:
         raise ConfigError(f"{where} is missing {', '.join(missing)}")
+    for key in ("tenant", "site"):
+        if not _NAME.match(str(entry[key])):
+            raise ConfigError(f"{where}: {key} may hold only letters, digits, '.', '_' and '-'")
+    _https(str(entry["rapid_url"]), f"{where}: rapid_url")
     secret = None
     certificate = None
     if name := entry.get("client_secret_setting"):
-        secret = env.get(name)
-        if not secret:
-            raise ConfigError(f"{where}: app setting {name} (client secret) is not set")
+        secret = _secret(env, name, "client secret", where)
     elif name := entry.get("certificate_setting"):
-        raw = env.get(name)
-        if not raw:
-            raise ConfigError(f"{where}: app setting {name} (certificate) is not set")
-        certificate = json.loads(raw)
+        raw = _secret(env, name, "certificate", where)
+        try:
+            certificate = json.loads(raw)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{where}: app setting {name} (certificate) is not JSON") from None
     else:
         raise ConfigError(f"{where} needs client_secret_setting or certificate_setting")
     try:
@@ -212,16 +244,32 @@ def settings_from(env) -> Settings:
         entries = json.loads(env.get("SITES", "[]"))
     except json.JSONDecodeError as e:
         raise ConfigError(f"app setting SITES is not JSON: {e}") from None
+    if not isinstance(entries, list):
+        raise ConfigError("app setting SITES must be a JSON list, one object per site")
     sites = {}
     for entry in entries:
         site = _site_from(entry, env)
+        if site.key.lower() in sites:
+            raise ConfigError(f"SITES lists {site.key} twice")
         sites[site.key.lower()] = site
+    authority = env.get("AUTHORITY_HOST", KNOWN_AUTHORITIES[0]).rstrip("/")
+    if authority not in KNOWN_AUTHORITIES and not _LOCAL.match(authority):
+        raise ConfigError(f"AUTHORITY_HOST must be one of {', '.join(KNOWN_AUTHORITIES)} (or a local simulator "
+                          f"on https://127.0.0.1), not {authority[:60]!r}")
+    secrets = tuple(s.strip() for s in (env.get("WEBHOOK_SECRETS") or "").split(",") if s.strip())
+    if sites and not secrets:
+        raise ConfigError("app setting WEBHOOK_SECRETS is not set: site webhooks need it (docs/operations.md)")
+    for value in secrets:
+        if value.startswith("@Microsoft.KeyVault("):
+            raise ConfigError("app setting WEBHOOK_SECRETS is an unresolved Key Vault reference")
+        if len(value) < 32:
+            raise ConfigError("app setting WEBHOOK_SECRETS: each secret needs at least 32 characters")
     return Settings(
         storage=storage,
         work_queue=env.get("WORK_QUEUE", "sync-jobs"),
         sites=sites,
-        graph_url=env.get("GRAPH_URL", "https://graph.microsoft.com/v1.0").rstrip("/"),
-        authority_host=env.get("AUTHORITY_HOST", "https://login.microsoftonline.com").rstrip("/"),
+        graph_url=_https(env.get("GRAPH_URL", "https://graph.microsoft.com/v1.0"), "GRAPH_URL"),
+        authority_host=authority,
         ca_bundle=env.get("HTTP_CA_BUNDLE") or None,
         notification_url=env.get("NOTIFICATION_URL") or None,
         subscription_minutes=int(env.get("SUBSCRIPTION_MINUTES", "4230")),
@@ -229,6 +277,7 @@ def settings_from(env) -> Settings:
         catch_up_minutes=_whole(env, "CATCH_UP_MINUTES", 15),
         catch_up_margin_minutes=_whole(env, "CATCH_UP_MARGIN_MINUTES", 5, low=0),
         sweep_hours=_whole(env, "SWEEP_HOURS", 24),
+        webhook_secrets=secrets,
     )
 
 

@@ -11,6 +11,12 @@ class PayloadTooLarge(BadRequest):
     status = 413
 
 
+class Forbidden(Exception):
+    """The caller may not do this here (HTTP 403): e.g. a webhook without its site's token."""
+
+    status = 403
+
+
 class NotFound(Exception):
     """Unknown tenant/site or resource (HTTP 404)."""
 

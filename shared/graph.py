@@ -52,8 +52,10 @@ class GraphClient:
         self._limiter = limiter or MailboxLimiter()
 
     def _call(self, method: str, path: str, what: str, headers: dict | None = None, **kwargs):
+        url = path if "://" in path else self._base + path
+        if not url.startswith(self._base + "/"):  # an @odata.nextLink or a stored delta link elsewhere
+            raise RemoteError(400, f"Graph {what}: refusing to send the Graph token to {url.split('?')[0][:80]}")
         token = self._tokens.token(self._site, GRAPH_SCOPE)
-        url = path if path.startswith("https://") else self._base + path
         mailbox = url[len(self._base):].split("/")[2] if url.startswith(self._base + "/users/") else None
         with self._limiter.slot(mailbox) if mailbox else contextlib.nullcontext():
             return send(self._session, method, url, f"Graph {what}",

@@ -59,7 +59,15 @@ def apply_outlook_change(svc: Services, sub: Subscription, change: str, event_id
              meeting=link.meeting_id, event=event_id)
         return "ignored"
     if change == "deleted":
-        return outlook_event_removed(svc, site, link, "deleted in Outlook")
+        # believed only once Graph confirms it: a captured notification replayed must not delete anything
+        try:
+            event = svc.graph(site).get_event(link.mailbox, event_id)
+        except RemoteNotFound:
+            return outlook_event_removed(svc, site, link, "deleted in Outlook")
+        if event.get("isCancelled"):
+            return outlook_event_removed(svc, site, link, "cancelled in Outlook")
+        _say(site, link.item_id, "a 'deleted' notification for an event Outlook still has: ignored", event=event_id)
+        return "ignored"
     claimed = change_key_of(etag) if event is None else ""
     if claimed and svc.settings.decode_etags and change_key_in_etag(etag) == link.change_key:
         _say(site, link.item_id, "Outlook change already in sync (our echo or a duplicate; etag decoded)", event=event_id)

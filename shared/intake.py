@@ -6,14 +6,22 @@ problem, before anything is persisted.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
+import unicodedata
 
 from .config import Settings, SiteConfig
-from .errors import BadRequest, NotFound, PayloadTooLarge
+from .errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from .rapid_items import is_envelope, lookup_id
 
 MAX_BODY = 1024 * 1024
 MAX_ID_BYTES = 300
+MAX_ITEMS = 250  # per webhook call: a RAPID page; each item costs the worker site reads
+# characters an id may not hold: controls (C0 and C1, e.g. U+0085), lone surrogates (they cannot be
+# stored) and line/paragraph separators (U+2028/U+2029 would split log lines)
+_REFUSED = {"Cc", "Cs", "Zl", "Zp"}
 
 
 def parse_json(body: bytes):
@@ -40,22 +48,42 @@ def known_site(settings: Settings, tenant: str, site: str) -> SiteConfig:
     return config
 
 
+def site_token(secret: str, site_key: str) -> str:
+    """The token a site's webhook URLs carry (`?site_token=`): an HMAC of the site's key, so the URLs of
+    one site open no other site's routes; a new secret (WEBHOOK_SECRETS, newest first) rotates them."""
+    digest = hmac.new(secret.encode(), f"rapid-meetings|{site_key.lower()}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def check_site_token(settings: Settings, site: SiteConfig, token: str | None) -> None:
+    given = (token or "").encode("utf-8", "surrogatepass")
+    if not any(hmac.compare_digest(given, site_token(secret, site.key).encode()) for secret in settings.webhook_secrets):
+        raise Forbidden(f"this URL's site_token is missing or is not {site.key}'s")
+
+
+def usable_id(value, where: str) -> str:
+    """An id as text that can travel in a URL path, a Table key, a queue message and a log line."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise BadRequest(f"{where} must be a number or text, not {type(value).__name__}")
+    text = str(value).strip()
+    if not text or len(text) > 256 or any(unicodedata.category(c) in _REFUSED for c in text):
+        raise BadRequest(f"{where} {text[:40]!r} is empty, too long, or has control, separator or "
+                         f"lone surrogate characters")
+    if text in (".", ".."):  # a URL path would collapse them into the list itself
+        raise BadRequest(f"{where} {text!r} is not an item id")
+    if isinstance(value, int) and value < 0:
+        raise BadRequest(f"{where} must not be negative")
+    if len(text.encode("utf-8")) > MAX_ID_BYTES:  # escaped, it must fit a 1 KiB Table Storage key
+        raise BadRequest(f"{where} is longer than {MAX_ID_BYTES} bytes")
+    return text
+
+
 def item_id(item, where: str) -> str:
     if not isinstance(item, dict):
         raise BadRequest(f"{where} must be a JSON object (the item), not {type(item).__name__}")
     if "id" not in item:
         raise BadRequest(f"{where} has no 'id'")
-    value = item["id"]
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise BadRequest(f"{where}: 'id' must be a number or text, not {type(value).__name__}")
-    text = str(value).strip()
-    if not text or len(text) > 256 or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in text):
-        raise BadRequest(f"{where}: 'id' {text[:40]!r} is empty, too long or has control characters or lone surrogates")
-    if isinstance(value, int) and value < 0:
-        raise BadRequest(f"{where}: 'id' must not be negative")
-    if len(text.encode("utf-8")) > MAX_ID_BYTES:  # escaped, it must fit a 1 KiB Table Storage key
-        raise BadRequest(f"{where}: 'id' is longer than {MAX_ID_BYTES} bytes")
-    return text
+    return usable_id(item["id"], f"{where}: 'id'")
 
 
 def envelope_item(data: dict, site: SiteConfig):
@@ -78,8 +106,8 @@ def _items_of(data, many: bool, site: SiteConfig) -> list:
             raise BadRequest("body must be one item (a JSON object), not a list")
         if not data:
             raise BadRequest("body is an empty list; expected at least one item")
-        if len(data) > 1000:
-            raise BadRequest(f"body lists {len(data)} items; at most 1000 per call")
+        if len(data) > MAX_ITEMS:
+            raise PayloadTooLarge(f"body lists {len(data)} items; at most {MAX_ITEMS} per call")
         if all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in data):
             return [{"id": v} for v in data]  # a list of ids
         return data  # a list of items: item_id() names any element that is not one
@@ -108,9 +136,13 @@ def site_tasks(settings: Settings, tenant: str, site: str, op: str, body: bytes,
         if key not in seen:
             seen.add(key)
             task = {"op": op, "site": config.key, "item": key}
-            for name in carry:
+            for name in carry:  # a hint only: one that could not be stored is left out, never fails others
                 target = lookup_id(item, config.col(name))
-                if target and len(target) <= 256:
-                    task[name] = target
+                try:
+                    task[name] = usable_id(target, name) if target else None
+                except BadRequest:
+                    pass
+                if task.get(name) is None:
+                    task.pop(name, None)
             tasks.append(task)
     return tasks

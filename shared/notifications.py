@@ -10,14 +10,17 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+from collections import Counter
 from urllib.parse import unquote
 
-from .errors import BadRequest
+from .errors import BadRequest, PayloadTooLarge
 from .intake import parse_json
 
 log = logging.getLogger("rapid_meetings")
 CHANGES = {"created", "updated", "deleted"}
 LIFECYCLE = {"reauthorizationRequired", "subscriptionRemoved", "missed"}
+MAX_NOTIFICATIONS = 1000    # per POST: Graph batches notifications, never this many
+MAX_SUBSCRIPTIONS = 100     # distinct subscription ids per POST: each unknown one costs a table read
 # Graph spells a notification's resource several ways (FACTS, "Corrections"): Users/{guid}/Events/{id},
 # users/{guid}@{tenant-guid}/events/{id}, Users('{guid}')/Events('{id}'); compared case-insensitively.
 _KEY = r"(?:/([^/'()]+)|\('([^'/]+)'\))"
@@ -76,15 +79,31 @@ def check(note, find_subscription) -> tuple[dict | None, str]:
 
 
 def notification_tasks(body: bytes, find_subscription) -> tuple[list[dict], int]:
+    """Tasks for the valid notifications of a POST, and how many were refused. The work one request
+    can cause is bounded: at most MAX_NOTIFICATIONS, MAX_SUBSCRIPTIONS distinct subscriptions looked
+    up once each, and one log line for all the refusals."""
     data = parse_json(body)
     if not isinstance(data, dict) or not isinstance(data.get("value"), list):
         raise BadRequest("body must be a JSON object with a 'value' list of notifications")
-    tasks, refused = [], 0
-    for n, note in enumerate(data["value"]):
-        task, reason = check(note, find_subscription)
+    if len(data["value"]) > MAX_NOTIFICATIONS:
+        raise PayloadTooLarge(f"'value' lists {len(data['value'])} notifications; at most {MAX_NOTIFICATIONS} per request")
+    ids = {n.get("subscriptionId") for n in data["value"] if isinstance(n, dict) and isinstance(n.get("subscriptionId"), str)}
+    if len(ids) > MAX_SUBSCRIPTIONS:
+        raise BadRequest(f"'value' names {len(ids)} subscriptions; at most {MAX_SUBSCRIPTIONS} per request")
+    known: dict = {}
+
+    def find(sub_id):
+        if sub_id not in known:
+            known[sub_id] = find_subscription(sub_id)
+        return known[sub_id]
+    tasks, reasons = [], Counter()
+    for note in data["value"]:
+        task, reason = check(note, find)
         if task is None:
-            refused += 1
-            log.warning("notification %d refused and dropped: %s", n, reason)
+            reasons[reason] += 1
         else:
             tasks.append(task)
-    return tasks, refused
+    if reasons:
+        log.warning("%d notification(s) refused and dropped: %s", sum(reasons.values()),
+                    "; ".join(f"{reason} (×{count})" for reason, count in reasons.most_common(5)))
+    return tasks, sum(reasons.values())

@@ -9,10 +9,11 @@ import msal
 import requests
 from requests.adapters import HTTPAdapter
 
-from .config import Settings, SiteConfig
+from .config import KNOWN_AUTHORITIES, Settings, SiteConfig
 from .errors import PreconditionFailed, RemoteError, RemoteNotFound, Throttled, TransientError
 
 DEFAULT_RETRY_AFTER = 5.0
+MAX_RETRY_AFTER = 300.0  # a queue message can be delayed this long without the job looking lost
 TIMEOUT = (5, 30)
 
 
@@ -52,6 +53,8 @@ def checked(response: requests.Response, what: str) -> requests.Response:
             retry_after = float(response.headers.get("Retry-After", DEFAULT_RETRY_AFTER))
         except ValueError:
             retry_after = DEFAULT_RETRY_AFTER
+        if not 0 <= retry_after <= MAX_RETRY_AFTER:  # inf, nan, negative or absurd: come back at the cap
+            retry_after = DEFAULT_RETRY_AFTER if retry_after != retry_after or retry_after < 0 else MAX_RETRY_AFTER
         raise Throttled(retry_after, message)
     if status == 404:
         raise RemoteNotFound(message)
@@ -79,7 +82,8 @@ class Tokens:
                 self._apps[key] = msal.ConfidentialClientApplication(
                     site.client_id, client_credential=site.credential,
                     authority=f"{self._settings.authority_host}/{site.aad_tenant}",
-                    instance_discovery=None if "login.microsoftonline.com" in self._settings.authority_host else False,
+                    # MSAL validates the known clouds' authorities; only the local simulator goes without
+                    instance_discovery=None if self._settings.authority_host in KNOWN_AUTHORITIES else False,
                     http_client=self._session)
             return self._apps[key]
 

@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from .config import Settings, SiteConfig
 
 SUBSCRIPTION_CACHE_SECONDS = 60
+MISS_CACHE_SECONDS = 5
+MAX_CACHED = 10_000
 
 
 def utcnow() -> datetime:
@@ -90,12 +92,14 @@ class Services:
         return site
 
     def find_subscription(self, sub_id: str):
-        """A subscription by id, cached for a minute: notification intake must answer fast."""
+        """A subscription by id, cached for a minute (an unknown id for a few seconds, so a flood of made-up
+        ids costs one table read each per period, and a new subscription is found quickly)."""
         now = time.monotonic()
         cached = self._subscriptions.get(sub_id)
-        if cached and now - cached[0] < SUBSCRIPTION_CACHE_SECONDS:
+        if cached and now - cached[0] < (SUBSCRIPTION_CACHE_SECONDS if cached[1] is not None else MISS_CACHE_SECONDS):
             return cached[1]
         sub = self.store.get_subscription(sub_id)
-        if sub is not None:
-            self._subscriptions[sub_id] = (now, sub)
+        if len(self._subscriptions) > MAX_CACHED:
+            self._subscriptions.clear()
+        self._subscriptions[sub_id] = (now, sub)
         return sub

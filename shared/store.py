@@ -17,6 +17,7 @@ from .config import StorageAccount
 from .mapping import Synced
 
 LINKS, SUBSCRIPTIONS, MEETINGS, FAILURES = "eventlinks", "subscriptions", "meetings", "jobfailures"
+LEASE_SECONDS = 60.0  # longer than any piece of work done under a lease; a dead holder's lease expires
 
 
 class Conflict(Exception):
@@ -43,6 +44,11 @@ class EventLink:
     meeting_id: str = ""
     removing: bool = False  # we are removing its Outlook event: that event's notifications are our own
     etag: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def pending(self) -> bool:
+        """Written before Outlook was asked to create the event: the event may exist, its id is not known."""
+        return not self.event_id
 
 
 @dataclass
@@ -142,13 +148,28 @@ class Store:
         return link if link is not None and link.event_id == event_id else None  # a stale reverse row says nothing
 
     def create_link(self, link: EventLink) -> EventLink:
+        """A new link; a pending one (no event id yet) has no reverse row. Conflict when the item has one."""
+        if link.pending:
+            return replace(link, etag=self._create(LINKS, self._link_entity(link)))
         reverse = _entity(link.site, f"event|{link.event_id}", item_id=link.item_id)
+        return self._link_transaction(link, [("create", self._link_entity(link)), ("upsert", reverse)])
+
+    def complete_link(self, pending: EventLink, event_id: str, **changes) -> EventLink:
+        """A pending link learns its event, with the reverse row, in one transaction (ETag-checked)."""
+        link = replace(pending, event_id=event_id, **changes)
+        reverse = _entity(link.site, f"event|{event_id}", item_id=link.item_id)
+        return self._link_transaction(link, [
+            ("update", self._link_entity(link), {"mode": UpdateMode.REPLACE, "etag": pending.etag,
+                                                 "match_condition": MatchConditions.IfNotModified}),
+            ("upsert", reverse)])
+
+    def _link_transaction(self, link: EventLink, operations: list) -> EventLink:
         try:
-            result = self._table(LINKS).submit_transaction(
-                [("create", self._link_entity(link)), ("upsert", reverse)])
-        except Exception as e:  # TableTransactionError wraps the 409 of the first operation
-            if "EntityAlreadyExists" in str(e) or isinstance(e, ResourceExistsError):
-                raise Conflict(f"link for {link.site} item {link.item_id} exists") from e
+            result = self._table(LINKS).submit_transaction(operations)
+        except Exception as e:  # TableTransactionError wraps the 409/412 of the first operation
+            if any(code in str(e) for code in ("EntityAlreadyExists", "UpdateConditionNotSatisfied", "ResourceNotFound")) \
+                    or isinstance(e, (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError)):
+                raise Conflict(f"link for {link.site} item {link.item_id} changed meanwhile") from e
             raise
         return replace(link, etag=result[0]["etag"])
 
@@ -156,8 +177,10 @@ class Store:
         return replace(link, etag=self._replace(LINKS, self._link_entity(link), link.etag))
 
     def delete_link(self, link: EventLink) -> None:
+        """Forget a link; the item row goes first, so a failure in between leaves only a stale reverse row
+        (which get_link_by_event ignores)."""
         table = self._table(LINKS)
-        for rk in (f"item|{link.item_id}", f"event|{link.event_id}"):
+        for rk in (f"item|{link.item_id}",) + ((f"event|{link.event_id}",) if link.event_id else ()):
             try:
                 table.delete_entity(table_key(link.site), table_key(rk))
             except ResourceNotFoundError:
@@ -203,26 +226,30 @@ class Store:
         index = self._get(SUBSCRIPTIONS, "mailbox", f"{site}|{mailbox.lower()}")
         return self.get_subscription(index["subscription_id"]) if index and index["subscription_id"] else None
 
-    def claim_mailbox(self, site: str, mailbox: str, now: float, stale_after: float = 60.0) -> bool:
-        """Claim the right to create (site, mailbox)'s subscription, so concurrent meetings make one."""
-        entity = _entity("mailbox", f"{site}|{mailbox.lower()}", subscription_id="", claimed_at=now)
-        try:
-            self._create(SUBSCRIPTIONS, entity)
-            return True
-        except Conflict:
-            current = self._get(SUBSCRIPTIONS, "mailbox", f"{site}|{mailbox.lower()}")
-        if current is None or current["subscription_id"] or now - float(current.get("claimed_at", 0)) < stale_after:
-            return False
-        try:
-            self._replace(SUBSCRIPTIONS, entity, current.metadata["etag"])  # the claimer died: take over
-            return True
-        except Conflict:
-            return False
+    # -- leases: one holder at a time for work that must not interleave (a mailbox's subscription and the
+    #    meetings sharing it); taken with an ETag-checked write, taken over once the holder's time is up
 
-    def release_mailbox(self, site: str, mailbox: str) -> None:
-        current = self._get(SUBSCRIPTIONS, "mailbox", f"{site}|{mailbox.lower()}")
-        if current is not None and not current["subscription_id"]:
-            self._table(SUBSCRIPTIONS).delete_entity(current["PartitionKey"], current["RowKey"])
+    def acquire_lease(self, name: str, holder: str, now: float, ttl: float = LEASE_SECONDS) -> str | None:
+        """The lease's ETag when `holder` now holds it; None while another holder's lease runs."""
+        entity = _entity("lease", name, holder=holder, until=now + ttl)
+        try:
+            return self._create(SUBSCRIPTIONS, entity)
+        except Conflict:
+            current = self._get(SUBSCRIPTIONS, "lease", name)
+        if current is None or (current["holder"] != holder and float(current["until"]) > now):
+            return None
+        try:
+            return self._replace(SUBSCRIPTIONS, entity, current.metadata["etag"])
+        except Conflict:
+            return None
+
+    def release_lease(self, name: str, etag: str) -> None:
+        """Give a lease back, unless it was taken over meanwhile (its ETag changed)."""
+        try:
+            self._table(SUBSCRIPTIONS).delete_entity(table_key("lease"), table_key(name), etag=etag,
+                                                     match_condition=MatchConditions.IfNotModified)
+        except (ResourceNotFoundError, ResourceModifiedError):
+            pass
 
     def put_subscription(self, sub: Subscription) -> Subscription:
         table = self._table(SUBSCRIPTIONS)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+import uuid
 from collections import defaultdict
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
@@ -73,24 +75,33 @@ def create_subscription(svc: Services, site: SiteConfig, mailbox: str, user_id: 
     return sub
 
 
+@contextmanager
+def mailbox_lease(svc: Services, site_key: str, mailbox: str):
+    """One job at a time changes a mailbox's subscription and the meetings that share it: registering,
+    deactivating and recreating all take this ETag-checked lease; a job that finds it held comes back
+    later (Throttled reschedules it), so concurrent deliveries cannot interleave their reads and writes."""
+    name = f"{site_key}|{mailbox.lower()}"
+    etag = svc.store.acquire_lease(name, uuid.uuid4().hex, time.time())
+    if etag is None:
+        raise Throttled(CLAIM_RETRY_SECONDS, f"the subscription of {mailbox} is being changed by another job")
+    try:
+        yield
+    finally:
+        svc.store.release_lease(name, etag)
+
+
 def ensure_subscription(svc: Services, site: SiteConfig, mailbox: str) -> Subscription:
-    """The live subscription for an organiser's calendar, creating or renewing it as needed."""
+    """The live subscription for an organiser's calendar, creating or renewing it as needed.
+    Runs under the mailbox's lease."""
     sub = svc.store.subscription_for(site.key, mailbox)
     if sub is None:
-        if not svc.store.claim_mailbox(site.key, mailbox, time.time()):
-            # another worker is creating it right now: come back when it is there
-            raise Throttled(CLAIM_RETRY_SECONDS, f"subscription for {mailbox} is being created")
-        try:
-            return create_subscription(svc, site, mailbox)
-        except BaseException:
-            svc.store.release_mailbox(site.key, mailbox)
-            raise
+        return create_subscription(svc, site, mailbox)
     if parse_utc(sub.expires) > svc.clock() + RENEW_HORIZON:
         return sub
     try:
         renewed = svc.graph(site).renew_subscription(sub.id, _expiry(svc))
     except RemoteNotFound:
-        return recreate(svc, sub)
+        return _recreate(svc, sub)
     return svc.store.save_subscription(replace(sub, expires=renewed["expirationDateTime"]))
 
 
@@ -106,21 +117,15 @@ def _external_id(meeting_id: str) -> str:
     return f"rapid-meetings/meeting/{meeting_id}"
 
 
-def _subscription_item_id(svc: Services, site: SiteConfig, meeting_id: str, fields: dict) -> str:
-    """The meeting's Meeting Subscriptions item, created once: a create whose answer was lost (or carried
-    no item, as the connector's 201 may) is found again by its external id instead of made twice."""
-    rapid = svc.rapid(site)
+def _existing_item(svc: Services, site: SiteConfig, meeting_id: str) -> dict | None:
+    """The Meeting Subscriptions item this app made for the meeting, found by its external id."""
     flt = f"{site.col('sys_external_id')} eq '{_external_id(meeting_id)}'"
-    for row in rapid.query("subscriptions", flt, ("id",)):
-        rapid.update_item("subscriptions", str(row["id"]), fields)
-        return str(row["id"])
-    created = rapid.create_item("subscriptions", fields)
-    if created is None:
-        rows = rapid.query("subscriptions", flt, ("id",))
-        if not rows:
-            raise JobAbandoned(f"meeting {meeting_id}: the site accepted a Meeting Subscriptions item but cannot find it")
-        created = str(rows[0]["id"])
-    return created
+    rows = svc.rapid(site).query("subscriptions", flt, ("id", site.col("status")))
+    return rows[0] if rows else None
+
+
+def _is_inactive(site: SiteConfig, item: dict) -> bool:
+    return str(item.get(site.col("status")) or "active").strip().lower() in INACTIVE
 
 
 def register_meeting(svc: Services, site: SiteConfig, meeting_id: str) -> str:
@@ -132,16 +137,39 @@ def register_meeting(svc: Services, site: SiteConfig, meeting_id: str) -> str:
     mailbox = (rapid.items_by_id("principals", [organiser], (site.col("email"),)).get(organiser) or {}).get(site.col("email"))
     if not mailbox:
         raise JobAbandoned(f"meeting {meeting_id}: organiser {organiser} has no email")
+    with mailbox_lease(svc, site.key, mailbox):
+        return _register(svc, site, item, meeting_id, mailbox)
+
+
+def _register(svc: Services, site: SiteConfig, item: dict, meeting_id: str, mailbox: str) -> str:
+    """Under the mailbox's lease. A meeting the site switched off (its Meeting Subscriptions item set
+    Inactive, or deleted) stays off: a replayed or late meeting/create never switches it back on."""
+    rapid, store = svc.rapid(site), svc.store
+    meeting = store.get_meeting(site.key, meeting_id)
+    if meeting is not None and not meeting.active:
+        log.info("site=%s meeting=%s create again for a meeting switched off in the site: left off", site.key, meeting_id)
+        return "left inactive"
+    existing = None if meeting and meeting.subscription_item_id else _existing_item(svc, site, meeting_id)
+    if existing is not None and _is_inactive(site, existing):
+        store.put_meeting(Meeting(site=site.key, meeting_id=meeting_id, mailbox=mailbox,
+                                  subscription_item_id=str(existing["id"]), active=False))
+        log.info("site=%s meeting=%s its Meeting Subscriptions item %s is inactive: left off", site.key, meeting_id,
+                 existing["id"])
+        return "left inactive"
     sub = ensure_subscription(svc, site, mailbox)
-    meeting = svc.store.get_meeting(site.key, meeting_id) or Meeting(site=site.key, meeting_id=meeting_id, mailbox=mailbox)
+    meeting = meeting or Meeting(site=site.key, meeting_id=meeting_id, mailbox=mailbox)
     fields = _subscription_fields(site, sub, meeting_id, f"Outlook sync: {item.get(site.col('title')) or meeting_id}", True)
-    if meeting.subscription_item_id:
-        rapid.update_item("subscriptions", meeting.subscription_item_id, fields)
+    item_id = meeting.subscription_item_id or (str(existing["id"]) if existing else "")
+    if item_id:
+        rapid.update_item("subscriptions", item_id, fields)
     else:
-        meeting.subscription_item_id = _subscription_item_id(svc, site, meeting_id, fields)
-    svc.store.put_meeting(replace(meeting, mailbox=mailbox, subscription_id=sub.id, active=True))
+        # a create whose answer carried no item (the connector's 201 may not) is found by its external id
+        item_id = rapid.create_item("subscriptions", fields) or str((_existing_item(svc, site, meeting_id) or {}).get("id", ""))
+        if not item_id:
+            raise JobAbandoned(f"meeting {meeting_id}: the site accepted a Meeting Subscriptions item but cannot find it")
+    store.put_meeting(replace(meeting, mailbox=mailbox, subscription_id=sub.id, subscription_item_id=item_id, active=True))
     log.info("site=%s meeting=%s registered: Outlook changes of %s flow back (sub=%s, item %s)", site.key,
-             meeting_id, mailbox, sub.id, meeting.subscription_item_id)
+             meeting_id, mailbox, sub.id, item_id)
     return "registered"
 
 
@@ -157,6 +185,11 @@ def _update_meeting_items(svc: Services, sub: Subscription, meetings: list[Meeti
 def recreate(svc: Services, old: Subscription) -> Subscription:
     """Graph lost a subscription: make a new one (unless another job just did), move the meetings
     over, then forget the old one; the catch-up on the gap runs as a job of its own."""
+    with mailbox_lease(svc, old.site, old.mailbox):
+        return _recreate(svc, old)
+
+
+def _recreate(svc: Services, old: Subscription) -> Subscription:
     site = svc.site(old.site)
     current = svc.store.subscription_for(site.key, old.mailbox)
     if current is not None and current.id != old.id:
@@ -275,8 +308,11 @@ def _renew_chunk(svc: Services, site_key: str, subs: list[Subscription]) -> tupl
             renewed.append(replace(sub, expires=(answer.get("body") or {}).get("expirationDateTime", expires)))
             counts["renewed"] += 1
         elif status == 404:
-            recreate(svc, sub)
-            counts["recreated"] += 1
+            try:
+                recreate(svc, sub)
+                counts["recreated"] += 1
+            except Throttled:  # another job holds the mailbox (and is recreating it, or will see it)
+                counts["busy"] += 1
         else:
             log.warning("site=%s sub=%s renewal answered %s: retried on the next run", site.key, sub.id, status)
             counts["failed"] += 1
@@ -293,18 +329,20 @@ def apply_subscription_item(svc: Services, site: SiteConfig, item_id: str) -> st
     meeting = svc.store.get_meeting(site.key, meeting_id) if meeting_id else None
     if meeting is None or meeting.subscription_item_id != str(item_id):
         raise JobAbandoned(f"Meeting Subscriptions item {item_id} belongs to no registered meeting")
-    active = str(item.get(site.col("status")) or "active").strip().lower() not in INACTIVE
-    if active != meeting.active:
-        svc.store.put_meeting(replace(meeting, active=active))
-        log.info("site=%s meeting=%s syncing back from Outlook %s", site.key, meeting.meeting_id,
-                 "resumed" if active else "stopped")
-    if active:
-        sub = ensure_subscription(svc, site, meeting.mailbox)
-        if sub.id != meeting.subscription_id:
-            svc.store.put_meeting(replace(meeting, active=True, subscription_id=sub.id))
-            _update_meeting_items(svc, sub)
-    else:
-        _drop_unused_subscription(svc, site, meeting.subscription_id)
+    active = not _is_inactive(site, item)
+    with mailbox_lease(svc, site.key, meeting.mailbox):
+        meeting = svc.store.get_meeting(site.key, meeting.meeting_id)  # as it is now that no one else changes it
+        if active != meeting.active:
+            meeting = svc.store.put_meeting(replace(meeting, active=active))
+            log.info("site=%s meeting=%s syncing back from Outlook %s", site.key, meeting.meeting_id,
+                     "resumed" if active else "stopped")
+        if active:
+            sub = ensure_subscription(svc, site, meeting.mailbox)
+            if sub.id != meeting.subscription_id:
+                svc.store.put_meeting(replace(meeting, active=True, subscription_id=sub.id))
+                _update_meeting_items(svc, sub)
+        else:
+            _drop_unused_subscription(svc, site, meeting.subscription_id)
     return "active" if active else "inactive"
 
 
@@ -318,10 +356,12 @@ def remove_subscription_item(svc: Services, site: SiteConfig, item_id: str, meet
         log.info("site=%s Meeting Subscriptions item %s belongs to no registered meeting: nothing to do", site.key, item_id)
         return "noop"
     for meeting in meetings:
-        svc.store.put_meeting(replace(meeting, active=False, subscription_item_id=""))
-        log.info("site=%s meeting=%s subscription item deleted: syncing back from Outlook stopped", site.key,
-                 meeting.meeting_id)
-        _drop_unused_subscription(svc, site, meeting.subscription_id)
+        with mailbox_lease(svc, site.key, meeting.mailbox):
+            meeting = svc.store.get_meeting(site.key, meeting.meeting_id) or meeting
+            svc.store.put_meeting(replace(meeting, active=False, subscription_item_id=""))
+            log.info("site=%s meeting=%s subscription item deleted: syncing back from Outlook stopped", site.key,
+                     meeting.meeting_id)
+            _drop_unused_subscription(svc, site, meeting.subscription_id)
     return "stopped"
 
 

@@ -80,11 +80,12 @@ def _is_cancelled(site: SiteConfig, item: dict) -> bool:
     return str(item.get(site.col("status")) or "").strip().lower() == site.cancelled_status.lower()
 
 
-def apply_site_event(svc: Services, site: SiteConfig, item_id: str, action: str, created_in: str = "") -> str:
+def apply_site_event(svc: Services, site: SiteConfig, item_id: str, action: str) -> str:
     """Make Outlook follow a Meeting Event item. Returns the decision, for logs and tests.
 
-    `created_in` names the mailbox of an earlier attempt's create whose answer never came: that event
-    may exist without a link, and must not outlive an item that is gone."""
+    Every step leaves a durable trace in the link before Outlook is touched (a pending link before a
+    create, a `removing` mark before a removal), so a failure or a crash at any point is finished by
+    the retry, and no Outlook event outlives its item."""
     store, rapid = svc.store, svc.rapid(site)
     link = store.get_link(site.key, item_id)
     item = rapid.get_item("events", item_id)
@@ -92,8 +93,6 @@ def apply_site_event(svc: Services, site: SiteConfig, item_id: str, action: str,
         why = "deleted in the site" if action == "delete" else "item no longer exists"
         if link:
             return remove_outlook_event(svc, site, link, item_id, why)
-        if created_in:
-            return _remove_unlinked(svc, site, created_in, item_id, why)
         if action == "delete":
             _say(site, item_id, f"{why}; no Outlook event linked: nothing to do")
             return "noop"
@@ -103,21 +102,17 @@ def apply_site_event(svc: Services, site: SiteConfig, item_id: str, action: str,
     if _is_cancelled(site, item):
         if link:
             return remove_outlook_event(svc, site, link, item_id, "cancelled in the site")
-        if created_in:
-            return _remove_unlinked(svc, site, created_in, item_id, "cancelled in the site")
         _say(site, item_id, "cancelled and never synced: nothing to do")
         return "noop"
     target = resolve_target(svc, site, item)
-    if not link and created_in and created_in.lower() != target.mailbox.lower():
-        _remove_unlinked(svc, site, created_in, item_id, f"organiser changed to {target.mailbox}")
     if link and link.mailbox.lower() != target.mailbox.lower():
         remove_outlook_event(svc, site, link, item_id, f"organiser changed to {target.mailbox}")
         link = None
     if link and link.removing:  # a removal began, then the item came back: finish it, then start afresh
         remove_outlook_event(svc, site, link, item_id, "restored in the site while its event was being removed")
         link = None
-    if link is None:
-        return _create(svc, site, item, target)
+    if link is None or link.pending:
+        return _create(svc, site, item, target, link)
     return _update(svc, site, item, target, link)
 
 
@@ -125,16 +120,18 @@ def _tag(site: SiteConfig, item_id) -> str:
     return f"{site.key}|{item_id}"
 
 
-def _create(svc: Services, site: SiteConfig, item: dict, target: Target) -> str:
+def _create(svc: Services, site: SiteConfig, item: dict, target: Target, pending: EventLink | None) -> str:
+    """Create the item's Outlook event. A pending link is written first (or found, from an attempt that
+    failed after it): it names the mailbox, so whatever happens next, a retry knows where to look."""
     item_id = str(item["id"])
     tag = _tag(site, item_id)
+    if pending is None:
+        pending = svc.store.create_link(EventLink(site=site.key, item_id=item_id, event_id="", mailbox=target.mailbox,
+                                                  synced=target.synced, meeting_id=target.meeting_id))
     transaction = str(uuid.uuid5(TRANSACTION_NS, f"{tag}|{item.get('created', '')}"))
     graph = svc.graph(site)
     try:
         event = graph.create_event(target.mailbox, outlook_payload(target.synced, site.zone), transaction, tag)
-    except (Throttled, TransientError) as e:
-        e.task_hint = {"created_in": target.mailbox}  # the event may exist: the retry must know where to look
-        raise
     except RemoteError as e:
         if e.status != 409:
             raise
@@ -146,19 +143,24 @@ def _create(svc: Services, site: SiteConfig, item: dict, target: Target) -> str:
     outlook = synced_from_outlook(event, site.zone, target.synced.attendees, (target.synced.description,))
     if outlook != target.synced:  # a repeated transactionId gave back the first attempt's event, as it was then
         event = graph.update_event(target.mailbox, event["id"], outlook_patch(outlook, target.synced, site.zone))
-    link = EventLink(site=site.key, item_id=item_id, event_id=event["id"], mailbox=target.mailbox,
-                     synced=target.synced, change_key=event.get("changeKey", ""), meeting_id=target.meeting_id)
     try:
-        link = svc.store.create_link(link)
+        link = svc.store.complete_link(pending, event["id"], synced=target.synced, meeting_id=target.meeting_id,
+                                       change_key=event.get("changeKey", ""))
     except Conflict:
         existing = svc.store.get_link(site.key, item_id)
-        if existing is None or existing.event_id != event["id"]:
+        if existing is None:
+            # a concurrent delete forgot the pending link while Outlook made the event: link it again (the
+            # trace is back), and the item's state read below decides whether it stays
+            link = svc.store.create_link(replace(pending, event_id=event["id"], change_key=event.get("changeKey", ""),
+                                                 etag=None))
+        elif existing.event_id != event["id"]:
             raise  # decide again from scratch; transactionId gives back this event if it is still wanted
-        # another delivery of this create linked it first (Graph's transactionId made it the same event)
-        _say(site, item_id, "already linked by a concurrent delivery: applying as update", event=event["id"])
-        return _update(svc, site, item, target, existing)
-    # The item may have been deleted or cancelled while we created its event: that delete found no link
-    # to act on, so the answer to this write (made after linking) decides.
+        else:
+            # another delivery of this create linked it first (Graph's transactionId made it the same event)
+            _say(site, item_id, "already linked by a concurrent delivery: applying as update", event=event["id"])
+            return _update(svc, site, item, target, existing)
+    # The item may have been deleted or cancelled while we created its event: such a delete may have
+    # found only the pending link, so the answer to this write (made after linking) decides.
     now = _write_external_id(svc, site, item, event["id"], read_back=True)
     if now is None or now.get("deleted") or _is_cancelled(site, now):
         return remove_outlook_event(svc, site, link, item_id, "deleted or cancelled while its event was being created")
@@ -244,22 +246,22 @@ def converge(svc: Services, site: SiteConfig, link: EventLink, site_now: Synced,
     return replace(plan, to_site=to_site, synced=merged)
 
 
-def _remove_unlinked(svc: Services, site: SiteConfig, mailbox: str, item_id, why: str) -> str:
-    graph = svc.graph(site)
-    found = graph.find_tagged(mailbox, _tag(site, item_id))
-    for event in found:
-        graph.remove_event(mailbox, event["id"], f"This meeting was {why.split(' ')[0]}.")
-    _say(site, item_id, f"{why}: {len(found)} Outlook event(s) of an unanswered create removed", mailbox=mailbox)
-    return "deleted" if found else "noop"
-
-
 def remove_outlook_event(svc: Services, site: SiteConfig, link: EventLink, item_id, why: str) -> str:
     """Cancel (or delete) the item's Outlook event; the link is forgotten only once Outlook no longer has
     the event. Until then it is marked `removing`: a failed removal is retried from it, and the
-    "deleted" notification of our own removal meets the mark and is ignored."""
+    "deleted" notification of our own removal meets the mark and is ignored. A pending link (a create
+    whose answer never came) names the mailbox: the event, if any, carries our tag there."""
+    graph, comment = svc.graph(site), f"This meeting was {why.split(' ')[0]}."
+    if link.pending:
+        found = graph.find_tagged(link.mailbox, _tag(site, item_id))
+        for event in found:
+            graph.remove_event(link.mailbox, event["id"], comment)
+        svc.store.delete_link(link)
+        _say(site, item_id, f"{why}: {len(found)} Outlook event(s) of an unanswered create removed", mailbox=link.mailbox)
+        return "deleted" if found else "noop"
     if not link.removing:
         link = svc.store.save_link(replace(link, removing=True))
-    found = svc.graph(site).remove_event(link.mailbox, link.event_id, f"This meeting was {why.split(' ')[0]}.")
+    found = graph.remove_event(link.mailbox, link.event_id, comment)
     svc.store.delete_link(link)
     _say(site, item_id, f"{why}: Outlook event removed" if found else f"{why}: Outlook event already gone",
          event=link.event_id)

@@ -75,7 +75,7 @@ def sync_event(svc: Services, task: dict) -> str:
     item = str(task["item"])
     to_outlook = apply_site_event(svc, site, item, "update")
     link = svc.store.get_link(site.key, item)
-    if link is None or link.removing:
+    if link is None or link.removing or link.pending:
         return f"sync now: {to_outlook}"
     meeting = svc.store.get_meeting(site.key, link.meeting_id) if link.meeting_id else None
     if meeting is None or not meeting.subscription_id:

@@ -15,7 +15,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from .config import StorageAccount
-from .errors import StorageUnavailable
+from .errors import BadRequest, StorageUnavailable
 
 MAX_MESSAGE_JSON = 45_000  # 64 KiB after Base64 (4/3) with room to spare
 PARALLEL_SENDS = 2
@@ -86,10 +86,13 @@ class WorkQueue:
 
         Group commit: callers arriving while sends are in flight share the next message, so a burst
         of single-notification POSTs costs a few queue writes instead of one each."""
+        try:  # what cannot be stored is refused now, before it can share a message with others' work
+            size = sum(len(json.dumps(t, ensure_ascii=False).encode("utf-8")) + 2 for t in tasks)
+        except (UnicodeEncodeError, TypeError, ValueError) as e:
+            raise BadRequest(f"the work cannot be stored: {type(e).__name__}") from None
         chunks = split_tasks(tasks)
         if len(chunks) != 1:
             return [self.send(new_job(chunk)) for chunk in chunks]
-        size = sum(len(json.dumps(t, ensure_ascii=False)) + 2 for t in tasks)
         with self._lock:
             batch = self._open
             leader = batch is None or batch.size + size > MAX_MESSAGE_JSON
@@ -106,6 +109,8 @@ class WorkQueue:
                     batch.job_id = self.send(new_job(batch.tasks))
                 except StorageUnavailable as e:
                     batch.error = e
+                except Exception as e:  # whatever it was, no caller of this message may be told 202
+                    batch.error = StorageUnavailable(f"could not persist job to queue {self.name}: {type(e).__name__}")
                 finally:
                     batch.done.set()
         else:

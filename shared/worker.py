@@ -35,7 +35,7 @@ def _site(svc: Services, task: dict):
 
 def _site_event(action: str):
     def handler(svc: Services, task: dict) -> str:
-        return apply_site_event(svc, _site(svc, task), task["item"], action, task.get("created_in", ""))
+        return apply_site_event(svc, _site(svc, task), task["item"], action)
     return handler
 
 
@@ -100,7 +100,7 @@ def _run_in_order(svc: Services, job: dict, tasks: list[dict]) -> list[str]:
             if attempt > MAX_RESCHEDULES:
                 raise  # the host retries, then moves it to the poison queue
             delay = e.retry_after if isinstance(e, Throttled) else min(2.0 ** attempt, MAX_BACKOFF_SECONDS)
-            rest = [{**tasks[i], **getattr(e, "task_hint", {})}] + tasks[i + 1:]
+            rest = tasks[i:]
             svc.queue.send(new_job(rest, attempt=attempt, job_id=job.get("id")), delay_seconds=delay)
             log.warning("job=%s %s: %s; %d task(s) rescheduled in %gs (attempt %d)", job.get("id"),
                         "throttled" if isinstance(e, Throttled) else "transient failure", e, len(tasks) - i,

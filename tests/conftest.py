@@ -65,8 +65,8 @@ def new_event(site, meeting: dict, **fields) -> dict:
 
 
 def post(stack, path: str, body, key: str | None = "default", raw: bytes | None = None, headers=None):
-    from devtools.stack import FUNCTION_KEY
+    from devtools.stack import FUNCTION_KEY, site_params
 
-    params = {} if key is None else {"code": FUNCTION_KEY if key == "default" else key}
+    params = {**({} if key is None else {"code": FUNCTION_KEY if key == "default" else key}), **site_params(path)}
     data = raw if raw is not None else __import__("json").dumps(body).encode()
     return requests.post(f"{stack.host_url}/{path}", params=params, data=data, headers=headers or {}, timeout=30)

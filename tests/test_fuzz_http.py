@@ -13,6 +13,7 @@ enqueued stays countable. Whatever is sent:
 from __future__ import annotations
 
 import json
+import unicodedata
 import os
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from devtools.azurite import ROOT, free_port, wait_for_port
-from devtools.stack import AAD_TENANT, CLIENT_SECRET, FUNCTION_KEY, ORGANISER, OTHER_TENANT
+from devtools.stack import site_params, AAD_TENANT, CLIENT_SECRET, FUNCTION_KEY, ORGANISER, OTHER_TENANT
 
 from .conftest import new_meeting, queue_depth, settle
 
@@ -57,7 +58,7 @@ class Host:
 
     def send(self, path: str, body: bytes = b"", method: str = "POST", key: str | None = FUNCTION_KEY,
              headers: dict | None = None, params: dict | None = None) -> requests.Response:
-        query = dict(params or {})
+        query = {**site_params(path), **(params or {})}  # a site route carries its site's token
         if key is not None:
             query["code"] = key
         return self.session.request(method, f"{self.url}/{path}", params=query, data=body,
@@ -195,7 +196,10 @@ def valid_id(value) -> str | None:
     if isinstance(value, int) and value < 0:
         return None
     text = str(value).strip()
-    if not text or len(text) > 256 or any(ord(c) < 32 for c in text):
+    # no controls (C0, C1), line or paragraph separators (they would split log lines), lone surrogates
+    if not text or len(text) > 256 or any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text):
+        return None
+    if text in (".", ".."):  # a URL path collapses them
         return None
     try:
         size = len(text.encode("utf-8"))
@@ -209,13 +213,22 @@ def expected_webhook(body: bytes, many: bool):
     value, problem = meaning(body)
     if problem:
         return problem
+    if isinstance(value, dict) and "item" in value and "id" not in value and ("site" in value or "tenant" in value):
+        # RAPID's remote-action envelope (perform-remote-action.md): for this route's site only
+        if any(k in value and str(value[k]).lower() != expected for k, expected in (("tenant", "acme"), ("site", "sales"))):
+            return 400, ("does not match",)
+        value, many = value["item"], True
+        if value == {} or value == []:
+            return 400, ("Include Item",)
     if isinstance(value, list):
         if not many:
             return 400, ("list",)
         if not value:
             return 400, ("empty",)
-        if len(value) > 1000:
-            return 400, ("1000",)
+        if len(value) > 250:
+            return 413, ("250",)
+        if all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in value):
+            value = [{"id": v} for v in value]  # "Items Deleted" as a list of ids
         items = value
     elif isinstance(value, dict):
         items = [value]

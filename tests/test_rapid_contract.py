@@ -21,7 +21,8 @@ def published(name: str):
 def settings_for(tenant: str, site: str):
     entry = {"tenant": tenant, "site": site, "rapid_url": f"https://api.rapidplatform.com/api/{tenant}/{site}",
              "aad_tenant": "8f3c1b2a-0d4e-4c5f-9a6b-7c8d9e0f1a2b", "client_id": "c1", "client_secret_setting": "S"}
-    return settings_from({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SITES": json.dumps([entry]), "S": "x"})
+    return settings_from({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SITES": json.dumps([entry]), "S": "x",
+                         "WEBHOOK_SECRETS": "a-webhook-secret-of-at-least-32-characters"})
 
 
 def test_a_single_lookup_is_read_from_its_id_key_never_from_its_display_text():

@@ -390,14 +390,18 @@ def test_fail_next_429_carries_retry_after(graph, http):
     assert http.get(url).status_code == 200
 
 
-def test_mailbox_concurrency_limit(graph, http):
-    graph.enforce_concurrency_limit, graph.latency = True, 0.5
+def test_a_fifth_concurrent_request_to_one_mailbox_gets_429_mailbox_concurrency(graph, http):
+    graph.latency = 0.5
     url = f"{graph.graph_url}/users/{ALICE}/events"
-    statuses = []
+    statuses, refusals = [], []
 
     def call():
         session = graph.http_session()
-        statuses.append(session.get(url, headers={"Authorization": http.headers["Authorization"]}).status_code)
+        answer = session.get(url, headers={"Authorization": http.headers["Authorization"]})
+        statuses.append(answer.status_code)
+        if answer.status_code == 429:
+            refusals.append((answer.json()["error"]["code"], answer.json()["error"]["message"],
+                             answer.headers.get("Retry-After")))
 
     threads = [threading.Thread(target=call) for _ in range(6)]
     for t in threads:
@@ -405,6 +409,8 @@ def test_mailbox_concurrency_limit(graph, http):
     for t in threads:
         t.join()
     assert sorted(statuses) == [200] * 4 + [429] * 2 and graph.max_concurrency(ALICE) == 4
+    assert refusals == [("ApplicationThrottled", "Application is over its MailboxConcurrency limit.", "1")] * 2
+    assert graph.mailbox_concurrency_429s(ALICE) == 2 and graph.mailbox_concurrency_429s() == 2
 
 
 @pytest.mark.parametrize("variant", ["ignore", "412", "409"])

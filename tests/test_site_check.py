@@ -210,7 +210,7 @@ def misconfigured(stack):
 def test_a_misconfigured_world_names_each_problem_and_exits_non_zero(stack, checked, misconfigured, graph_roles,
                                                                      tmp_path, capsys):
     locked, secret = misconfigured
-    down = f"http://127.0.0.1:{free_port()}/api/acme/down"
+    down = f"https://127.0.0.1:{free_port()}/api/acme/down"
     values = _env(stack,
                   _entry(checked, lists={"meetings": "Meetngs"}, columns={"location": "venue"}),
                   _entry(locked),

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from devtools.azurite import ROOT, free_port, wait_for_port
-from devtools.stack import FUNCTION_KEY
+from devtools.stack import FUNCTION_KEY, site_params
 
 from .conftest import queue_depth
 
@@ -35,7 +35,7 @@ def http_only_host(stack):
 
 
 def send(url: str, path: str, data: bytes, key: str | None = FUNCTION_KEY, **kwargs):
-    params = {"code": key} if key else {}
+    params = {**({"code": key} if key else {}), **site_params(path)}
     return requests.post(f"{url}/{path}", params=params, data=data, timeout=30, **kwargs)
 
 

@@ -10,6 +10,8 @@ behaviour open, each variant is a switch (constructor argument and attribute of 
   resource_spelling         "rotate" (default) | one of exchange.RESOURCE_SPELLINGS
   etag_form                 "exchange" (default) | "opaque"      a notification's resourceData.@odata.etag
   delta_token_lifetime      seconds (default 7 days); expire_delta_tokens() forces 410 SyncStateNotFound
+Outlook's limit of 4 concurrent requests per app and mailbox is enforced (429, counted per mailbox in
+mailbox_concurrency_refusals); enforce_concurrency_limit=False only counts, for tests that need more.
 
 Local allowance: a notificationUrl on http://127.0.0.1 or http://localhost is accepted (real Graph only
 takes https), because the local Functions host is plain HTTP.
@@ -31,7 +33,7 @@ from urllib.parse import unquote
 import requests
 import trustme
 
-from ..base import DEFAULT_TOKEN_KEY, LogEntry, Request, Response, SimServer, utcnow
+from ..base import DEFAULT_TOKEN_KEY, LogEntry, Request, Response, SimServer, read_token, utcnow
 from .exchange import ResourceSpeller
 from .model import (MAILBOX_CONCURRENCY, DELTA_TOKEN_LIFETIME, _U, _CAL, _MAILBOX_PATH, User, App, Event,
     Subscription, Cancellation, Delivery, _Job)
@@ -51,7 +53,7 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
     name = "Microsoft Graph simulator"
 
     def __init__(self, token_key: str = DEFAULT_TOKEN_KEY, latency: float = 0.0,
-                 latency_paths: list[str] | None = None, enforce_concurrency_limit: bool = False,
+                 latency_paths: list[str] | None = None, enforce_concurrency_limit: bool = True,
                  duplicate_notifications: int = 1, batch_notifications: bool = False,
                  batch_window: float = 0.05, notification_retries: int = 3, notification_backoff: float = 0.2,
                  notification_timeout: float = 3.0, notification_workers: int = 4,
@@ -89,8 +91,10 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
         self._delta_states: dict[str, dict] = {}
         self._tokens_issued: dict[str, int] = {}
         self._seq = 0
-        self._inflight: dict[str, int] = {}
-        self._max_inflight: dict[str, int] = {}
+        self._inflight: dict[tuple[str, str], int] = {}      # (app id, mailbox) → requests in flight
+        self._max_inflight: dict[str, int] = {}              # mailbox → most in flight at once (one app)
+        self.mailbox_concurrency_refusals: dict[str, int] = {}  # mailbox → 429s for a request over the limit
+        self._app_of_token: dict[str, str] = {}
         self._paused: list[_Job] | None = None
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._pending = 0
@@ -140,6 +144,13 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
                 return max(self._max_inflight.values(), default=0)
             return self._max_inflight.get(self._mailbox_key(mailbox), 0)
 
+    def mailbox_concurrency_429s(self, mailbox: str | None = None) -> int:
+        """How many requests were refused (429 MailboxConcurrency) because 4 were already in flight."""
+        with self.lock:
+            if mailbox is None:
+                return sum(self.mailbox_concurrency_refusals.values())
+            return self.mailbox_concurrency_refusals.get(self._mailbox_key(mailbox), 0)
+
     def count(self, method: str | None = None, path_contains: str | None = None, mailbox: str | None = None,
               batch_inner: bool = False) -> int:
         key = self._mailbox_key(mailbox) if mailbox else None
@@ -157,6 +168,7 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
             self.notifications_sent.clear()
             self.validations.clear()
             self._max_inflight.clear()
+            self.mailbox_concurrency_refusals.clear()
 
     def state(self) -> dict:
         with self.lock:
@@ -211,15 +223,30 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
         if not m:
             return super().invoke(req)
         key = req.mailbox = self._mailbox_key(unquote(m.group("u")))
+        slot = (self._app_id(req), key)
+        # Outlook's limit: 4 concurrent requests per app and mailbox (throttling-limits.md, "Outlook service
+        # limits"; ../shared/FACTS.md). A 5th is refused with 429, code ApplicationThrottled and the message
+        # "Application is over its MailboxConcurrency limit." (Microsoft Q&A 734143 and 1660054), Retry-After set.
+        # Inner requests of a $batch count like any other (json-batching.md: Outlook runs them in parallel).
         with self.lock:
-            n = self._inflight.get(key, 0) + 1
+            n = self._inflight.get(slot, 0) + 1
             if self.enforce_concurrency_limit and n > MAILBOX_CONCURRENCY:
+                self.mailbox_concurrency_refusals[key] = self.mailbox_concurrency_refusals.get(key, 0) + 1
                 return self.error(429, "ApplicationThrottled",
                                   "Application is over its MailboxConcurrency limit.", retry_after=1)
-            self._inflight[key] = n
+            self._inflight[slot] = n
             self._max_inflight[key] = max(n, self._max_inflight.get(key, 0))
         try:
             return super().invoke(req)
         finally:
             with self.lock:
-                self._inflight[key] -= 1
+                self._inflight[slot] -= 1
+
+    def _app_id(self, req: Request) -> str:
+        """The calling app (the token's appid; unchecked here, the endpoint checks the token)."""
+        authorization = req.header("Authorization") or ""
+        app = self._app_of_token.get(authorization)
+        if app is None:
+            claims = read_token(self.token_key, authorization) or {}
+            app = self._app_of_token[authorization] = f"{claims.get('tid', '')}/{claims.get('appid', '')}"
+        return app

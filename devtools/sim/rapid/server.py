@@ -47,8 +47,9 @@ class RapidSimulator(SimServer):
     name = "RAPID simulator"
 
     def __init__(self, token_key: str = DEFAULT_TOKEN_KEY, latency: float = 0.0,
-                 latency_paths: list[str] | None = None):
+                 latency_paths: list[str] | None = None, ca=None):
         super().__init__(token_key, latency, latency_paths)
+        self._ca = ca  # a trustme.CA: serve https (RAPID's API is https://api.rapidplatform.com, SPEC §1)
         self.sites: dict[tuple[str, str], SiteSim] = {}
         r = self.route
         r("GET", _LIST + r"/items/(?P<id>[^/]+)", self._get)
@@ -60,6 +61,15 @@ class RapidSimulator(SimServer):
         r("GET", _LIST + r"/(?P<view>[^/]+)/items", self._query)
         r("GET", _SITE + r"/openapi/lists", self._openapi_lists)
         r("GET", _SITE + r"/openapi/(?P<list>[^/]+)/schema(?:/single)?", self._openapi_schema)
+
+    def ssl_context(self):
+        if self._ca is None:
+            return None
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        return context
 
     def add_site(self, tenant: str, site: str, aad_tenant: str, app_id: str,
                  app_principals: list[str] | None = None, variant: RapidVariant | None = None,
