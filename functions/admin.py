@@ -21,3 +21,22 @@ def site_check(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(to_text(report), status_code=200, mimetype="text/plain", charset="utf-8",
                                  headers={"Content-Type": "text/plain; charset=utf-8"})  # ✓ ! ✗ need the charset
     return func.HttpResponse(json.dumps(to_json(report)), status_code=200, mimetype="application/json")
+
+
+@bp.route(route="ops/status", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+def status_page(req: func.HttpRequest) -> func.HttpResponse:
+    """The operator's status page: HTML, or JSON with `?format=json`; `?site=tenant/site` for one site."""
+    from shared.status_page import render_html, status
+
+    from .http import services
+
+    only = req.params.get("site") or None
+    svc = services()
+    if only is not None and svc.settings.sites.get(only.lower()) is None:
+        return func.HttpResponse(json.dumps({"error": "NotFound", "message": f"unknown site {only[:80]}"}),
+                                 status_code=404, mimetype="application/json")
+    data = status(svc, only)
+    if req.params.get("format") == "json":
+        return func.HttpResponse(json.dumps(data), status_code=200, mimetype="application/json")
+    return func.HttpResponse(render_html(data), status_code=200, mimetype="text/html", charset="utf-8",
+                             headers={"Content-Type": "text/html; charset=utf-8"})

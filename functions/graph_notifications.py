@@ -22,4 +22,8 @@ def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
     svc = services()
     tasks, refused = notification_tasks(req.get_body(), svc.find_subscription)
     jobs = svc.queue.enqueue(tasks) if tasks else []
+    if tasks:
+        from shared.sync_status import note_notifications
+
+        note_notifications(svc, tasks)
     return json_response(202, {"accepted": len(tasks), "refused": refused, "jobs": jobs})

@@ -73,6 +73,9 @@ class SiteConfig:
     on_outlook_delete: str = "cancel"  # or "delete"
     cancelled_status: str = "Cancelled"
     multi_lookup: str = "links"
+    # optional Meeting Events column showing each item's sync state in plain words ("" = off)
+    status_column: str = ""
+    catch_up_minutes: int | None = None  # this site's site-side catch-up interval (None: CATCH_UP_MINUTES)
 
     @property
     def key(self) -> str:
@@ -121,6 +124,9 @@ class Settings:
     notification_url: str | None = None
     subscription_minutes: int = 4230
     decode_etags: bool = True  # the unpublished etag shortcut (inbound.change_key_in_etag); off: always read
+    catch_up_minutes: int = 15       # site-side catch-up: how often each site's recent changes are read
+    catch_up_margin_minutes: int = 5  # read this much before the last run's start (clock skew between us and RAPID)
+    sweep_hours: int = 24            # how often every link is checked against the site (deletions)
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)  # newest first; tokens of each are accepted
 
     def site(self, tenant: str, site: str) -> SiteConfig | None:
@@ -195,6 +201,14 @@ def _site_from(entry: dict, env) -> SiteConfig:
         raise ConfigError(f"{where}: on_outlook_delete must be 'cancel' or 'delete'")
     if entry.get("multi_lookup", "links") not in MULTI_LOOKUP_STRATEGIES:
         raise ConfigError(f"{where}: multi_lookup must be one of {', '.join(MULTI_LOOKUP_STRATEGIES)}")
+    status_column = entry.get("status_column") or ""
+    if not isinstance(status_column, str) or status_column in {entry.get("columns", {}).get(k, v)
+                                                             for k, v in DEFAULT_COLUMNS.items()}:
+        raise ConfigError(f"{where}: status_column must be the name of a text column of its own, not "
+                          f"{status_column!r}")
+    catch_up = entry.get("catch_up_minutes")
+    if catch_up is not None and (isinstance(catch_up, bool) or not isinstance(catch_up, int) or catch_up < 1):
+        raise ConfigError(f"{where}: catch_up_minutes must be a whole number of minutes, at least 1")
     unknown = set(entry.get("columns", {})) - set(DEFAULT_COLUMNS)
     if unknown:
         raise ConfigError(f"{where}: unknown column overrides {sorted(unknown)}")
@@ -214,6 +228,8 @@ def _site_from(entry: dict, env) -> SiteConfig:
         on_outlook_delete=entry.get("on_outlook_delete", "cancel"),
         cancelled_status=entry.get("cancelled_status", "Cancelled"),
         multi_lookup=entry.get("multi_lookup", "links"),
+        status_column=status_column,
+        catch_up_minutes=catch_up,
     )
 
 
@@ -258,8 +274,22 @@ def settings_from(env) -> Settings:
         notification_url=env.get("NOTIFICATION_URL") or None,
         subscription_minutes=int(env.get("SUBSCRIPTION_MINUTES", "4230")),
         decode_etags=env.get("DECODE_EXCHANGE_ETAGS", "true").strip().lower() not in ("0", "false", "no", "off"),
+        catch_up_minutes=_whole(env, "CATCH_UP_MINUTES", 15),
+        catch_up_margin_minutes=_whole(env, "CATCH_UP_MARGIN_MINUTES", 5, low=0),
+        sweep_hours=_whole(env, "SWEEP_HOURS", 24),
         webhook_secrets=secrets,
     )
+
+
+def _whole(env, name: str, default: int, low: int = 1) -> int:
+    raw = env.get(name) or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"app setting {name} must be a whole number, not {raw!r}") from None
+    if value < low:
+        raise ConfigError(f"app setting {name} must be at least {low}")
+    return value
 
 
 @cache

@@ -86,16 +86,21 @@ def item_id(item, where: str) -> str:
     return usable_id(item["id"], f"{where}: 'id'")
 
 
+def envelope_item(data: dict, site: SiteConfig):
+    """The item (or items) of RAPID's remote-action envelope, once its tenant and site are the route's."""
+    for key, expected in (("tenant", site.tenant), ("site", site.site)):
+        if key in data and str(data[key]).lower() != expected.lower():
+            raise BadRequest(f"envelope {key} {str(data[key])[:60]!r} does not match the route's {expected!r}")
+    if data["item"] == {} or data["item"] == [] or data["item"] is None:
+        raise BadRequest("envelope carries no item: turn on \"Include Item\" for this remote action")
+    return data["item"]
+
+
 def _items_of(data, many: bool, site: SiteConfig) -> list:
     """The items a site webhook body carries (SPEC §1a): an item profile; for "Items Deleted" also a
     list of items or of ids; or RAPID's remote-action envelope around either."""
     if is_envelope(data):
-        for key, expected in (("tenant", site.tenant), ("site", site.site)):
-            if key in data and str(data[key]).lower() != expected.lower():
-                raise BadRequest(f"envelope {key} {str(data[key])[:60]!r} does not match the route's {expected!r}")
-        data, many = data["item"], True  # "Single Request" sends the selected items as one array
-        if data == {} or data == []:
-            raise BadRequest("envelope carries no item: turn on \"Include Item\" for this remote action")
+        data, many = envelope_item(data, site), True  # "Single Request" sends the selected items as one array
     if isinstance(data, list):
         if not many:
             raise BadRequest("body must be one item (a JSON object), not a list")

@@ -42,6 +42,12 @@ class Services:
         return self._part("store", lambda: Store(self.settings.storage))
 
     @property
+    def ops(self):
+        from .ops_store import OpsStore
+
+        return self._part("ops", lambda: OpsStore(self.settings.storage))
+
+    @property
     def queue(self):
         from .work_queue import WorkQueue
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from .catch_up import SCHEDULE_OP, run_catch_up
 from .errors import JobAbandoned, PreconditionFailed, Throttled, TransientError
 from .inbound import apply_outlook_change
 from .services import Services
 from .store import Conflict
 from .subscriptions import apply_subscription_item, handle_lifecycle, register_meeting, remove_subscription_item
 from .sync import apply_site_event
+from .sync_now import HANDLERS as SYNC_NOW_HANDLERS
+from .sync_status import observed
 from .work_queue import new_job
 
 log = logging.getLogger("rapid_meetings")
@@ -53,6 +56,8 @@ HANDLERS = {
     "outlook.change": _outlook_change,
     "outlook.lifecycle": lambda svc, t: handle_lifecycle(svc, t["sub"], t["event"]),
 }
+# site-side catch-up and "sync now" (issue 12); every handler tells its failures and the item's sync state
+HANDLERS = observed({**HANDLERS, SCHEDULE_OP: run_catch_up, **SYNC_NOW_HANDLERS})
 
 
 def run_task(svc: Services, task: dict) -> str:

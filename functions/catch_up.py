@@ -1,0 +1,19 @@
+"""The site-side catch-up timer (SPEC §4 rule 8): every 5 minutes it enqueues a catch-up for each site
+whose interval (CATCH_UP_MINUTES, default 15) has passed, with a sweep every SWEEP_HOURS (default 24)."""
+
+import logging
+
+import azure.functions as func
+
+from .http import services
+
+bp = func.Blueprint()
+log = logging.getLogger("rapid_meetings")
+
+
+@bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
+def site_catch_up(timer: func.TimerRequest) -> None:
+    from shared.catch_up import schedule_due
+
+    jobs = schedule_due(services())
+    log.info("site catch-up%s: %d job(s) enqueued", " (past due)" if timer.past_due else "", len(jobs))

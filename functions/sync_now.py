@@ -1,0 +1,24 @@
+""""Sync now" (issue 12): an event, a meeting or the whole site brought in line with Outlook, both ways.
+Takes `{"event": id}`, `{"meeting": id}`, nothing (the site), an item, or RAPID's remote-action envelope
+(a "Sync with Outlook now" button: docs/operations.md); persists the work and answers 202 with job ids."""
+
+import azure.functions as func
+
+from .http import answers, json_response, services
+from .site_webhooks import PREFIX
+
+bp = func.Blueprint()
+
+
+@bp.route(route=f"{PREFIX}/sync", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers
+def sync_now(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.intake import check_site_token, known_site
+    from shared.sync_now import sync_now_tasks
+
+    svc = services()
+    tenant, site = req.route_params.get("tenant"), req.route_params.get("site")
+    check_site_token(svc.settings, known_site(svc.settings, tenant, site), req.params.get("site_token"))
+    tasks = sync_now_tasks(svc.settings, tenant, site, req.get_body())
+    jobs = svc.queue.enqueue(tasks)
+    return json_response(202, {"accepted": len(tasks), "jobs": jobs})

@@ -1,0 +1,120 @@
+"""What operators and the catch-up need to remember, in its own table (`opsstate`) beside the sync's:
+
+- runs: per site the last site-side catch-up and sweep (when, outcome, counts, and the watermark the
+  next catch-up reads from); the last renewal run for the whole app;
+- the last Graph notification received per site;
+- the sync state last written to each item's status column (so it is written only when it changes);
+- the last failures per site (abandoned or failed tasks), newest first, at most KEEP_FAILURES.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from .mapping import format_utc, parse_utc
+from .store import FAILURES, Store, _entity, _fields, from_key, table_key
+
+OPS = "opsstate"
+KEEP_FAILURES = 20
+APP = "*"  # the partition suffix for app-wide runs (renewal)
+
+
+@dataclass
+class Run:
+    """One kind of periodic run for one site (or the app): what happened last time."""
+
+    kind: str                     # catch_up, sweep, renewal
+    site: str
+    scheduled: str = ""           # when the timer last enqueued it (so it is not enqueued twice)
+    started: str = ""
+    finished: str = ""
+    outcome: str = ""             # "ok", or the error
+    counts: dict = field(default_factory=dict)
+    watermark: str = ""           # catch-up: the start of the last successful run (reads go on from there)
+
+
+@dataclass(frozen=True)
+class ItemState:
+    key: str    # what the state is, without times: "synced", "waiting:busy", "not-synced:<reason>"…
+    text: str   # what the status column shows
+    at: str
+
+
+class OpsStore(Store):
+    # -- runs
+
+    def run(self, kind: str, site: str) -> Run:
+        entity = self._get(OPS, f"run|{site}", kind)
+        if entity is None:
+            return Run(kind=kind, site=site)
+        data = _fields(entity)
+        return Run(kind=kind, site=site, scheduled=data.get("scheduled", ""), started=data.get("started", ""),
+                   finished=data.get("finished", ""), outcome=data.get("outcome", ""),
+                   counts=json.loads(data.get("counts") or "{}"), watermark=data.get("watermark", ""))
+
+    def note_run(self, kind: str, site: str, **values) -> None:
+        """Merge what is known about a run (a run in progress and its timer may write different fields)."""
+        if "counts" in values:
+            values["counts"] = json.dumps(values["counts"], sort_keys=True)
+        entity = _entity(f"run|{site}", kind, **values)
+        self._table(OPS).upsert_entity(entity, mode=UpdateMode.MERGE)
+
+    def runs(self, site: str) -> dict[str, Run]:
+        return {kind: self.run(kind, site) for kind in ("catch_up", "sweep")}
+
+    # -- notifications
+
+    def note_notification(self, site: str, when: datetime) -> None:
+        self._table(OPS).upsert_entity(_entity("notified", site, at=format_utc(when)), mode=UpdateMode.REPLACE)
+
+    def last_notification(self, site: str) -> str:
+        entity = self._get(OPS, "notified", site)
+        return entity["at"] if entity else ""
+
+    # -- item sync states (the status column)
+
+    def item_state(self, site: str, item_id: str) -> ItemState | None:
+        entity = self._get(OPS, f"state|{site}", item_id)
+        return ItemState(entity["key"], entity["text"], entity["at"]) if entity else None
+
+    def save_item_state(self, site: str, item_id: str, state: ItemState) -> None:
+        self._table(OPS).upsert_entity(_entity(f"state|{site}", item_id, **asdict(state)), mode=UpdateMode.REPLACE)
+
+    def forget_item_state(self, site: str, item_id: str) -> None:
+        try:
+            self._table(OPS).delete_entity(table_key(f"state|{site}"), table_key(item_id))
+        except ResourceNotFoundError:
+            pass
+
+    # -- failures per site
+
+    def note_failure(self, site: str, when: datetime, op: str, item: str, reason: str) -> None:
+        # newest first: row keys sort by the time left until year 10000
+        order = f"{int((parse_utc('9999-01-01T00:00:00Z') - when).total_seconds() * 1000):015d}"
+        table = self._table(OPS)
+        table.upsert_entity(_entity(f"fail|{site}", f"{order}|{op}|{item}"[:400], at=format_utc(when), op=op,
+                                    item=item, reason=reason[:1000]), mode=UpdateMode.REPLACE)
+        for old in self.failures(site, limit=1000)[KEEP_FAILURES:]:
+            try:
+                table.delete_entity(table_key(f"fail|{site}"), old["row"])
+            except ResourceNotFoundError:
+                pass
+
+    def failures(self, site: str, limit: int = KEEP_FAILURES) -> list[dict]:
+        rows = self._table(OPS).query_entities("PartitionKey eq @pk", parameters={"pk": table_key(f"fail|{site}")})
+        out = []
+        for entity in rows:
+            out.append({"row": entity["RowKey"], **_fields(entity)})
+            if len(out) >= limit:
+                break
+        return out
+
+    # -- why poisoned jobs failed (written by the sync worker, Store.record_failure)
+
+    def job_failures(self) -> dict[str, dict]:
+        return {from_key(e["RowKey"]): _fields(e) for e in self._table(FAILURES).query_entities("PartitionKey eq 'failure'")}
