@@ -43,6 +43,10 @@ DEFAULT_RAPID_SCOPE = "cd5db0ec-1419-4ae6-9434-21cfb83fc42d/.default"
 #   column - a plain column holding a list of ids (older or custom sites)
 MULTI_LOOKUP_STRATEGIES = ("links", "query", "column")
 
+# event.md ("Properties"): showAs is a freeBusyStatus, sensitivity a sensitivity
+SHOW_AS = ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")
+SENSITIVITIES = ("normal", "personal", "private", "confidential")
+
 DEFAULT_LISTS = {
     "meetings": "Meetings",
     "events": "Meeting Events",
@@ -76,6 +80,14 @@ class SiteConfig:
     # optional Meeting Events column showing each item's sync state in plain words ("" = off)
     status_column: str = ""
     catch_up_minutes: int | None = None  # this site's site-side catch-up interval (None: CATCH_UP_MINUTES)
+    # events people can recognise (applied when the event is created; "" / None = Outlook's own default)
+    category: str = ""                    # an Outlook category name put on each event, e.g. "RAPID"
+    show_as: str = ""                     # free | tentative | busy | oof | workingElsewhere | unknown
+    reminder_minutes: int | None = None   # reminderMinutesBeforeStart
+    sensitivity: str = ""                 # normal | personal | private | confidential
+    private_column: str = ""              # optional Meeting Events column: truthy makes that event private
+    # optional Meeting Events text column: the invitees' answers as Outlook tracks them ("" = off)
+    answers_column: str = ""
 
     @property
     def key(self) -> str:
@@ -206,6 +218,25 @@ def _site_from(entry: dict, env) -> SiteConfig:
                                                              for k, v in DEFAULT_COLUMNS.items()}:
         raise ConfigError(f"{where}: status_column must be the name of a text column of its own, not "
                           f"{status_column!r}")
+    own_columns = {entry.get("columns", {}).get(k, v) for k, v in DEFAULT_COLUMNS.items()}
+    for key in ("private_column", "answers_column"):
+        value = entry.get(key) or ""
+        if not isinstance(value, str) or value in own_columns or (value and value == status_column):
+            raise ConfigError(f"{where}: {key} must be the name of a column of its own, not {value!r}")
+    if entry.get("private_column") and entry.get("private_column") == entry.get("answers_column"):
+        raise ConfigError(f"{where}: private_column and answers_column must be different columns")
+    category = entry.get("category") or ""
+    if not isinstance(category, str) or len(category) > 255 or any(c in category for c in ",;\r\n"):
+        raise ConfigError(f"{where}: category must be one Outlook category name (no commas), not {category!r}")
+    if (entry.get("show_as") or "") not in ("",) + SHOW_AS:
+        raise ConfigError(f"{where}: show_as must be one of {', '.join(SHOW_AS)}, not {entry.get('show_as')!r}")
+    if (entry.get("sensitivity") or "") not in ("",) + SENSITIVITIES:
+        raise ConfigError(f"{where}: sensitivity must be one of {', '.join(SENSITIVITIES)}, "
+                          f"not {entry.get('sensitivity')!r}")
+    reminder = entry.get("reminder_minutes")
+    if reminder is not None and (isinstance(reminder, bool) or not isinstance(reminder, int)
+                                 or not 0 <= reminder <= 40320):
+        raise ConfigError(f"{where}: reminder_minutes must be a whole number of minutes from 0 to 40320 (4 weeks)")
     catch_up = entry.get("catch_up_minutes")
     if catch_up is not None and (isinstance(catch_up, bool) or not isinstance(catch_up, int) or catch_up < 1):
         raise ConfigError(f"{where}: catch_up_minutes must be a whole number of minutes, at least 1")
@@ -230,6 +261,12 @@ def _site_from(entry: dict, env) -> SiteConfig:
         multi_lookup=entry.get("multi_lookup", "links"),
         status_column=status_column,
         catch_up_minutes=catch_up,
+        category=category,
+        show_as=entry.get("show_as") or "",
+        reminder_minutes=reminder,
+        sensitivity=entry.get("sensitivity") or "",
+        private_column=entry.get("private_column") or "",
+        answers_column=entry.get("answers_column") or "",
     )
 
 

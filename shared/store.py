@@ -43,6 +43,7 @@ class EventLink:
     change_key: str = ""
     meeting_id: str = ""
     removing: bool = False  # we are removing its Outlook event: that event's notifications are our own
+    sensitivity: str = ""   # the sensitivity we last set on the event ("" = none: Outlook's own)
     etag: str | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -129,14 +130,15 @@ class Store:
     def _link_entity(self, link: EventLink) -> dict:
         return _entity(link.site, f"item|{link.item_id}", event_id=link.event_id, mailbox=link.mailbox,
                        synced=link.synced.to_json(), change_key=link.change_key, meeting_id=link.meeting_id,
-                       removing=link.removing)
+                       removing=link.removing, sensitivity=link.sensitivity)
 
     def _link_from(self, site: str, entity) -> EventLink:
         data = _fields(entity)
         return EventLink(site=site, item_id=from_key(entity["RowKey"]).split("|", 1)[1], event_id=data["event_id"],
                          mailbox=data["mailbox"], synced=Synced.from_json(data["synced"]),
                          change_key=data.get("change_key", ""), meeting_id=data.get("meeting_id", ""),
-                         removing=bool(data.get("removing", False)), etag=entity.metadata["etag"])
+                         removing=bool(data.get("removing", False)), sensitivity=data.get("sensitivity", ""),
+                         etag=entity.metadata["etag"])
 
     def get_link(self, site: str, item_id: str) -> EventLink | None:
         entity = self._get(LINKS, site, f"item|{item_id}")

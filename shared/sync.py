@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from .config import SiteConfig
 from .errors import JobAbandoned, RemoteError, RemoteNotFound, Throttled, TransientError
-from .mapping import Synced, outlook_patch, outlook_payload, site_fields, synced_from_outlook, synced_from_site
+from .mapping import Synced, item_sensitivity, look_on_create, outlook_patch, outlook_payload, site_fields, synced_from_outlook, synced_from_site
 from .rapid_items import lookup_id
 from .reconcile import Plan, reconcile
 from .services import Services
@@ -29,6 +29,7 @@ class Target:
     mailbox: str
     synced: Synced
     meeting_id: str
+    sensitivity: str = ""  # what the item asks for ("" = nothing asked: Outlook's own)
 
 
 def _say(site: SiteConfig, item_id, decision: str, **ids):
@@ -73,7 +74,8 @@ def resolve_target(svc: Services, site: SiteConfig, item: dict) -> Target:
         synced = synced_from_site(item, site.col, tuple(attendees), site.zone)
     except ValueError as e:
         raise JobAbandoned(f"item {item_id}: {e}") from None
-    return Target(mailbox=organiser[0], synced=synced, meeting_id=meeting_id)
+    return Target(mailbox=organiser[0], synced=synced, meeting_id=meeting_id,
+                  sensitivity=item_sensitivity(item, site.private_column, site.sensitivity))
 
 
 def _is_cancelled(site: SiteConfig, item: dict) -> bool:
@@ -127,11 +129,14 @@ def _create(svc: Services, site: SiteConfig, item: dict, target: Target, pending
     tag = _tag(site, item_id)
     if pending is None:
         pending = svc.store.create_link(EventLink(site=site.key, item_id=item_id, event_id="", mailbox=target.mailbox,
-                                                  synced=target.synced, meeting_id=target.meeting_id))
+                                                  synced=target.synced, meeting_id=target.meeting_id,
+                                                  sensitivity=target.sensitivity))
     transaction = str(uuid.uuid5(TRANSACTION_NS, f"{tag}|{item.get('created', '')}"))
     graph = svc.graph(site)
     try:
-        event = graph.create_event(target.mailbox, outlook_payload(target.synced, site.zone), transaction, tag)
+        look = look_on_create(site.category, site.show_as, site.reminder_minutes, target.sensitivity)
+        event = graph.create_event(target.mailbox, {**outlook_payload(target.synced, site.zone), **look}, transaction,
+                                   tag)
     except RemoteError as e:
         if e.status != 409:
             raise
@@ -145,7 +150,7 @@ def _create(svc: Services, site: SiteConfig, item: dict, target: Target, pending
         event = graph.update_event(target.mailbox, event["id"], outlook_patch(outlook, target.synced, site.zone))
     try:
         link = svc.store.complete_link(pending, event["id"], synced=target.synced, meeting_id=target.meeting_id,
-                                       change_key=event.get("changeKey", ""))
+                                       change_key=event.get("changeKey", ""), sensitivity=target.sensitivity)
     except Conflict:
         existing = svc.store.get_link(site.key, item_id)
         if existing is None:
@@ -193,7 +198,7 @@ def _tagged_event(svc: Services, site: SiteConfig, mailbox: str, item_id: str, a
 def _update(svc: Services, site: SiteConfig, item: dict, target: Target, link: EventLink) -> str:
     item_id = link.item_id
     _write_external_id(svc, site, item, link.event_id)
-    if target.synced == link.synced:
+    if target.synced == link.synced and target.sensitivity == link.sensitivity:
         _say(site, item_id, "no mapped change: Outlook untouched", event=link.event_id)
         return "noop"
     try:
@@ -204,7 +209,7 @@ def _update(svc: Services, site: SiteConfig, item: dict, target: Target, link: E
             _say(site, item_id, "Outlook event already removed by another job", event=link.event_id)
             return "noop"
         return outlook_event_removed(svc, site, current, "Outlook event is gone")
-    plan = converge(svc, site, link, target.synced, item.get("modified"), event)
+    plan = converge(svc, site, link, target.synced, item.get("modified"), event, sensitivity=target.sensitivity)
     decision = "updated Outlook event" + (", merged an Outlook change" if plan.to_site else "")
     _say(site, item_id, decision, event=link.event_id, content=plan.synced.digest())
     return "updated"
@@ -217,21 +222,28 @@ def _log_conflicts(site: SiteConfig, link: EventLink, plan: Plan) -> None:
 
 
 def converge(svc: Services, site: SiteConfig, link: EventLink, site_now: Synced, site_modified: str | None,
-             event: dict) -> Plan:
+             event: dict, sensitivity: str | None = None) -> Plan:
     """Bring the site (`site_now`) and Outlook (`event`, as just read) to one content, from the content
     last synced; what changed on one side only goes to the other, a conflict to the later modification.
 
     The PATCH answer is the whole event after our write (event-update.md): an Outlook edit that landed
     between our read and our PATCH shows there, and is merged rather than overwritten or taken for our
-    echo. Correctness never rests on If-Match, which Graph does not document for events."""
+    echo. Correctness never rests on If-Match, which Graph does not document for events.
+
+    `sensitivity` is what the item now asks for (None: not known, leave it): sent only when it differs
+    from what we last set, so an Outlook user's own category or sensitivity is never overwritten by an
+    edit of other fields."""
     base = link.synced
     known = (base.description, site_now.description)
     outlook = synced_from_outlook(event, site.zone, base.attendees, known)
     plan = reconcile(base, site_now, site_modified, outlook, event.get("lastModifiedDateTime"), site.zone, site.col)
     _log_conflicts(site, link, plan)
     merged = plan.synced
-    if plan.to_outlook:
-        event = svc.graph(site).update_event(link.mailbox, link.event_id, plan.to_outlook)
+    to_outlook = dict(plan.to_outlook)
+    if sensitivity is not None and sensitivity != link.sensitivity and sensitivity:
+        to_outlook["sensitivity"] = sensitivity
+    if to_outlook:
+        event = svc.graph(site).update_event(link.mailbox, link.event_id, to_outlook)
         after = synced_from_outlook(event, site.zone, merged.attendees, (merged.description, *known))
         if after != merged:
             late = reconcile(outlook, merged, site_modified, after, event.get("lastModifiedDateTime"), site.zone,
@@ -242,7 +254,8 @@ def converge(svc: Services, site: SiteConfig, link: EventLink, site_now: Synced,
     to_site = site_fields(merged, merged.changed_fields(site_now), site.col)
     if to_site:
         svc.rapid(site).update_item("events", link.item_id, to_site)
-    svc.store.save_link(replace(link, synced=merged, change_key=event.get("changeKey", "")))
+    svc.store.save_link(replace(link, synced=merged, change_key=event.get("changeKey", ""),
+                                sensitivity=link.sensitivity if sensitivity is None else sensitivity))
     return replace(plan, to_site=to_site, synced=merged)
 
 

@@ -40,6 +40,14 @@ def test_identity_based_storage_is_used_when_there_is_no_connection_string():
     ({"site": "sales/other"}, "site may hold only"),
     ({"tenant": "acme/sales"}, "tenant may hold only"),
     ({"aad_tenant": "contoso.onmicrosoft.com"}, "aad_tenant must be the directory .tenant. ID, a GUID"),
+    ({"show_as": "away"}, "show_as must be one of free, tentative, busy, oof, workingElsewhere, unknown"),
+    ({"sensitivity": "secret"}, "sensitivity must be one of normal, personal, private, confidential"),
+    ({"reminder_minutes": "15"}, "reminder_minutes must be a whole number"),
+    ({"reminder_minutes": -1}, "reminder_minutes must be a whole number"),
+    ({"category": "RAPID, Sales"}, "category must be one Outlook category name"),
+    ({"private_column": "all_day"}, "private_column must be the name of a column of its own"),
+    ({"answers_column": "status"}, "answers_column must be the name of a column of its own"),
+    ({"answers_column": "x", "private_column": "x"}, "must be different columns"),
 ])
 def test_a_wrong_site_setting_is_refused_by_name(change, names):
     with pytest.raises(ConfigError, match=names):
@@ -55,6 +63,14 @@ def test_rapid_scope_defaults_to_rapids_published_app_and_links_are_read_from_th
     entry = {k: v for k, v in SITE.items() if k != "rapid_scope"}
     site = settings_from({"AzureWebJobsStorage": "x", "SITES": json.dumps([entry]), "ACME_SECRET": "s", **WEBHOOKS}).site("acme", "sales")
     assert site.rapid_scope == "cd5db0ec-1419-4ae6-9434-21cfb83fc42d/.default" and site.multi_lookup == "links"
+
+
+def test_the_look_of_events_and_the_answers_column_are_read_per_site():
+    entry = {**SITE, "category": "RAPID", "show_as": "busy", "reminder_minutes": 0, "sensitivity": "normal",
+             "private_column": "private_event", "answers_column": "answers"}
+    site = settings_from({"AzureWebJobsStorage": "x", "SITES": json.dumps([entry]), "ACME_SECRET": "s", **WEBHOOKS}).site("acme", "sales")
+    assert (site.category, site.show_as, site.reminder_minutes, site.sensitivity) == ("RAPID", "busy", 0, "normal")
+    assert (site.private_column, site.answers_column) == ("private_event", "answers")
 
 
 @pytest.mark.parametrize("zone", ["Antarctica/Troll", "Factory"])

@@ -176,3 +176,16 @@ def test_a_real_outlook_edit_of_the_body_is_still_a_change():
                                 "start": {"dateTime": "2026-01-01T09:00:00", "timeZone": "UTC"},
                                 "end": {"dateTime": "2026-01-01T10:00:00", "timeZone": "UTC"}}, zone, (), ("<p>Agenda</p>",))
     assert back.description == "<p>Agenda, <b>revised</b></p>"  # what is inside Exchange's <body>
+
+
+def test_an_item_is_private_only_when_its_column_says_so_and_public_again_when_it_stops():
+    from shared.mapping import item_sensitivity, look_on_create
+
+    assert item_sensitivity({"p": True}, "p", "") == "private"
+    assert item_sensitivity({"p": "no"}, "p", "") == "normal"
+    assert item_sensitivity({"p": False}, "p", "personal") == "personal"
+    assert item_sensitivity({}, "", "") == ""
+    assert look_on_create("", "", None, "") == {}
+    assert look_on_create("RAPID", "free", 0, "private") == {
+        "categories": ["RAPID"], "showAs": "free", "isReminderOn": True, "reminderMinutesBeforeStart": 0,
+        "sensitivity": "private"}

@@ -45,6 +45,44 @@ class Calendars:
         with self.lock:
             return self._render(self._update(user, event_id, fields), expand="")
 
+    def attendee_answers(self, mailbox: str, event_id: str, email: str, response: str,
+                         proposed_start: str | None = None, proposed_end: str | None = None) -> dict:
+        """An attendee answers the organiser's meeting; the organiser's event (`mailbox`) then tracks it,
+        as Outlook does, and its subscriptions get an `updated` notification.
+
+        resources/attendee.md: `status` is a responseStatus, `proposedNewTime` a timeSlot included only
+        when the attendee proposed another time; resources/responsestatus.md: `response` (here in the
+        wire form: none, tentativelyAccepted, accepted, declined) and `time`, the instant the answer was
+        sent, in UTC. api/event-decline.md and event-tentativelyaccept.md: a proposed new time comes only
+        with a decline or a tentative acceptance, and only for events that allow new time proposals
+        (`allowNewTimeProposals`, event.md); event-accept.md takes none. The answer changes the event's
+        version (changeKey, event.md: "every time the event is changed")."""
+        if response not in ("none", "tentativelyAccepted", "accepted", "declined"):
+            raise ValueError(f"not an attendee's answer: {response!r}")
+        proposed = proposed_start is not None or proposed_end is not None
+        user = self._must_user(mailbox)
+        with self.lock:
+            ev = self._event_or_404(user, event_id)
+            if proposed and (response not in ("tentativelyAccepted", "declined") or
+                             not ev.fields.get("allowNewTimeProposals", True) or not (proposed_start and proposed_end)):
+                raise ValueError("a new time is proposed with a decline or a tentative acceptance only, start and "
+                                 "end, and only when the organiser allows new time proposals")
+            attendees = [dict(a) for a in ev.fields.get("attendees") or []]
+            found = [a for a in attendees if a["emailAddress"]["address"].lower() == email.lower()]
+            if not found:
+                raise ValueError(f"{email} is not an attendee of {event_id}")
+            attendee = found[0]
+            attendee["status"] = {"response": response, "time": graph_time(utcnow())}
+            attendee.pop("proposedNewTime", None)
+            if proposed:
+                attendee["proposedNewTime"] = {
+                    "start": {"dateTime": graph_time(parse_instant(proposed_start), z=False), "timeZone": "UTC"},
+                    "end": {"dateTime": graph_time(parse_instant(proposed_end), z=False), "timeZone": "UTC"}}
+            ev.fields = {**ev.fields, "attendees": attendees}
+            ev.modified, ev.change_key, ev.seq = utcnow(), new_change_key(), self._next_seq()
+            self._changed(ev, "updated")
+            return self._render(ev, expand="")
+
     def outlook_cancel(self, mailbox: str, event_id: str, comment: str | None = None) -> None:
         user = self._must_user(mailbox)
         with self.lock:
@@ -110,7 +148,9 @@ class Calendars:
                 ev_fields["location"] = _location(value)
                 ev_fields["locations"] = [ev_fields["location"]] if ev_fields["location"]["displayName"] else []
             elif key == "attendees":
-                ev_fields["attendees"] = [_attendee(a) for a in value or []]
+                ev_fields["attendees"] = _attendees(value, ev_fields.get("attendees") or [])
+            elif key in _CHECKED:
+                ev_fields[key] = _checked(key, value)
             else:
                 ev_fields[key] = value
         if start is None or end is None:
@@ -342,6 +382,56 @@ def _location(value) -> dict:
     return {"displayName": value.get("displayName") or "", "locationType": value.get("locationType", "default"),
             "uniqueIdType": "unknown", "address": value.get("address") or {},
             "coordinates": value.get("coordinates") or {}}
+
+
+# resources/event.md, "Properties": categories is a String collection (outlookcategory.md: an item carries
+# category displayNames; a name missing from the user's master list is still kept on the item), showAs a
+# freeBusyStatus, sensitivity a sensitivity, reminderMinutesBeforeStart an Int32, isReminderOn a Boolean.
+# Graph refuses another type or an enum value it does not know (400, the OData reader's message).
+_FREE_BUSY = ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")
+_SENSITIVITY = ("normal", "personal", "private", "confidential")
+_CHECKED = ("categories", "showAs", "sensitivity", "reminderMinutesBeforeStart", "isReminderOn")
+
+
+def _checked(key: str, value):
+    def refuse(kind: str):
+        raise HttpError(400, "RequestBodyRead", f"Cannot convert the literal '{value}' to the expected type "
+                        f"'{kind}'.")
+    if key == "categories":
+        if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+            refuse("Collection(Edm.String)")
+        return list(value)
+    if key == "showAs":
+        if value not in _FREE_BUSY:
+            refuse("microsoft.graph.freeBusyStatus")
+        return value
+    if key == "sensitivity":
+        if value not in _SENSITIVITY:
+            refuse("microsoft.graph.sensitivity")
+        return value
+    if key == "reminderMinutesBeforeStart":
+        if isinstance(value, bool) or not isinstance(value, int) or not -2**31 <= value < 2**31:
+            refuse("Edm.Int32")
+        return value
+    if not isinstance(value, bool):
+        refuse("Edm.Boolean")
+    return value
+
+
+def _attendees(values, current: list[dict]) -> list[dict]:
+    """The attendees as sent; one who stays keeps the answer Outlook tracked for them (attendee.md
+    `status`: the response and when it was sent belong to the attendee, not to this request)."""
+    known = {a["emailAddress"]["address"].lower(): a for a in current}
+    out = []
+    for value in values or []:
+        attendee = _attendee(value)
+        before = known.get(attendee["emailAddress"]["address"].lower())
+        if before is not None:
+            attendee["status"] = dict(before["status"])
+            if "proposedNewTime" in before:
+                attendee["proposedNewTime"] = before["proposedNewTime"]
+        out.append(attendee)
+    return out
 
 
 def _attendee(value: dict) -> dict:
