@@ -22,6 +22,7 @@ _MARKS = {"b": "b", "strong": "b", "i": "i", "em": "i", "u": "u", "s": "s", "str
           "table": "table", "tr": "tr", "td": "td", "th": "th", "h1": "h1", "h2": "h2", "h3": "h3", "h4": "h4",
           "h5": "h5", "h6": "h6", "blockquote": "blockquote", "hr": "hr"}
 _BREAK = "\n"
+_BLOCK_EDGE = object()  # where a block starts or ends (told apart from text by identity, not by value)
 
 
 def _soup(content: str):
@@ -53,16 +54,18 @@ def html_form(content: str) -> tuple[str, ...]:
             elif isinstance(child, Tag) and child.name not in _SKIPPED:
                 mark, block = _MARKS.get(child.name), child.name in _BLOCKS
                 target = child.get("href") if mark == "a" else child.get("src") if mark == "img" else None
-                opening = [_BREAK] * block + [f"<{mark}{' ' + str(target) if target else ''}>"] * bool(mark)
+                opening = [_BLOCK_EDGE] * block + [f"<{mark}{' ' + str(target) if target else ''}>"] * bool(mark)
                 tokens.extend(opening + [""])
                 walk(child)
-                tokens.extend([f"</{mark}>"] * bool(mark) + [_BREAK] * block + [""])
+                tokens.extend([f"</{mark}>"] * bool(mark) + [_BLOCK_EDGE] * block + [""])
 
     soup = _soup(content)
     walk(soup.body or soup)
     form: list[str] = []
     for token in tokens:
-        token = token if token.startswith("<") or token == _BREAK else " ".join(token.replace("\xa0", " ").split())
+        # a block's edge is a break; a text run that happens to be a line feed is whitespace, like any other
+        token = _BREAK if token is _BLOCK_EDGE else token if token.startswith("<") else \
+            " ".join(token.replace("\xa0", " ").split())
         if token and not (token == _BREAK and (not form or form[-1] == _BREAK)):
             form.append(token)
     while form and form[-1] == _BREAK:

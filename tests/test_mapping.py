@@ -189,3 +189,9 @@ def test_an_item_is_private_only_when_its_column_says_so_and_public_again_when_i
     assert look_on_create("RAPID", "free", 0, "private") == {
         "categories": ["RAPID"], "showAs": "free", "isReminderOn": True, "reminderMinutesBeforeStart": 0,
         "sensitivity": "private"}
+
+
+def test_a_line_feed_left_where_exchange_dropped_a_comment_is_no_change():
+    # found by the property test above: text that is only a line feed is whitespace, not a block's break
+    description = "<b>\r\n<!-- note -->\r\n</b>"
+    assert html_form(exchange_html(description)) == html_form(description) == ("<b>", "</b>")
