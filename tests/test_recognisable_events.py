@@ -40,9 +40,9 @@ def outlook_event(stack, subject):
 
 def test_category_and_reminder_defaults_are_on_the_created_event(stack, site, recognisable):
     meeting = new_meeting(site)
-    new_event(site, meeting, title="Recognisable")
+    new_event(site, meeting, title="Look: recognisable")
     settle(stack)
-    event = eventually(lambda: outlook_event(stack, "Recognisable"), 20, what="the created event")
+    event = eventually(lambda: outlook_event(stack, "Look: recognisable"), 20, what="the created event")
     assert event["categories"] == ["RAPID"]
     assert event["isReminderOn"] is True and event["reminderMinutesBeforeStart"] == 30
     assert event["showAs"] == "tentative" and event["sensitivity"] == "normal"
@@ -50,26 +50,26 @@ def test_category_and_reminder_defaults_are_on_the_created_event(stack, site, re
 
 def test_a_private_marked_item_makes_a_private_event_and_follows_the_column(stack, site, recognisable):
     meeting = new_meeting(site)
-    item = new_event(site, meeting, title="Appraisal", **{PRIVATE: True})
+    item = new_event(site, meeting, title="Look: appraisal", **{PRIVATE: True})
     settle(stack)
-    event = eventually(lambda: outlook_event(stack, "Appraisal"), 20, what="the created event")
+    event = eventually(lambda: outlook_event(stack, "Look: appraisal"), 20, what="the created event")
     assert event["sensitivity"] == "private"
     # made public again in the site: one PATCH naming only what changed
     stack.graph.reset_log()
     site.sim.update_item("Meeting Events", item["id"], **{PRIVATE: False})
     settle(stack)
-    assert outlook_event(stack, "Appraisal")["sensitivity"] == "normal"
+    assert outlook_event(stack, "Look: appraisal")["sensitivity"] == "normal"
     assert stack.graph.count("PATCH") == 1
     assert [e.body for e in stack.graph.log if e.method == "PATCH"] == [{"sensitivity": "normal"}]
 
 
 def test_category_and_sensitivity_survive_an_outlook_edit_of_the_subject(stack, site, recognisable):
     meeting = new_meeting(site)
-    item = new_event(site, meeting, title="Board", **{PRIVATE: True})
+    item = new_event(site, meeting, title="Look: board", **{PRIVATE: True})
     settle(stack)
-    event = eventually(lambda: outlook_event(stack, "Board"), 20, what="the created event")
-    stack.graph.outlook_update(ORGANISER, event["id"], subject="Board (moved room)")
-    eventually(lambda: site.sim.get("Meeting Events", item["id"])["title"] == "Board (moved room)", 20,
+    event = eventually(lambda: outlook_event(stack, "Look: board"), 20, what="the created event")
+    stack.graph.outlook_update(ORGANISER, event["id"], subject="Look: board (moved room)")
+    eventually(lambda: site.sim.get("Meeting Events", item["id"])["title"] == "Look: board (moved room)", 20,
                what="the Outlook edit in the site")
     settle(stack)
     # then a site edit of another field: our PATCH names neither category nor sensitivity
@@ -78,21 +78,21 @@ def test_category_and_sensitivity_survive_an_outlook_edit_of_the_subject(stack, 
     settle(stack)
     patches = [e.body for e in stack.graph.log if e.method == "PATCH"]
     assert patches and all(not {"categories", "sensitivity"} & set(p) for p in patches)
-    event = outlook_event(stack, "Board (moved room)")
+    event = outlook_event(stack, "Look: board (moved room)")
     assert event["categories"] == ["RAPID"] and event["sensitivity"] == "private"
     assert event["location"]["displayName"] == "Room 9"
 
 
 def test_a_category_the_organiser_changes_in_outlook_is_theirs(stack, site, recognisable):
     meeting = new_meeting(site)
-    item = new_event(site, meeting, title="Retro")
+    item = new_event(site, meeting, title="Look: retro")
     settle(stack)
-    event = eventually(lambda: outlook_event(stack, "Retro"), 20, what="the created event")
+    event = eventually(lambda: outlook_event(stack, "Look: retro"), 20, what="the created event")
     stack.graph.outlook_update(ORGANISER, event["id"], categories=["RAPID", "Team"])
     settle(stack)
-    site.sim.update_item("Meeting Events", item["id"], title="Retro, week 49")
+    site.sim.update_item("Meeting Events", item["id"], title="Look: retro, week 49")
     settle(stack)
-    assert outlook_event(stack, "Retro, week 49")["categories"] == ["RAPID", "Team"]
+    assert outlook_event(stack, "Look: retro, week 49")["categories"] == ["RAPID", "Team"]
 
 
 def test_the_simulator_refuses_values_graph_does_not_know():
