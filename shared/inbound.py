@@ -12,6 +12,7 @@ import logging
 import re
 from dataclasses import replace
 
+from .answers import show_answers
 from .errors import RemoteNotFound
 from .mapping import synced_from_outlook, synced_from_site
 from .store import Subscription
@@ -95,6 +96,9 @@ def _apply(svc: Services, site, sub: Subscription, link, event_id: str, event: d
         return "echo"
     outlook = synced_from_outlook(event, site.zone, link.synced.attendees, (link.synced.description,))
     if not link.synced.changed_fields(outlook):
+        # an invitee's answer lands here: Outlook reports it, the site's plan (time, invitees) stays
+        if show_answers(svc, site, link.item_id, event):
+            _say(site, link.item_id, "invitees' answers written to the site", event=event_id)
         svc.store.save_link(replace(link, change_key=event.get("changeKey", "")))
         _say(site, link.item_id, "Outlook change touches no mapped field: site untouched", event=event_id)
         return "echo"

@@ -256,7 +256,20 @@ def converge(svc: Services, site: SiteConfig, link: EventLink, site_now: Synced,
         svc.rapid(site).update_item("events", link.item_id, to_site)
     svc.store.save_link(replace(link, synced=merged, change_key=event.get("changeKey", ""),
                                 sensitivity=link.sensitivity if sensitivity is None else sensitivity))
+    _note_answers(svc, site, link.item_id, event)
     return replace(plan, to_site=to_site, synced=merged)
+
+
+def _note_answers(svc: Services, site: SiteConfig, item_id: str, event: dict) -> None:
+    """The invitees' answers in the event just read or written, to the site's answers column (if set).
+    The sync's work is done and recorded: a failure here is logged, and the next change tells again."""
+    from .answers import show_answers
+
+    try:
+        show_answers(svc, site, item_id, event)
+    except (Throttled, TransientError) as e:
+        log.warning("site=%s item=%s answers not written (%s): the next change of the event tells again",
+                    site.key, item_id, e)
 
 
 def remove_outlook_event(svc: Services, site: SiteConfig, link: EventLink, item_id, why: str) -> str:

@@ -13,6 +13,11 @@ behaviour open, each variant is a switch (constructor argument and attribute of 
 Outlook's limit of 4 concurrent requests per app and mailbox is enforced (429, counted per mailbox in
 mailbox_concurrency_refusals); enforce_concurrency_limit=False only counts, for tests that need more.
 
+Outlook-side actions for tests: outlook_create / outlook_update / outlook_cancel / outlook_delete, and
+attendee_answers(mailbox, event_id, email, response, proposed_start=None, proposed_end=None), an invitee
+answering the organiser's meeting (attendee.md, responsestatus.md; the organiser's event is updated and
+notified). Events keep categories, showAs, sensitivity and reminders as event.md types them.
+
 Local allowance: a notificationUrl on http://127.0.0.1 or http://localhost is accepted (real Graph only
 takes https), because the local Functions host is plain HTTP.
 
