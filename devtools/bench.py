@@ -204,7 +204,7 @@ class Bench:
     def __init__(self):
         from .stack import Stack
 
-        self.stack = Stack()
+        self.stack = Stack(sales_options={"answers_column": "bench_answers"})  # figure 2 counts an answer
         self.rows: list[dict] = []
         self.notes: list[str] = []
         self.hosts: list[Host] = []
@@ -565,6 +565,9 @@ class Bench:
         event_id = sim.get("Meeting Events", item_id)["sys_external_id"]
         measure("Outlook change", lambda: graph.outlook_update(ORGANISER, event_id, subject="Bench: renamed in Outlook"),
                 pause=False)
+        # an invitee answers in Outlook: Outlook notifies the organiser's event, the answers reach the site
+        measure("answer", lambda: graph.attendee_answers(ORGANISER, event_id, "bob@contoso.test", "declined"),
+                pause=False)
         measure("delete", lambda: sim.delete_items("Meeting Events", [item_id]))
 
         def fmt(c):
@@ -581,6 +584,10 @@ class Bench:
         ok = c["graph"] == 1 and c["graph_reads"] == 1 and c["site_writes"] == 1
         self.row("2 requests/change: Outlook change", fmt(c), "G 1 read · site W 1", "—",
                  "1 Graph read + 1 site write", "met" if ok else "not met")
+        c = results["answer"]
+        ok = c["graph"] == c["graph_reads"] == 1 and c["site_writes"] == 1
+        self.row("2 requests/change: invitee's answer", fmt(c), "G 1 read · site W 1", "—",
+                 "1 Graph read, 0 Graph writes, 1 site write", "met" if ok else "not met")
         # notifications carry Exchange's etag (W/"CQAAABYAAAD…"), never the changeKey itself
         decoded = [c for name, c in echoes.items() if name != "update, etag not decoded"]
         worst = max(decoded, key=lambda c: (c["graph"], c["site_writes"]))

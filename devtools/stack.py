@@ -63,10 +63,12 @@ class SiteWorld:
 
 class Stack:
     def __init__(self, time_zone: str = "Europe/London", graph_latency: float = 0.0, queue_name: str = "sync-jobs",
-                 azurite_location: str | None = None, multi_lookup_sites: tuple[str, ...] = ()):
+                 azurite_location: str | None = None, multi_lookup_sites: tuple[str, ...] = (),
+                 sales_options: dict | None = None):
         self.time_zone = time_zone
         # extra sites acme/<strategy>, configured to read multi-lookups that way (`query`, `column`)
         self.multi_lookup_sites = multi_lookup_sites
+        self.sales_options = dict(sales_options or {})  # more SITES keys for acme/sales (e.g. answers_column)
         self.queue_name = queue_name
         self.azurite = Azurite(location=azurite_location)
         self.graph = GraphSimulator(latency=graph_latency)
@@ -126,7 +128,7 @@ class Stack:
             "AzureWebJobsStorage": self.azurite.connection_string,
             "FUNCTIONS_WORKER_RUNTIME": "python",
             "WORK_QUEUE": self.queue_name,
-            "SITES": json.dumps([site("acme", "sales", AAD_TENANT, self.time_zone),
+            "SITES": json.dumps([{**site("acme", "sales", AAD_TENANT, self.time_zone), **self.sales_options},
                                  site("globex", "ops", OTHER_TENANT, "America/New_York")]
                                 + [site("acme", s, AAD_TENANT, self.time_zone, s) for s in self.multi_lookup_sites]),
             "SIM_CLIENT_SECRET": CLIENT_SECRET,
