@@ -50,6 +50,9 @@ param siteSecrets array = []
 @description('Name of the Key Vault secret holding the full Graph notification URL, https://<host>/graph/notifications?code=<function key>. Set it after the first code deployment (docs/operations.md); app setting NOTIFICATION_URL references it.')
 param notificationUrlSecretName string = 'graph-notification-url'
 
+@description('Name of the Key Vault secret holding WEBHOOK_SECRETS: one or more random strings of at least 32 characters, comma-separated, newest first. Each site route checks ?site_token=, an HMAC of the site under these secrets (docs/operations.md, "Site tokens"). Give its value in secretValues on the first deployment, or the app refuses to start and says so.')
+param webhookSecretsSecretName string = 'webhook-secrets'
+
 @description('App setting GRAPH_URL.')
 param graphUrl string = 'https://graph.microsoft.com/v1.0'
 
@@ -666,7 +669,7 @@ resource secretItems 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [for secre
   name: secretName
   properties: {
     value: secretValues[secretName]
-    contentType: secretName == notificationUrlSecretName ? 'Graph notification URL' : 'client secret'
+    contentType: secretName == notificationUrlSecretName ? 'Graph notification URL' : (secretName == webhookSecretsSecretName ? 'webhook secrets' : 'client secret')
     attributes: {
       enabled: true
       exp: dateTimeToEpoch(dateTimeAdd(deploymentTime, secretValuesExpireAfter))
@@ -798,6 +801,11 @@ var baseAppSettings = [
     value: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${notificationUrlSecretName})'
   }
   {
+    // Keys of the per-site tokens the site webhooks carry (shared/intake.py site_token)
+    name: 'WEBHOOK_SECRETS'
+    value: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${webhookSecretsSecretName})'
+  }
+  {
     name: 'GRAPH_URL'
     value: graphUrl
   }
@@ -811,6 +819,7 @@ var baseAppSettings = [
 var siteSecretNames = [for secret in siteSecrets: secret.secretName]
 var vaultSecretNames = union(siteSecretNames, [
   notificationUrlSecretName
+  webhookSecretsSecretName
 ])
 
 // One Key Vault reference per site secret. No version in the URI: the app follows the latest

@@ -273,3 +273,15 @@ def test_the_admin_function_answers_with_the_master_key_and_refuses_the_function
                         timeout=120)
     assert text.status_code == 200 and text.headers["Content-Type"].startswith("text/plain")
     assert "acme/sales" in text.text and "✓ RAPID token obtained" in text.text
+
+
+def test_the_printed_webhook_urls_carry_each_sites_token_and_are_accepted(stack, tmp_path, capsys):
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"Values": stack.settings()}))
+    assert cli.main(["--settings", str(settings), "--webhook-urls", stack.host_url, "--site", "acme/sales"], environ={}) == 0
+    urls = [line.strip() for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    update = next(u for u in urls if "/event/update?" in u)
+    answer = requests.post(f"{update}&code={FUNCTION_KEY}", json={"id": 515151}, timeout=30)
+    assert answer.status_code == 202
+    assert requests.post(f"{update.replace('acme/sales', 'globex/ops')}&code={FUNCTION_KEY}", json={"id": 1},
+                         timeout=30).status_code == 403

@@ -46,6 +46,7 @@ from .batch import Batching
 from .delta import CalendarDelta
 from .events import Calendars
 from .identity import IdentityPlatform
+from .pages import register as register_pages
 from .subscriptions import SubscriptionsAndNotifications
 
 __all__ = ["GraphSimulator", "Subscription", "User", "Event", "App", "Cancellation", "Delivery"]
@@ -210,6 +211,7 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
         r("PATCH", r"/v1\.0/subscriptions/(?P<id>[^/]+)", self._patch_sub)
         r("DELETE", r"/v1\.0/subscriptions/(?P<id>[^/]+)", self._delete_sub)
         r("POST", r"/v1\.0/subscriptions/(?P<id>[^/]+)/reauthorize", self._reauthorize_sub)
+        register_pages(self)  # the playground: /_sim/calendars (pages.py)
 
     def error_body(self, code: str, message: str) -> dict:
         return {"error": {"code": code, "message": message, "innerError": {

@@ -16,6 +16,7 @@ from __future__ import annotations
 from ..base import DEFAULT_TOKEN_KEY, HttpError, Request, Response, SimServer
 from .auth import caller_ids, expired_error, forbidden, is_application, read_claims, unauthorized
 from .items import Principal, parse_change, profile
+from .pages import register as register_pages
 from .schema import lists_document, schema_document
 from .site import SiteSim
 from .variant import RapidVariant
@@ -61,6 +62,7 @@ class RapidSimulator(SimServer):
         r("GET", _LIST + r"/(?P<view>[^/]+)/items", self._query)
         r("GET", _SITE + r"/openapi/lists", self._openapi_lists)
         r("GET", _SITE + r"/openapi/(?P<list>[^/]+)/schema(?:/single)?", self._openapi_schema)
+        register_pages(self)  # the playground: /_sim/sites (pages.py)
 
     def ssl_context(self):
         if self._ca is None:
