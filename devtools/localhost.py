@@ -319,7 +319,8 @@ class FunctionHost:
                         queue.delete_message(message)
                         self.poisoned += 1
                     else:
-                        log.warning("message %s failed (dequeue %d): %s", message.id, message.dequeue_count, e)
+                        log.warning("message %s failed (dequeue %d): %s: %s (at %s)", message.id,
+                                    message.dequeue_count, type(e).__name__, e, _app_frame(e))
                         queue.update_message(message, visibility_timeout=int(self.visibility_timeout))
                 return
             with held.lock:
@@ -371,6 +372,17 @@ class FunctionHost:
             self._server.server_close()
         for thread in self._threads:
             thread.join(timeout=10)
+
+
+def _app_frame(error: BaseException) -> str:
+    """Where in the app an exception came from: its innermost shared/ or functions/ frame."""
+    where, tb = "?", error.__traceback__
+    while tb is not None:
+        path = tb.tb_frame.f_code.co_filename
+        if os.sep + "shared" + os.sep in path or os.sep + "functions" + os.sep in path:
+            where = f"{Path(path).parent.name}/{Path(path).name}:{tb.tb_lineno} {tb.tb_frame.f_code.co_name}"
+        tb = tb.tb_next
+    return where
 
 
 class _Held:
