@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 
 import azure.functions as func
 
@@ -14,11 +15,21 @@ from shared.errors import BadRequest, Forbidden, NotFound, StorageUnavailable
 log = logging.getLogger("rapid_meetings")
 
 
+_building = threading.Lock()
+
+
 @functools.cache
-def services():
+def _services():
     from shared.services import Services  # imported on first use: keeps cold start light
 
     return Services(get_settings())
+
+
+def services():
+    """The process's one Services: concurrent first calls wait for one build (functools.cache alone
+    lets each of them build its own, and each then asks the token endpoint again)."""
+    with _building:
+        return _services()
 
 
 def json_response(status: int, body: dict) -> func.HttpResponse:
