@@ -1042,7 +1042,6 @@ class Bench:
         """A site with `items` synced Meeting Events, `changed` of them edited while webhooks were lost (half
         the title, half the invitees): one catch-up run's site and Graph requests and wall time, then a run
         that finds nothing, then the sweep. Baseline: comparing every item (all pages + one GET each)."""
-        from shared.catch_up import catch_up_site
         from shared.config import settings_from
         from shared.mapping import format_utc, outlook_payload, synced_from_site
         from shared.services import Services

@@ -139,10 +139,9 @@ def site_tasks(settings: Settings, tenant: str, site: str, op: str, body: bytes,
             for name in carry:  # a hint only: one that could not be stored is left out, never fails others
                 target = lookup_id(item, config.col(name))
                 try:
-                    task[name] = usable_id(target, name) if target else None
+                    if target:
+                        task[name] = usable_id(target, name)
                 except BadRequest:
                     pass
-                if task.get(name) is None:
-                    task.pop(name, None)
             tasks.append(task)
     return tasks

@@ -14,7 +14,7 @@ import requests
 
 from .config import SiteConfig
 from .errors import RemoteError, RemoteNotFound
-from .rapid_items import column_ids, has_links, linked_ids, rows_of, written_item
+from .rapid_items import column_ids, has_links, linked_ids, rows_of, sorted_ids, written_item
 from .remote import Tokens, send
 
 log = logging.getLogger("rapid_meetings")
@@ -99,8 +99,7 @@ class RapidClient:
             return column_ids(item, column)
         if strategy == "query":
             flt = f"inScoped({self._site.list_name(list_name)}, {column}, {_quote_value(str(item['id']))})"
-            return sorted({str(r["id"]) for r in self.query(target_list, flt, ("id",)) if "id" in r},
-                          key=lambda i: (len(i), i))
+            return sorted_ids(str(r["id"]) for r in self.query(target_list, flt, ("id",)) if "id" in r)
         if not has_links(item):
             log.warning("site=%s item=%s has no LinkedItems: its %r cannot be read; check the site and set "
                         "multi_lookup to 'query' or 'column' (python -m devtools.site_check)",

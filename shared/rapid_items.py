@@ -77,7 +77,12 @@ def linked_ids(item: dict, column: str, target_list: str) -> list[str]:
         if kind and str(kind).lower() != target_list.lower():
             continue
         found += ids_of(value)
-    return sorted(set(found), key=lambda i: (len(i), i))
+    return sorted_ids(found)
+
+
+def sorted_ids(ids) -> list[str]:
+    """Distinct ids in numeric order (ids are text: "9" before "10")."""
+    return sorted(set(ids), key=lambda i: (len(i), i))
 
 
 def column_ids(item: dict, column: str) -> list[str]:

@@ -53,8 +53,9 @@ def checked(response: requests.Response, what: str) -> requests.Response:
             retry_after = float(response.headers.get("Retry-After", DEFAULT_RETRY_AFTER))
         except ValueError:
             retry_after = DEFAULT_RETRY_AFTER
-        if not 0 <= retry_after <= MAX_RETRY_AFTER:  # inf, nan, negative or absurd: come back at the cap
-            retry_after = DEFAULT_RETRY_AFTER if retry_after != retry_after or retry_after < 0 else MAX_RETRY_AFTER
+        if retry_after != retry_after or retry_after < 0:  # nan or negative: the default
+            retry_after = DEFAULT_RETRY_AFTER
+        retry_after = min(retry_after, MAX_RETRY_AFTER)  # inf or absurd: come back at the cap
         raise Throttled(retry_after, message)
     if status == 404:
         raise RemoteNotFound(message)

@@ -9,7 +9,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import requests
 
 from ..base import HttpError, LogEntry, Request, Response, make_headers
 from .model import MAILBOX_CONCURRENCY

@@ -10,7 +10,6 @@ import html
 import os
 import re
 import secrets
-import time
 from datetime import datetime
 from urllib.parse import quote, urlencode
 

@@ -6,7 +6,6 @@ token's `roles` claim and each endpoint checks its own (model.READ_USERS, READ_C
 
 from __future__ import annotations
 
-import json
 import secrets
 import uuid
 
