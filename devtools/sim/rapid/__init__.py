@@ -21,8 +21,8 @@ from .server import RapidSimulator
 from .site import SiteSim, Write
 from .variant import RapidVariant
 from .views import PAGE_SIZE
-from .webhooks import ENVIRONMENT_HEADER, MEETINGS_WEBHOOKS, TRIGGERS, Webhook, WebhookDelivery
+from .webhooks import AGENDA_WEBHOOKS, ENVIRONMENT_HEADER, MEETINGS_WEBHOOKS, TRIGGERS, Webhook, WebhookDelivery
 
-__all__ = ["ENVIRONMENT_HEADER", "LISTS", "MEETINGS_BUNDLE", "MEETINGS_WEBHOOKS", "PAGE_SIZE", "Principal",
+__all__ = ["AGENDA_WEBHOOKS", "ENVIRONMENT_HEADER", "LISTS", "MEETINGS_BUNDLE", "MEETINGS_WEBHOOKS", "PAGE_SIZE", "Principal",
            "RapidSimulator", "RapidVariant", "SiteSim", "TITLE_FIELD", "TRIGGERS", "Webhook", "WebhookDelivery",
            "Write", "parse_filter"]

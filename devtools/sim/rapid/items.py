@@ -144,7 +144,8 @@ def parse_change(site: SiteSim, schema: ListSchema, body: dict, by_person: bool,
 
 def apply_change(site: SiteSim, schema: ListSchema, item: Item, change: Change) -> None:
     for key, value in change.values.items():
-        item.values[key] = value
+        # `rank` is a String system field (API Concepts.md, "How to get a tables schema"): 10 is kept as "10"
+        item.values[key] = str(value) if key == "rank" and value is not None and not isinstance(value, str) else value
         schema.learn(key, value)
     for key, value in change.lookups.items():
         item.values[key] = site.resolve_dynamic_lookup(schema.single(key[:-3]), value) \

@@ -111,8 +111,13 @@ MEETINGS_BUNDLE: dict[str, dict] = {
                                    "status": "Text"},
                        "lookups": [("meeting", "Meetings", False), ("invitees", "Principals", True),
                                    ("guests", "External Contacts", True), ("attendees", "Principals", True)]},
-    "Meeting Agendas": {"sys_type_id": 43, "columns": {"title": "Text"},
-                        "lookups": [("meeting_event", "Meeting Events", False)]},
+    # Meeting Agendas (SPEC §2 "sorted topics of an event | title, rank/order, link to the event"): the
+    # order is the system `rank` ("String", API Concepts.md, "How to get a tables schema"); an owner and a
+    # duration in minutes are what agenda items commonly carry. The link to the event is unpublished:
+    # a single lookup named after its table, like `meeting` (the default, RapidVariant.agenda_link
+    # "lookup"), or a universal link ("link": `agenda_bundle` drops the lookup).
+    "Meeting Agendas": {"sys_type_id": 43, "columns": {"title": "Text", "duration": "Integer"},
+                        "lookups": [("meeting_event", "Meeting Events", False), ("owner", "Principals", False)]},
     "Meeting Minutes": {"sys_type_id": 44, "columns": {"title": "Text"},
                         "lookups": [("meeting_event", "Meeting Events", False)]},
     "Meeting Subscriptions": {"sys_type_id": 45,
@@ -123,12 +128,20 @@ MEETINGS_BUNDLE: dict[str, dict] = {
 LISTS = tuple(MEETINGS_BUNDLE)
 
 
-def meetings_bundle() -> dict[str, ListSchema]:
+AGENDA_EVENT_LOOKUP = "meeting_event"
+
+
+def meetings_bundle(agenda_link: str = "lookup") -> dict[str, ListSchema]:
+    """The bundle's tables; with `agenda_link="link"` Meeting Agendas has no lookup to its event (its items
+    are universally linked to it, as an item created in an event's context without a lookup is:
+    Rapid-Docs "creating-items-within-items.md", "If there is no lookup between the tables a universal
+    link will be created")."""
     lists = {}
     for name, spec in MEETINGS_BUNDLE.items():
         schema = ListSchema(name, spec["sys_type_id"], dict(spec["columns"]))
         for column, target, multi in spec.get("lookups", ()):
-            schema.lookups[column] = Lookup(column, target, multi)
+            if not (name == "Meeting Agendas" and column == AGENDA_EVENT_LOOKUP and agenda_link == "link"):
+                schema.lookups[column] = Lookup(column, target, multi)
         lists[name] = schema
     return lists
 

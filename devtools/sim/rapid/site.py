@@ -15,7 +15,7 @@ from .auth import mint_person_token
 from .filters import parse_filter
 from .items import Item, Principal, apply_change, full_row, parse_change, profile
 from .links import LinkStore
-from .schema import DEFAULT_VIEW, ListSchema, Lookup, TITLE_FIELD, meetings_bundle
+from .schema import AGENDA_EVENT_LOOKUP, DEFAULT_VIEW, ListSchema, Lookup, TITLE_FIELD, meetings_bundle
 from .variant import RapidVariant
 from .views import PAGE_SIZE, Subject
 from .webhooks import (ENVIRONMENT_HEADER, MEETINGS_WEBHOOKS, TRIGGERS, Deliverer, Webhook, envelope,
@@ -46,7 +46,7 @@ class SiteSim:
         self.sim, self.tenant, self.site, self.aad_tenant, self.app_id = sim, tenant, site, aad_tenant, app_id
         self.variant = variant or RapidVariant()
         self.environment = environment
-        self.schemas: dict[str, ListSchema] = meetings_bundle()
+        self.schemas: dict[str, ListSchema] = meetings_bundle(self.variant.agenda_link)
         self.store: dict[str, dict[int, Item]] = {name: {} for name in self.schemas}
         self.links = LinkStore()
         self.page_size = PAGE_SIZE
@@ -260,6 +260,13 @@ class SiteSim:
                 self._fire(name, trigger, items_deleted_body(self.variant.deleted_body, profiles, self.tenant,
                                                              self.site, self.environment, self.person.id))
             return copy.deepcopy(profiles)
+
+    def agenda_link(self, event_id: int) -> dict:
+        """The fields that tie a new Meeting Agendas item to its event, as this site is designed
+        (`variant.agenda_link`): `{"meeting_event_id": 5}` or `{"LinkedItemsToAdd": ["Meeting Events/5"]}`."""
+        if self.schemas["Meeting Agendas"].single(AGENDA_EVENT_LOOKUP):
+            return {f"{AGENDA_EVENT_LOOKUP}_id": int(event_id)}
+        return {"LinkedItemsToAdd": [f"Meeting Events/{int(event_id)}"]}
 
     def get(self, list_name: str, item_id: int) -> dict | None:
         """The item's profile (as the single GET shows it, `deleted` set if deleted), or None."""

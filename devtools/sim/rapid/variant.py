@@ -15,6 +15,7 @@ POST_ANSWERS = ("array201", "object200", "empty201")
 PUT_ANSWERS = ("empty204", "item200")
 DELETE_ANSWERS = ("empty204", "item200")
 DELETED_BODIES = ("items", "ids", "envelope")
+AGENDA_LINKS = ("lookup", "link")
 
 
 @dataclass
@@ -48,11 +49,19 @@ class RapidVariant:
     # Status of a request whose bearer token has expired. 401 by default; 400 is what public clients
     # report seeing (SPEC §1a "Errors": "A 400 can mean an expired token").
     expired_token_status: int = 401
+    # How a Meeting Agendas item names its Meeting Event. Unpublished (SPEC §2 says only "link to the
+    # event"; the seed 000_… says the bundle links Minutes to Agenda items and Events). "lookup": a single
+    # lookup `meeting_event` (`meeting_event_id`), named after its table as Meeting Events' `meeting` is;
+    # "link": a universal link (Rapid-Docs "creating-items-within-items.md": an item created in another's
+    # context "will be linked through the lookup. If there is no lookup between the tables a universal
+    # link will be created"). Part of the site's design: read when the site is made.
+    agenda_link: str = "lookup"
 
     def __post_init__(self):
         for name, allowed in (("link_shape", LINK_SHAPES), ("list_body", LIST_BODIES),
                               ("post_answer", POST_ANSWERS), ("put_answer", PUT_ANSWERS),
-                              ("delete_answer", DELETE_ANSWERS), ("deleted_body", DELETED_BODIES)):
+                              ("delete_answer", DELETE_ANSWERS), ("deleted_body", DELETED_BODIES),
+                              ("agenda_link", AGENDA_LINKS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"RapidVariant.{name} must be one of {allowed}, not {getattr(self, name)!r}")
         if self.expired_token_status not in (400, 401):

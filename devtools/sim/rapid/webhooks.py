@@ -38,6 +38,15 @@ MEETINGS_WEBHOOKS = (
     ("Meeting Subscriptions", "Items Deleted", "subscriptions/delete"),
 )
 
+# Not in the integration guide: the webhooks this app's agenda section needs (issue 15; docs/operations.md).
+# A single deletion fires "Item Deleted", several "Items Deleted": both reach agenda/delete.
+AGENDA_WEBHOOKS = (
+    ("Meeting Agendas", "Item Created", "agenda/create"),
+    ("Meeting Agendas", "Item Updated", "agenda/update"),
+    ("Meeting Agendas", "Item Deleted", "agenda/delete"),
+    ("Meeting Agendas", "Items Deleted", "agenda/delete"),
+)
+
 
 @dataclass
 class Webhook:
