@@ -32,6 +32,12 @@ DEFAULT_COLUMNS = {
     "subscription_id": "subscription_id",
     "resource": "resource",
     "expires": "expires",
+    # Meeting Agendas (issue 15): the order (`rank` is a String system field), the owner (single lookup to
+    # Principals), the minutes, and the single lookup to the event when the site has one (else a link)
+    "agenda_order": "rank",
+    "agenda_owner": "owner",
+    "agenda_duration": "duration",
+    "agenda_event": "meeting_event",
 }
 
 # RAPID's own application (its API's resource id): the certified Power Platform connector's
@@ -53,6 +59,7 @@ DEFAULT_LISTS = {
     "subscriptions": "Meeting Subscriptions",
     "principals": "Principals",
     "contacts": "External Contacts",
+    "agendas": "Meeting Agendas",
 }
 
 
@@ -88,6 +95,7 @@ class SiteConfig:
     private_column: str = ""              # optional Meeting Events column: truthy makes that event private
     # optional Meeting Events text column: the invitees' answers as Outlook tracks them ("" = off)
     answers_column: str = ""
+    agenda: bool = False  # the event's Meeting Agendas items, in rank order, at the end of its Outlook body
 
     @property
     def key(self) -> str:
@@ -140,6 +148,7 @@ class Settings:
     catch_up_margin_minutes: int = 5  # read this much before the last run's start (clock skew between us and RAPID)
     sweep_hours: int = 24            # how often every link is checked against the site (deletions)
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)  # newest first; tokens of each are accepted
+    agenda_settle_seconds: int = 5  # agenda changes within this long of the first cost one Outlook update
 
     def site(self, tenant: str, site: str) -> SiteConfig | None:
         return self.sites.get(f"{tenant}/{site}".lower())
@@ -237,6 +246,8 @@ def _site_from(entry: dict, env) -> SiteConfig:
     if reminder is not None and (isinstance(reminder, bool) or not isinstance(reminder, int)
                                  or not 0 <= reminder <= 40320):
         raise ConfigError(f"{where}: reminder_minutes must be a whole number of minutes from 0 to 40320 (4 weeks)")
+    if not isinstance(entry.get("agenda", False), bool):
+        raise ConfigError(f"{where}: agenda must be true or false, not {entry.get('agenda')!r}")
     catch_up = entry.get("catch_up_minutes")
     if catch_up is not None and (isinstance(catch_up, bool) or not isinstance(catch_up, int) or catch_up < 1):
         raise ConfigError(f"{where}: catch_up_minutes must be a whole number of minutes, at least 1")
@@ -267,6 +278,7 @@ def _site_from(entry: dict, env) -> SiteConfig:
         sensitivity=entry.get("sensitivity") or "",
         private_column=entry.get("private_column") or "",
         answers_column=entry.get("answers_column") or "",
+        agenda=entry.get("agenda", False),
     )
 
 
@@ -315,6 +327,7 @@ def settings_from(env) -> Settings:
         catch_up_margin_minutes=_whole(env, "CATCH_UP_MARGIN_MINUTES", 5, low=0),
         sweep_hours=_whole(env, "SWEEP_HOURS", 24),
         webhook_secrets=secrets,
+        agenda_settle_seconds=_whole(env, "AGENDA_SETTLE_SECONDS", 5, low=0),
     )
 
 

@@ -60,19 +60,25 @@ class RapidClient:
     def _item_path(self, list_name: str, item_id) -> str:
         return f"{self._list(list_name)}/items/{quote(str(item_id), safe='')}"
 
-    def get_item(self, list_name: str, item_id: str) -> dict | None:
-        """The item's profile (all its columns and its links), or None when the site does not have it."""
+    def get_item(self, list_name: str, item_id: str, deleted: bool = False) -> dict | None:
+        """The item's profile (all its columns and its links), or None when the site does not have it
+        (with `deleted`, also the profile of a deleted item, where the site still shows one)."""
         try:
             item = self._call("GET", self._item_path(list_name, item_id), f"get {list_name} {item_id}").json()
         except RemoteNotFound:
             return None
-        return None if not isinstance(item, dict) or item.get("deleted") else item
+        return None if not isinstance(item, dict) or (item.get("deleted") and not deleted) else item
 
-    def query(self, list_name: str, filter_: str | None = None, select: tuple[str, ...] = ()) -> list[dict]:
-        """Every item matching the filter, read from the All$ datasource page by page."""
+    def query(self, list_name: str, filter_: str | None = None, select: tuple[str, ...] = (),
+              linked_to: tuple[str, str] | None = None) -> list[dict]:
+        """Every item matching the filter, read from the All$ datasource page by page; `linked_to` (a list
+        and an id) keeps the items linked to that item in any way: universal links, multi-lookups either
+        way, single lookups pointing at it (API Concepts, "How to get a bunch of linked items")."""
         params = {"$filter": filter_} if filter_ else {}
         if select:
             params["$select"] = ",".join(select)
+        if linked_to:
+            params["linkedTo"] = f"{self._site.list_name(linked_to[0])}/{linked_to[1]}"
         rows, skip = [], 0
         while True:
             page = rows_of(self._call("GET", f"{self._list(list_name)}/{DATASOURCE}/items", f"query {list_name}",

@@ -80,6 +80,24 @@ def linked_ids(item: dict, column: str, target_list: str) -> list[str]:
     return sorted_ids(found)
 
 
+def universal_link_ids(item: dict, target_list: str) -> list[str]:
+    """Ids of the `target_list` items the item is universally linked to (links without a column), from
+    the `LinkedItems` of its profile. The JSON of a link is not published: read `{"id", "item_id": 12,
+    "__metadata": {"type": "<List>"}}`, `{"id", "list": "<List>", "item_id": 12}` and `{"id", "link":
+    "<List>/12"}` (a link's own `id` is never the target's)."""
+    found = []
+    for link in item.get("LinkedItems") or []:
+        if not isinstance(link, dict) or link.get("column") or link.get("scope") or link.get("ColumnName"):
+            continue
+        value = next((link[k] for k in ("item_id", "target_id", "linked_id", "link", "target") if k in link), None)
+        kind = link.get("list") or (link.get("__metadata") or {}).get("type")
+        if isinstance(value, str) and "/" in value:
+            kind = value.rpartition("/")[0]
+        if kind and str(kind).strip().lower() == target_list.lower():
+            found += ids_of(value)
+    return sorted_ids(found)
+
+
 def sorted_ids(ids) -> list[str]:
     """Distinct ids in numeric order (ids are text: "9" before "10")."""
     return sorted(set(ids), key=lambda i: (len(i), i))
