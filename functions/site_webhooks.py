@@ -10,11 +10,15 @@ bp = func.Blueprint()
 PREFIX = "{tenant}/{site}/0/services/rapid-meetings"
 
 
-def accept(req: func.HttpRequest, op: str, many: bool = False, carry: tuple = ()) -> func.HttpResponse:
+def accept(req: func.HttpRequest, op: str, many: bool = False, carry: tuple = (),
+           agenda: bool = False) -> func.HttpResponse:
     svc = services()
     tenant, site = req.route_params.get("tenant"), req.route_params.get("site")
-    check_site_token(svc.settings, known_site(svc.settings, tenant, site), req.params.get("site_token"))
-    tasks = site_tasks(svc.settings, tenant, site, op, req.get_body(), many, carry)
+    config = known_site(svc.settings, tenant, site)
+    check_site_token(svc.settings, config, req.params.get("site_token"))
+    tasks = site_tasks(svc.settings, tenant, site, op, req.get_body(), many, carry, carry_events=agenda)
+    if agenda and not config.agenda:  # checked, but this site's invitations carry no agenda (SITES `agenda`)
+        return json_response(202, {"accepted": 0, "jobs": [], "ignored": f"agenda is off for {config.key}"})
     jobs = svc.queue.enqueue(tasks)
     return json_response(202, {"accepted": len(tasks), "jobs": jobs})
 
@@ -54,3 +58,24 @@ def subscriptions_update(req: func.HttpRequest) -> func.HttpResponse:
 def subscriptions_delete(req: func.HttpRequest) -> func.HttpResponse:
     # the items are gone from the site by now: keep the meeting they named
     return accept(req, "subscription_item.delete", many=True, carry=("meeting",))
+
+
+# Meeting Agendas (issue 15): the event's invitation follows its agenda; a burst costs one Outlook update
+# (shared/agenda_changes.py). "Items Deleted" may carry items, ids or the envelope (SPEC §1a).
+
+@bp.route(route=f"{PREFIX}/agenda/create", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers
+def agenda_create(req: func.HttpRequest) -> func.HttpResponse:
+    return accept(req, "agenda.create", agenda=True)
+
+
+@bp.route(route=f"{PREFIX}/agenda/update", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers
+def agenda_update(req: func.HttpRequest) -> func.HttpResponse:
+    return accept(req, "agenda.update", agenda=True)
+
+
+@bp.route(route=f"{PREFIX}/agenda/delete", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers
+def agenda_delete(req: func.HttpRequest) -> func.HttpResponse:
+    return accept(req, "agenda.delete", many=True, agenda=True)

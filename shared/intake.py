@@ -126,8 +126,9 @@ def webhook_items(body: bytes, many: bool, site: SiteConfig) -> list[dict]:
 
 
 def site_tasks(settings: Settings, tenant: str, site: str, op: str, body: bytes, many: bool = False,
-               carry: tuple = ()) -> list[dict]:
-    """One task per distinct item; `carry` names single lookups whose target id travels with the task."""
+               carry: tuple = (), carry_events: bool = False) -> list[dict]:
+    """One task per distinct item; `carry` names single lookups whose target id travels with the task;
+    `carry_events`: the events an agenda item's profile names (`events`, left out when it cannot tell)."""
     config = known_site(settings, tenant, site)
     items = webhook_items(body, many, config)
     seen, tasks = set(), []
@@ -143,5 +144,17 @@ def site_tasks(settings: Settings, tenant: str, site: str, op: str, body: bytes,
                         task[name] = usable_id(target, name)
                 except BadRequest:
                     pass
+            if carry_events:
+                task.update(_agenda_events(item, config))
             tasks.append(task)
     return tasks
+
+
+def _agenda_events(item: dict, site: SiteConfig) -> dict:
+    from .agenda import events_of
+
+    try:
+        events = events_of(item, site)
+        return {} if events is None else {"events": [usable_id(e, "event") for e in events[:MAX_ITEMS]]}
+    except BadRequest:
+        return {}  # a hint only: the worker reads the item instead

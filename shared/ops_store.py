@@ -5,7 +5,9 @@
 - the last Graph notification received per site;
 - the sync state last written to each item's status column (so it is written only when it changes);
 - the invitees' answers last written to each item's answers column (likewise);
-- the last failures per site (abandoned or failed tasks), newest first, at most KEEP_FAILURES.
+- the last failures per site (abandoned or failed tasks), newest first, at most KEEP_FAILURES;
+- the agenda index (agenda item → its event(s)) and each event's coalesced agenda update (when its
+  job is due): shared/agenda_changes.py.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from .mapping import format_utc, parse_utc
-from .store import FAILURES, Store, _entity, _fields, from_key, table_key
+from .store import FAILURES, Conflict, Store, _entity, _fields, from_key, table_key
 
 OPS = "opsstate"
 KEEP_FAILURES = 20
@@ -44,6 +46,13 @@ class ItemState:
     key: str    # what the state is, without times: "synced", "waiting:busy", "not-synced:<reason>"…
     text: str   # what the status column shows
     at: str
+
+
+@dataclass(frozen=True)
+class AgendaDue:
+    due: str    # when the job becomes visible in the queue (UTC ISO)
+    job: str    # its id
+    etag: str
 
 
 class OpsStore(Store):
@@ -106,6 +115,43 @@ class OpsStore(Store):
             self._table(OPS).delete_entity(table_key(f"answers|{site}"), table_key(item_id))
         except ResourceNotFoundError:
             pass
+
+    # -- the agenda index: which event(s) each agenda item belongs to (shared/agenda_changes.py)
+
+    def agenda_events(self, site: str, agenda_id: str) -> list[str] | None:
+        """The events the agenda item was last seen with; None when it was never seen."""
+        entity = self._get(OPS, f"agenda|{site}", agenda_id)
+        return [e for e in entity["events"].split(",") if e] if entity else None
+
+    def note_agenda_events(self, site: str, entries: dict[str, list[str]]) -> None:
+        """Remember agenda item → events, 100 to a transaction; what this process already wrote is skipped."""
+        memo = self.__dict__.setdefault("_agenda_memo", {})
+        fresh = [(i, ",".join(e)) for i, e in entries.items() if memo.get((site, i)) != ",".join(e)]
+        table = self._table(OPS)
+        for n in range(0, len(fresh), 100):
+            chunk = fresh[n:n + 100]
+            table.submit_transaction([("upsert", _entity(f"agenda|{site}", i, events=e), {"mode": UpdateMode.REPLACE})
+                                      for i, e in chunk])
+            if len(memo) > 50_000:
+                memo.clear()
+            memo.update({(site, i): e for i, e in chunk})
+
+    def agenda_due(self, site: str, event_id: str) -> AgendaDue | None:
+        """The agenda update of the event last enqueued: when it becomes visible, its job."""
+        entity = self._get(OPS, f"agendadue|{site}", event_id)
+        return AgendaDue(entity["due"], entity["job"], entity.metadata["etag"]) if entity else None
+
+    def set_agenda_due(self, site: str, event_id: str, due: str, job: str, etag: str | None) -> bool:
+        """Record the update just enqueued (ETag-checked); False when another writer got there first."""
+        entity = _entity(f"agendadue|{site}", event_id, due=due, job=job)
+        try:
+            if etag is None:
+                self._create(OPS, entity)
+            else:
+                self._replace(OPS, entity, etag)
+        except Conflict:
+            return False
+        return True
 
     # -- failures per site
 

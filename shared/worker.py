@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from .agenda_changes import note_agenda_change, superseded
 from .catch_up import SCHEDULE_OP, run_catch_up
 from .errors import JobAbandoned, PreconditionFailed, Throttled, TransientError
 from .inbound import apply_outlook_change
@@ -35,7 +36,10 @@ def _site(svc: Services, task: dict):
 
 def _site_event(action: str):
     def handler(svc: Services, task: dict) -> str:
-        return apply_site_event(svc, _site(svc, task), task["item"], action)
+        site = _site(svc, task)
+        if "coalesce" in task and superseded(svc, site, task):  # a later agenda update covers this one
+            return "coalesced"
+        return apply_site_event(svc, site, task["item"], action)
     return handler
 
 
@@ -55,6 +59,8 @@ HANDLERS = {
     "subscription_item.delete": lambda svc, t: remove_subscription_item(svc, _site(svc, t), t["item"], t.get("meeting")),
     "outlook.change": _outlook_change,
     "outlook.lifecycle": lambda svc, t: handle_lifecycle(svc, t["sub"], t["event"]),
+    **{f"agenda.{action}": lambda svc, t: note_agenda_change(svc, _site(svc, t), t)
+       for action in ("create", "update", "delete")},
 }
 # site-side catch-up and "sync now" (issue 12); every handler tells its failures and the item's sync state
 HANDLERS = observed({**HANDLERS, SCHEDULE_OP: run_catch_up, **SYNC_NOW_HANDLERS})
