@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from .azurite import ROOT, Azurite, free_port, stop_process, wait_for_port
 from .sim import GraphSimulator, RapidSimulator
-from .sim.rapid import MEETINGS_WEBHOOKS
+from .sim.rapid import AGENDA_WEBHOOKS, MEETINGS_WEBHOOKS, RapidVariant
 
 AAD_TENANT = "8f3c1b2a-0d4e-4c5f-9a6b-7c8d9e0f1a2b"
 OTHER_TENANT = "2b1a0f9e-8d7c-4b6a-9f5c-4e0d2a1b3c8f"
@@ -32,8 +32,8 @@ PEOPLE = {"alice@contoso.test": "Alice Organiser", "bob@contoso.test": "Bob Invi
           "carol@contoso.test": "Carol Invitee"}
 GUESTS = {"guest@partner.test": "Gina Guest"}
 # The seven internal webhooks of the RAPID integration guide, and one it lacks: a single Meeting
-# Subscriptions deletion fires "Item Deleted", which must reach the app too.
-WEBHOOKS = MEETINGS_WEBHOOKS + (("Meeting Subscriptions", "Item Deleted", "subscriptions/delete"),)
+# Subscriptions deletion fires "Item Deleted", which must reach the app too. And the agenda's (issue 15).
+WEBHOOKS = MEETINGS_WEBHOOKS + (("Meeting Subscriptions", "Item Deleted", "subscriptions/delete"),) + AGENDA_WEBHOOKS
 
 
 def site_params(path: str) -> dict:
@@ -64,11 +64,14 @@ class SiteWorld:
 class Stack:
     def __init__(self, time_zone: str = "Europe/London", graph_latency: float = 0.0, queue_name: str = "sync-jobs",
                  azurite_location: str | None = None, multi_lookup_sites: tuple[str, ...] = (),
-                 sales_options: dict | None = None):
+                 sales_options: dict | None = None, agenda_sites: tuple[str, ...] = ()):
         self.time_zone = time_zone
         # extra sites acme/<strategy>, configured to read multi-lookups that way (`query`, `column`)
         self.multi_lookup_sites = multi_lookup_sites
         self.sales_options = dict(sales_options or {})  # more SITES keys for acme/sales (e.g. answers_column)
+        # extra sites acme/agenda-<way>, agenda on, whose agenda items reach their event that way
+        # (RapidVariant.agenda_link: `lookup`, `link`)
+        self.agenda_sites = agenda_sites
         self.queue_name = queue_name
         self.azurite = Azurite(location=azurite_location)
         self.graph = GraphSimulator(latency=graph_latency)
@@ -89,9 +92,10 @@ class Stack:
         """A function's URL with its key; a site route also carries that site's token."""
         return f"{self.host_url}/{path}?" + "&".join(f"{k}={v}" for k, v in {"code": FUNCTION_KEY, **site_params(path)}.items())
 
-    def _add_site(self, tenant: str, name: str, aad_tenant: str, people: dict, guests: dict) -> SiteWorld:
+    def _add_site(self, tenant: str, name: str, aad_tenant: str, people: dict, guests: dict,
+                  variant: RapidVariant | None = None) -> SiteWorld:
         # the app must be a Principal of the site, or RAPID refuses it (SPEC §1a)
-        sim = self.rapid.add_site(tenant, name, aad_tenant, RAPID_APP, app_principals=[CLIENT_ID])
+        sim = self.rapid.add_site(tenant, name, aad_tenant, RAPID_APP, app_principals=[CLIENT_ID], variant=variant)
         world = SiteWorld(sim=sim, tenant=tenant, name=name)
         for email, title in people.items():
             world.principals[email] = sim.create_item("Principals", title=title, email=email)["id"]
@@ -116,6 +120,8 @@ class Stack:
         for strategy in self.multi_lookup_sites:
             world = self._add_site("acme", strategy, AAD_TENANT, PEOPLE, GUESTS)
             world.sim.variant.multi_lookup_column = strategy == "column"  # a site that keeps ids in a column
+        for way in self.agenda_sites:
+            self._add_site("acme", f"agenda-{way}", AAD_TENANT, PEOPLE, GUESTS, RapidVariant(agenda_link=way))
         return self
 
     def settings(self) -> dict[str, str]:
@@ -130,7 +136,9 @@ class Stack:
             "WORK_QUEUE": self.queue_name,
             "SITES": json.dumps([{**site("acme", "sales", AAD_TENANT, self.time_zone), **self.sales_options},
                                  site("globex", "ops", OTHER_TENANT, "America/New_York")]
-                                + [site("acme", s, AAD_TENANT, self.time_zone, s) for s in self.multi_lookup_sites]),
+                                + [site("acme", s, AAD_TENANT, self.time_zone, s) for s in self.multi_lookup_sites]
+                                + [{**site("acme", f"agenda-{w}", AAD_TENANT, self.time_zone), "agenda": True}
+                                   for w in self.agenda_sites]),
             "SIM_CLIENT_SECRET": CLIENT_SECRET,
             "GRAPH_URL": self.graph.graph_url,
             "AUTHORITY_HOST": self.graph.base_url,

@@ -12,7 +12,7 @@ from devtools.stack import ORGANISER, Stack
 
 @pytest.fixture(scope="session")
 def stack():
-    world = Stack(multi_lookup_sites=("query", "column")).start_backends()
+    world = Stack(multi_lookup_sites=("query", "column"), agenda_sites=("lookup", "link")).start_backends()
     # retries after a failure come back after 1 s instead of host.json's 10 s, to keep the suite quick
     world.start_host_in_process(timers=False, queue_overrides={"visibilityTimeout": "00:00:01"})
     yield world

@@ -1,0 +1,226 @@
+"""The agenda in the invitation (issue 15, part 1): an event's Meeting Agendas items, in rank order, as a
+marked section of its Outlook body; agenda changes in the site update the invitation, a burst of them once.
+
+The core scenarios run on two sites that tie agenda items to their event the two ways RAPID may
+(RapidVariant.agenda_link): a single lookup (acme/agenda-lookup) and a universal link (acme/agenda-link).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import pytest
+
+from devtools.stack import ORGANISER
+from shared.agenda import AGENDA_HEADING, AgendaEntry, agenda_html, agenda_of, events_of
+from shared.config import ConfigError, settings_from
+
+from .conftest import eventually, new_meeting, post, settle
+
+AGENDA_SITES = ("acme/agenda-lookup", "acme/agenda-link")
+
+
+def svc():
+    from functions.http import services
+
+    return services()
+
+
+@pytest.fixture(params=AGENDA_SITES)
+def agenda_site(stack, request):
+    return stack.sites[request.param]
+
+
+@pytest.fixture
+def quick_settle(monkeypatch):
+    """Agenda updates 2 s after the first change instead of 5, to keep the suite quick."""
+    monkeypatch.setattr(svc(), "settings", dataclasses.replace(svc().settings, agenda_settle_seconds=2))
+
+
+@pytest.fixture
+def updates(monkeypatch):
+    """The site events the worker synced (apply_site_event), by id."""
+    import shared.worker as worker
+
+    ran: list[str] = []
+    apply = worker.apply_site_event
+
+    def counted(services, site, item_id, action):
+        ran.append(str(item_id))
+        return apply(services, site, item_id, action)
+    monkeypatch.setattr(worker, "apply_site_event", counted)
+    return ran
+
+
+def synced_event(stack, world, title: str) -> dict:
+    meeting = new_meeting(world, title=f"{title} series")
+    item = world.sim.create_item("Meeting Events", title=title, meeting_id=meeting["id"],
+                                 start_date="2026-12-07T09:00:00Z", end_date="2026-12-07T10:00:00Z",
+                                 description="<p>Be on time</p>", invitees=[world.principals["bob@contoso.test"]])
+    settle(stack)
+    return item
+
+
+def add_agenda(world, event: dict, title: str, rank=None, owner: str | None = None, minutes=None) -> dict:
+    fields = {"title": title, **world.sim.agenda_link(event["id"])}
+    if rank is not None:
+        fields["rank"] = rank
+    if owner:
+        fields["owner_id"] = world.principals[owner]
+    if minutes is not None:
+        fields["duration"] = minutes
+    return world.sim.create_item("Meeting Agendas", **fields)
+
+
+def agenda_reads(stack, world) -> int:
+    return stack.rapid.count("GET", f"/api/{world.key}/lists/Meeting Agendas/")
+
+
+# -- the section's HTML ---------------------------------------------------------------------------
+
+def test_the_agenda_section_escapes_every_site_value_and_is_empty_without_items():
+    html = agenda_html([AgendaEntry("1", "Budget <2027> & hiring", "Bob <b>", 15),
+                        AgendaEntry("2", "AOB"), AgendaEntry("3", "", "Carol")])
+    assert html == (f"<hr><p><b>{AGENDA_HEADING}</b></p><ol>"
+                    "<li>Budget &lt;2027&gt; &amp; hiring \u2014 Bob &lt;b&gt;, 15 min</li>"
+                    "<li>AOB</li><li>(untitled) \u2014 Carol</li></ol>")
+    assert agenda_html([]) == ""
+
+
+def test_an_agenda_items_event_is_read_from_its_lookup_or_its_universal_link(stack):
+    site = svc().settings.sites["acme/agenda-lookup"]
+    assert events_of({"id": 4, "meeting_event_id": 12, "meeting_event": "Planning", "meeting_event$type": 42},
+                     site) == ["12"]
+    assert events_of({"id": 4, "meeting_event_id": None, "LinkedItems": []}, site) == []
+    linked = {"id": 4, "LinkedItems": [{"id": 9001, "item_id": 12, "__metadata": {"type": "Meeting Events"}},
+                                       {"id": 9002, "link": "Meeting Events/13"},
+                                       {"id": 9003, "item_id": 7, "__metadata": {"type": "Principals"}},
+                                       {"id": 9004, "column": "minutes", "list": "Meeting Events", "item_id": 14}]}
+    assert events_of(linked, site) == ["12", "13"]
+    assert events_of({"id": 4}, site) is None  # an id only: the worker must find out
+
+
+def test_agenda_is_a_site_setting_off_by_default_and_checked(stack):
+    env = {**stack.settings()}
+    sites = json.loads(env["SITES"])
+    assert not settings_from(env).sites["acme/sales"].agenda
+    assert settings_from(env).sites["acme/agenda-link"].agenda
+    assert settings_from(env).agenda_settle_seconds == 5
+    sites[0]["agenda"] = "yes"
+    with pytest.raises(ConfigError, match="agenda must be true or false"):
+        settings_from({**env, "SITES": json.dumps(sites)})
+    with pytest.raises(ConfigError, match="AGENDA_SETTLE_SECONDS"):
+        settings_from({**env, "AGENDA_SETTLE_SECONDS": "-1"})
+
+
+# -- the simulator: agenda items as RAPID keeps them -------------------------------------------------
+
+def test_the_simulated_site_ties_agenda_items_to_events_by_lookup_or_by_universal_link(stack, agenda_site):
+    item = synced_event(stack, agenda_site, "Sim agenda")
+    agenda = add_agenda(agenda_site, item, "Welcome", rank=10)
+    assert agenda["rank"] == "10"  # a String system field
+    if agenda_site.sim.variant.agenda_link == "lookup":
+        assert (agenda["meeting_event_id"], agenda["meeting_event"]) == (item["id"], "Sim agenda")
+    else:
+        assert "meeting_event_id" not in agenda
+        assert agenda_site.sim.linked_ids("Meeting Agendas", agenda["id"]) == [item["id"]]
+    # a list read finds it by linkedTo either way (API Concepts, "How to get a bunch of linked items")
+    rapid = svc().rapid(svc().settings.sites[agenda_site.key])
+    assert [r["id"] for r in rapid.query("agendas", linked_to=("events", item["id"]))] == [agenda["id"]]
+    agenda_site.sim.wait_idle()
+    deliveries = [d for d in agenda_site.sim.deliveries if d.table == "Meeting Agendas"]
+    assert deliveries and deliveries[-1].trigger == "Item Created" and deliveries[-1].body["id"] == agenda["id"]
+
+
+# -- the reader -------------------------------------------------------------------------------------
+
+def test_an_events_agenda_is_read_in_rank_order_with_owners_and_minutes_in_one_site_request(stack, agenda_site):
+    item = synced_event(stack, agenda_site, "Reader order")
+    other = synced_event(stack, agenda_site, "Reader other event")
+    add_agenda(agenda_site, item, "Wrap up", rank="10")
+    add_agenda(agenda_site, item, "Numbers", rank="9", owner="bob@contoso.test", minutes=20)
+    add_agenda(agenda_site, item, "Welcome", rank=1, owner="carol@contoso.test", minutes="5")
+    add_agenda(agenda_site, item, "Any other business")            # no rank: last
+    add_agenda(agenda_site, item, "Numbers again", rank="9")       # a tie: by id
+    add_agenda(agenda_site, other, "Not this event", rank=0)
+    settle(stack)
+    site = svc().settings.sites[agenda_site.key]
+    stack.rapid.reset_log()
+    entries = agenda_of(svc(), site, agenda_site.sim.get("Meeting Events", item["id"]))
+    assert [(e.title, e.owner, e.minutes) for e in entries] == [
+        ("Welcome", "Carol Invitee", 5), ("Numbers", "Bob Invitee", 20), ("Numbers again", "", None),
+        ("Wrap up", "", None), ("Any other business", "", None)]
+    assert stack.rapid.count(path_contains=f"/api/{agenda_site.key}/") == 1
+
+
+# -- the webhooks -----------------------------------------------------------------------------------
+
+def test_agenda_webhooks_are_accepted_per_site_and_ignored_where_agenda_is_off(stack, site):
+    body = {"id": 7, "title": "Intro", "meeting_event_id": 3, "__metadata": {"type": "Meeting Agendas"}}
+    on = post(stack, "acme/agenda-lookup/0/services/rapid-meetings/agenda/update", body)
+    assert on.status_code == 202 and on.json()["accepted"] == 1
+    off = post(stack, "acme/sales/0/services/rapid-meetings/agenda/update", body)
+    assert off.status_code == 202 and off.json() == {"accepted": 0, "jobs": [], "ignored": "agenda is off for acme/sales"}
+    assert post(stack, "acme/agenda-lookup/0/services/rapid-meetings/agenda/update", [body]).status_code == 400
+    assert post(stack, "acme/agenda-lookup/0/services/rapid-meetings/agenda/delete", [7, 8]).json()["accepted"] == 2
+    refused = post(stack, "acme/agenda-link/0/services/rapid-meetings/agenda/create", body, key=None)
+    assert refused.status_code == 401
+    settle(stack)
+
+
+def test_a_burst_of_20_agenda_changes_syncs_the_event_once(stack, agenda_site, updates):
+    item = synced_event(stack, agenda_site, "Burst")
+    updates.clear()
+    started = time.monotonic()
+    agenda = [add_agenda(agenda_site, item, f"Topic {n}", rank=n) for n in range(10)]
+    for n, entry in enumerate(agenda):
+        agenda_site.sim.update_item("Meeting Agendas", entry["id"], rank=20 - n)
+    assert time.monotonic() - started < 3
+    settle(stack)
+    assert updates.count(str(item["id"])) == 1
+
+
+def test_agenda_items_deleted_with_an_ids_only_body_update_the_event_they_were_seen_with(
+        stack, agenda_site, updates, quick_settle, monkeypatch):
+    item = synced_event(stack, agenda_site, "Deleted by id")
+    add_agenda(agenda_site, item, "Stays")
+    gone = [add_agenda(agenda_site, item, f"Goes {n}") for n in (1, 2)]
+    settle(stack)
+    updates.clear()
+    stack.rapid.reset_log()
+    monkeypatch.setattr(agenda_site.sim.variant, "deleted_body", "ids")  # "Items Deleted" as a list of ids
+    agenda_site.sim.delete_items("Meeting Agendas", [g["id"] for g in gone])
+    settle(stack)
+    assert [d.body for d in agenda_site.sim.deliveries][-1] == [g["id"] for g in gone]
+    assert updates == [str(item["id"])]
+    # the index named their event: the deleted items were not read
+    assert stack.rapid.count("GET", "/lists/Meeting Agendas/items/") == 0
+
+
+def test_an_agenda_item_moved_to_another_event_updates_both(stack, agenda_site, updates, quick_settle):
+    one = synced_event(stack, agenda_site, "Move from")
+    two = synced_event(stack, agenda_site, "Move to")
+    entry = add_agenda(agenda_site, one, "Travels")
+    settle(stack)
+    updates.clear()
+    if agenda_site.sim.variant.agenda_link == "lookup":
+        agenda_site.sim.update_item("Meeting Agendas", entry["id"], meeting_event_id=two["id"])
+    else:
+        agenda_site.sim.update_item("Meeting Agendas", entry["id"], LinkedItemsToRemove=[f"Meeting Events/{one['id']}"],
+                                    LinkedItemsToAdd=[f"Meeting Events/{two['id']}"])
+    settle(stack)
+    assert sorted(updates) == sorted([str(one["id"]), str(two["id"])])
+
+
+def test_with_agenda_off_nothing_about_agendas_is_read(stack, site, updates):
+    item = synced_event(stack, site, "Agenda off")
+    stack.rapid.reset_log()
+    updates.clear()
+    add_agenda(site, item, "Not shown")
+    site.sim.update_item("Meeting Events", item["id"], title="Agenda off, renamed")
+    settle(stack)
+    assert agenda_reads(stack, site) == 0
+    assert updates == [str(item["id"])]
+    assert eventually(lambda: [e for e in stack.graph.events(ORGANISER) if e["subject"] == "Agenda off, renamed"])
