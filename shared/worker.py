@@ -20,6 +20,7 @@ from .subscriptions import apply_subscription_item, handle_lifecycle, register_m
 from .sync import apply_site_event
 from .sync_now import HANDLERS as SYNC_NOW_HANDLERS
 from .sync_status import observed
+from .teams import JOIN_URL_OP, fetch_join_url
 from .work_queue import new_job
 
 log = logging.getLogger("rapid_meetings")
@@ -55,6 +56,7 @@ HANDLERS = {
     "subscription_item.delete": lambda svc, t: remove_subscription_item(svc, _site(svc, t), t["item"], t.get("meeting")),
     "outlook.change": _outlook_change,
     "outlook.lifecycle": lambda svc, t: handle_lifecycle(svc, t["sub"], t["event"]),
+    JOIN_URL_OP: fetch_join_url,
 }
 # site-side catch-up and "sync now" (issue 12); every handler tells its failures and the item's sync state
 HANDLERS = observed({**HANDLERS, SCHEDULE_OP: run_catch_up, **SYNC_NOW_HANDLERS})
