@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from urllib.parse import quote
 
 import requests
@@ -23,6 +24,7 @@ BATCH_LIMIT = 20
 
 
 MAILBOX_CONCURRENCY = 4  # Outlook's limit per app and mailbox
+PROVIDERS_CACHE_SECONDS = 3600  # what a calendar offers for online meetings changes with licences: rarely
 
 
 def _user(mailbox: str) -> str:
@@ -50,6 +52,7 @@ class GraphClient:
         self._session = session
         self._tokens = tokens
         self._limiter = limiter or MailboxLimiter()
+        self._providers: dict[str, tuple[float, tuple[str, ...]]] = {}
 
     def _call(self, method: str, path: str, what: str, headers: dict | None = None, **kwargs):
         url = path if "://" in path else self._base + path
@@ -95,6 +98,19 @@ class GraphClient:
         except RemoteNotFound:
             return False
         return True
+
+    def online_providers(self, mailbox: str) -> tuple[str, ...]:
+        """The online meeting providers the mailbox's calendar offers (calendar.md,
+        allowedOnlineMeetingProviders), read at most once an hour per mailbox and process."""
+        now, key = time.monotonic(), mailbox.lower()
+        cached = self._providers.get(key)
+        if cached and now - cached[0] < PROVIDERS_CACHE_SECONDS:
+            return cached[1]
+        calendar = self._call("GET", f"{_user(mailbox)}/calendar?$select=allowedOnlineMeetingProviders",
+                              "get calendar").json()
+        providers = tuple(calendar.get("allowedOnlineMeetingProviders") or ())
+        self._providers[key] = (now, providers)
+        return providers
 
     def find_tagged(self, mailbox: str, tag: str) -> list[dict]:
         flt = f"singleValueExtendedProperties/Any(ep: ep/id eq '{TAG_ID}' and ep/value eq '{tag.replace(chr(39), chr(39) * 2)}')"

@@ -21,6 +21,7 @@ from .subscriptions import apply_subscription_item, handle_lifecycle, register_m
 from .sync import apply_site_event
 from .sync_now import HANDLERS as SYNC_NOW_HANDLERS
 from .sync_status import observed
+from .teams import JOIN_URL_OP, fetch_join_url
 from .work_queue import new_job
 
 log = logging.getLogger("rapid_meetings")
@@ -59,6 +60,7 @@ HANDLERS = {
     "subscription_item.delete": lambda svc, t: remove_subscription_item(svc, _site(svc, t), t["item"], t.get("meeting")),
     "outlook.change": _outlook_change,
     "outlook.lifecycle": lambda svc, t: handle_lifecycle(svc, t["sub"], t["event"]),
+    JOIN_URL_OP: fetch_join_url,
     **{f"agenda.{action}": lambda svc, t: note_agenda_change(svc, _site(svc, t), t)
        for action in ("create", "update", "delete")},
 }

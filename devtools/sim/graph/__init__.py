@@ -10,6 +10,10 @@ behaviour open, each variant is a switch (constructor argument and attribute of 
   resource_spelling         "rotate" (default) | one of exchange.RESOURCE_SPELLINGS
   etag_form                 "exchange" (default) | "opaque"      a notification's resourceData.@odata.etag
   delta_token_lifetime      seconds (default 7 days); expire_delta_tokens() forces 410 SyncStateNotFound
+  join_info_after_reads     0 (default: in the create answer, as the online-meetings page shows) | N: a Teams
+                            meeting's onlineMeeting and body block arrive on the Nth read of the event
+  unsupported_provider      "ignore" (default: the event is made without) | "refuse" (400)  an online
+                            meeting asked of a calendar that does not offer the provider
 Outlook's limit of 4 concurrent requests per app and mailbox is enforced (429, counted per mailbox in
 mailbox_concurrency_refusals); enforce_concurrency_limit=False only counts, for tests that need more.
 
@@ -66,7 +70,8 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
                  validation_timeout: float = 10.0, notification_verify: bool | str = True,
                  if_match: str = "ignore", cancel_without_attendees: str = "refuse",
                  transaction_duplicate: str = "first", resource_spelling: str = "rotate",
-                 etag_form: str = "exchange", delta_token_lifetime: float = DELTA_TOKEN_LIFETIME):
+                 etag_form: str = "exchange", delta_token_lifetime: float = DELTA_TOKEN_LIFETIME,
+                 join_info_after_reads: int = 0, unsupported_provider: str = "ignore"):
         super().__init__(token_key, latency, latency_paths)
         self.if_match = if_match
         self.cancel_without_attendees = cancel_without_attendees
@@ -74,6 +79,8 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
         self.spell_resource = ResourceSpeller(resource_spelling)
         self.etag_form = etag_form
         self.delta_token_lifetime = delta_token_lifetime
+        self.join_info_after_reads = join_info_after_reads
+        self.unsupported_provider = unsupported_provider
         self.on_request = None  # tests: a callable run with each API request before it is served
         self.enforce_concurrency_limit = enforce_concurrency_limit
         self.duplicate_notifications = duplicate_notifications
@@ -197,6 +204,7 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
         r("GET", r"/(?P<tenant>[^/_][^/]*)/discovery/v2\.0/keys", lambda req: Response(200, {"keys": []}))
         r("POST", r"/v1\.0/\$batch", self._batch)
         r("GET", _U, self._get_user)
+        r("GET", _U + r"/calendar", self._get_calendar)
         r("GET", _U + _CAL + r"/events", self._list_events)
         r("POST", _U + _CAL + r"/events", self._post_event)
         r("GET", _U + _CAL + r"/events/(?P<id>[^/]+)", self._get_event)
