@@ -74,7 +74,7 @@ def _kind(method: str, path: str) -> str:
         if not rest:
             return f"{method} user"
         if rest[0] == "calendar":
-            rest = rest[1:]
+            rest = rest[1:] or ["calendar"]
         name = rest[0] if len(rest) <= 2 else f"{rest[0]}/{rest[2]}"
         return f"{method} {name}"
     return f"{method} {parts[0] if parts else path}"
@@ -632,10 +632,15 @@ class Bench:
         ok = c["graph"] == 2 and c["graph_reads"] == 1 and c["site_writes"] == 1
         self.row("2 requests/change: Teams create", fmt(c), "G 1 + 1 calendar read/h · site W 1", "—",
                  "POST + providers read once an hour; join URL in the one site write", "met" if ok else "not met")
-        c = results["Teams create, join URL late"]
-        ok = c["graph"] == 3 and c["graph_reads"] == 2 and c["site_writes"] == 2
-        self.row("2 requests/change: Teams create, URL late", fmt(c), "G 1 + 1 read/retry · site W 2", "—",
-                 "re-read until it is there (here 2), 1 more site write", "met" if ok else "not met")
+        # Graph filling the join information in is a change of the event: its `updated` notification is read
+        # once more (and writes nothing): counted here, not as an echo of ours
+        late = echoes.pop("Teams create, join URL late")
+        c = {k: results["Teams create, join URL late"][k] + late[k] for k in ("graph", "graph_reads", "site_reads",
+                                                                               "site_writes")}
+        ok = c["graph"] == 4 and c["graph_reads"] == 3 and c["site_writes"] == 2
+        self.row("2 requests/change: Teams create, URL late", fmt(c), "G 1 + 1 read/retry + 1 · site W 2", "—",
+                 "re-read until there (here 2) + Teams' notification read; 1 more site write",
+                 "met" if ok else "not met")
         c = results["answer"]
         ok = c["graph"] == c["graph_reads"] == 1 and c["site_writes"] == 1
         self.row("2 requests/change: invitee's answer", fmt(c), "G 1 read · site W 1", "—",
@@ -644,7 +649,7 @@ class Bench:
         decoded = [c for name, c in echoes.items() if name != "update, etag not decoded"]
         worst = max(decoded, key=lambda c: (c["graph"], c["site_writes"]))
         ok = all(e["graph"] == 0 and e["site_writes"] == 0 for e in decoded)
-        self.row("2 echo, etag decoded (unpublished; worst of 3)", fmt(worst), "G 0 · site W 0", "—",
+        self.row(f"2 echo, etag decoded (unpublished; worst of {len(decoded)})", fmt(worst), "G 0 · site W 0", "—",
                  "0 Graph, 0 site writes", "met" if ok else "not met")
         c = echoes["update, etag not decoded"]
         ok = c["graph"] == c["graph_reads"] == 1 and c["site_writes"] == 0

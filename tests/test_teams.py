@@ -136,3 +136,18 @@ def test_an_item_asks_for_teams_on_its_own_and_later(stack, site, teams_site, mo
     after = stack.graph.get_event(ORGANISER, event["id"])
     assert after["isOnlineMeeting"] is True and TEAMS_LINK in after["body"]["content"]
     assert site.sim.get("Meeting Events", item["id"])[JOIN] == after["onlineMeeting"]["joinUrl"]
+
+
+def test_an_item_switched_to_teams_while_its_webhook_was_lost_is_caught_up(stack, site, teams_site, monkeypatch):
+    from .test_catch_up import checkpoint, dropped, one_run
+
+    sites = svc().settings.sites
+    monkeypatch.setitem(sites, "acme/sales", dataclasses.replace(sites["acme/sales"], teams=False))
+    item, event = created_teams_event(stack, site, "Teams: missed switch", **{ASKS: False})
+    checkpoint()
+    with dropped(site, "Meeting Events", "Item Updated"):
+        site.sim.update_item("Meeting Events", item["id"], **{ASKS: True})
+        settle(stack)
+    assert stack.graph.get_event(ORGANISER, event["id"])["isOnlineMeeting"] is False
+    one_run(stack)
+    assert stack.graph.get_event(ORGANISER, event["id"])["isOnlineMeeting"] is True
