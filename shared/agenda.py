@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .config import SiteConfig
+from .html_body import AGENDA_HEADING  # how the body's splitter finds the section
 from .rapid_items import lookup_id, universal_link_ids
 
 if TYPE_CHECKING:
     from .services import Services
 
 log = logging.getLogger("rapid_meetings")
-AGENDA_HEADING = "Agenda (from RAPID)"  # how the body's splitter finds the section (shared/html_body.py)
 UNTITLED = "(untitled)"
 
 

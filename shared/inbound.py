@@ -116,7 +116,9 @@ def _apply(svc: Services, site, sub: Subscription, link, event_id: str, event: d
         _say(site, link.item_id, "Outlook change for an item the site no longer has: ignored", event=event_id)
         return "ignored"
     try:
-        site_now = synced_from_site(item, site.col, link.synced.attendees, site.zone)
+        # the agenda section is the site's agenda items (not re-read for an Outlook change): as last synced
+        site_now = replace(synced_from_site(item, site.col, link.synced.attendees, site.zone),
+                           agenda=link.synced.agenda)
     except ValueError:
         site_now = link.synced  # the site's copy is unreadable: Outlook's change repairs it
     plan = converge(svc, site, link, site_now, item.get("modified"), event)

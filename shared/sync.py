@@ -10,6 +10,7 @@ import logging
 import uuid
 from dataclasses import dataclass, replace
 
+from .agenda import agenda_html, agenda_of
 from .config import SiteConfig
 from .errors import JobAbandoned, RemoteError, RemoteNotFound, Throttled, TransientError
 from .mapping import Synced, item_sensitivity, keep_outlook_parts, look_on_create, outlook_patch, outlook_payload, site_fields, synced_from_outlook, synced_from_site
@@ -76,6 +77,8 @@ def resolve_target(svc: Services, site: SiteConfig, item: dict) -> Target:
         synced = synced_from_site(item, site.col, tuple(attendees), site.zone)
     except ValueError as e:
         raise JobAbandoned(f"item {item_id}: {e}") from None
+    if site.agenda:  # the event's agenda items, as the section at the end of its body (shared/agenda.py)
+        synced = replace(synced, agenda=agenda_html(agenda_of(svc, site, item)))
     return Target(mailbox=organiser[0], synced=synced, meeting_id=meeting_id,
                   sensitivity=item_sensitivity(item, site.private_column, site.sensitivity),
                   online=wants_teams(site, item))

@@ -16,6 +16,7 @@ import pytest
 from devtools.stack import ORGANISER
 from shared.agenda import AGENDA_HEADING, AgendaEntry, agenda_html, agenda_of, events_of
 from shared.config import ConfigError, settings_from
+from shared.html_body import split_body
 
 from .conftest import eventually, new_meeting, post, settle
 
@@ -55,6 +56,8 @@ def updates(monkeypatch):
 
 
 def synced_event(stack, world, title: str) -> dict:
+    """A synced event; its title names the site (the agenda sites share one organiser's calendar)."""
+    title = f"{title} ({world.key})"
     meeting = new_meeting(world, title=f"{title} series")
     item = world.sim.create_item("Meeting Events", title=title, meeting_id=meeting["id"],
                                  start_date="2026-12-07T09:00:00Z", end_date="2026-12-07T10:00:00Z",
@@ -72,6 +75,23 @@ def add_agenda(world, event: dict, title: str, rank=None, owner: str | None = No
     if minutes is not None:
         fields["duration"] = minutes
     return world.sim.create_item("Meeting Agendas", **fields)
+
+
+def invitation(stack, item: dict) -> dict:
+    """The item's Outlook event, as Outlook holds it."""
+    [event] = [e for e in stack.graph.events(ORGANISER) if e["subject"] == item["title"]]
+    return event
+
+
+def invitation_agenda(stack, item: dict) -> list[str]:
+    """The agenda section's lines in the item's Outlook event."""
+    from bs4 import BeautifulSoup
+
+    description, agenda, _ = split_body(invitation(stack, item)["body"]["content"])
+    if not agenda:
+        return []
+    assert AGENDA_HEADING in BeautifulSoup(agenda, "html.parser").get_text()
+    return [li.get_text() for li in BeautifulSoup(agenda, "html.parser").find_all("li")]
 
 
 def agenda_reads(stack, world) -> int:
@@ -122,7 +142,7 @@ def test_the_simulated_site_ties_agenda_items_to_events_by_lookup_or_by_universa
     agenda = add_agenda(agenda_site, item, "Welcome", rank=10)
     assert agenda["rank"] == "10"  # a String system field
     if agenda_site.sim.variant.agenda_link == "lookup":
-        assert (agenda["meeting_event_id"], agenda["meeting_event"]) == (item["id"], "Sim agenda")
+        assert (agenda["meeting_event_id"], agenda["meeting_event"]) == (item["id"], item["title"])
     else:
         assert "meeting_event_id" not in agenda
         assert agenda_site.sim.linked_ids("Meeting Agendas", agenda["id"]) == [item["id"]]
@@ -155,6 +175,79 @@ def test_an_events_agenda_is_read_in_rank_order_with_owners_and_minutes_in_one_s
     assert stack.rapid.count(path_contains=f"/api/{agenda_site.key}/") == 1
 
 
+# -- the invitation ---------------------------------------------------------------------------------
+
+def test_an_events_invitation_lists_its_agenda_in_rank_order(stack, agenda_site, quick_settle):
+    item = synced_event(stack, agenda_site, "Invitation order")
+    add_agenda(agenda_site, item, "Decisions", rank=3, minutes=30)
+    add_agenda(agenda_site, item, "Welcome", rank=1, owner="carol@contoso.test", minutes=5)
+    add_agenda(agenda_site, item, "Numbers <Q4> & risks", rank=2, owner="bob@contoso.test")
+    settle(stack)
+    assert invitation_agenda(stack, item) == [
+        "Welcome — Carol Invitee, 5 min", "Numbers <Q4> & risks — Bob Invitee", "Decisions — 30 min"]
+    body = invitation(stack, item)["body"]["content"]
+    assert split_body(body)[0].endswith("<p>Be on time</p>")  # the description first, the agenda after it
+    # the section is Outlook's only: the site's description never receives it
+    assert agenda_site.sim.get("Meeting Events", item["id"])["description"] == "<p>Be on time</p>"
+
+
+def test_a_new_event_is_created_with_its_agenda(stack, agenda_site):
+    meeting = new_meeting(agenda_site, title="Created with agenda series")
+    item = agenda_site.sim.create_item("Meeting Events", title=f"Created with agenda ({agenda_site.key})",
+                                       meeting_id=meeting["id"],
+                                       start_date="2026-12-08T09:00:00Z", end_date="2026-12-08T10:00:00Z")
+    add_agenda(agenda_site, item, "First topic", rank=1)
+    settle(stack)
+    assert invitation_agenda(stack, item) == ["First topic"]
+
+
+def test_reordering_two_agenda_items_updates_the_invitation_once(stack, agenda_site, quick_settle):
+    item = synced_event(stack, agenda_site, "Reorder")
+    first = add_agenda(agenda_site, item, "Alpha", rank=1)
+    second = add_agenda(agenda_site, item, "Beta", rank=2)
+    settle(stack)
+    assert invitation_agenda(stack, item) == ["Alpha", "Beta"]
+    stack.graph.reset_log()
+    agenda_site.sim.update_item("Meeting Agendas", first["id"], rank=2)
+    agenda_site.sim.update_item("Meeting Agendas", second["id"], rank=1)
+    settle(stack)
+    assert invitation_agenda(stack, item) == ["Beta", "Alpha"]
+    [patch] = [e.body for e in stack.graph.log if e.method == "PATCH" and "/events/" in e.path]
+    assert set(patch) == {"body"}  # only the body: the rest of the event is as it was
+
+
+def test_deleting_an_agenda_item_removes_it_from_the_invitation(stack, agenda_site, quick_settle):
+    item = synced_event(stack, agenda_site, "Delete topic")
+    add_agenda(agenda_site, item, "Keep", rank=1)
+    gone = add_agenda(agenda_site, item, "Drop", rank=2)
+    settle(stack)
+    assert invitation_agenda(stack, item) == ["Keep", "Drop"]
+    agenda_site.sim.delete_items("Meeting Agendas", gone["id"])
+    settle(stack)
+    assert invitation_agenda(stack, item) == ["Keep"]
+    last = add_agenda(agenda_site, item, "Only")
+    agenda_site.sim.delete_items("Meeting Agendas", [i["id"] for i in agenda_site.sim.items("Meeting Agendas")
+                                                     if i["id"] != last["id"] and i["title"] == "Keep"])
+    agenda_site.sim.delete_items("Meeting Agendas", last["id"])
+    settle(stack)
+    assert invitation_agenda(stack, item) == []  # no items, no section
+
+
+def test_an_outlook_edit_of_the_description_keeps_the_agenda_section(stack, agenda_site, quick_settle):
+    item = synced_event(stack, agenda_site, "Outlook edit")
+    add_agenda(agenda_site, item, "Stays in Outlook", rank=1)
+    settle(stack)
+    event = invitation(stack, item)
+    assert "Be on time" in event["body"]["content"]
+    stack.graph.outlook_update(ORGANISER, event["id"], body={
+        "contentType": "html", "content": event["body"]["content"].replace("Be on time", "Bring slides")})
+    eventually(lambda: agenda_site.sim.get("Meeting Events", item["id"])["description"] != "<p>Be on time</p>", 20,
+               what="the Outlook edit in the site")
+    settle(stack)
+    assert "Stays in Outlook" not in agenda_site.sim.get("Meeting Events", item["id"])["description"]
+    assert invitation_agenda(stack, item) == ["Stays in Outlook"]
+
+
 # -- the webhooks -----------------------------------------------------------------------------------
 
 def test_agenda_webhooks_are_accepted_per_site_and_ignored_where_agenda_is_off(stack, site):
@@ -170,9 +263,10 @@ def test_agenda_webhooks_are_accepted_per_site_and_ignored_where_agenda_is_off(s
     settle(stack)
 
 
-def test_a_burst_of_20_agenda_changes_syncs_the_event_once(stack, agenda_site, updates):
+def test_a_burst_of_20_agenda_changes_costs_one_graph_patch(stack, agenda_site, updates):
     item = synced_event(stack, agenda_site, "Burst")
     updates.clear()
+    stack.graph.reset_log()
     started = time.monotonic()
     agenda = [add_agenda(agenda_site, item, f"Topic {n}", rank=n) for n in range(10)]
     for n, entry in enumerate(agenda):
@@ -180,6 +274,8 @@ def test_a_burst_of_20_agenda_changes_syncs_the_event_once(stack, agenda_site, u
     assert time.monotonic() - started < 3
     settle(stack)
     assert updates.count(str(item["id"])) == 1
+    assert stack.graph.count("PATCH", "/events/") == 1 and stack.graph.count("GET", "/events/") == 1
+    assert invitation_agenda(stack, item) == [f"Topic {n}" for n in reversed(range(10))]
 
 
 def test_agenda_items_deleted_with_an_ids_only_body_update_the_event_they_were_seen_with(
