@@ -42,6 +42,12 @@ Why this is safe:
   keeps its id: it runs unless a later job covers it.
 - The margin covers clock differences between hosts and the queue service (a few ms in Azure).
 With AGENDA_SETTLE_SECONDS=0 every change sends its job at once (no coalescing).
+
+When webhooks were lost, the site-side catch-up (shared/catch_up.py) asks `changed_agendas`: the agenda
+items modified since its last run give their events (the row's lookup, the index, or a read of the item),
+and each linked one whose agenda, read again, renders differently from its invitation's is synced. The
+sweep (`swept_agendas`) compares the index with the agenda items the site still has: the events of
+items deleted meanwhile are compared the same way, and those index rows are dropped.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ import logging
 import uuid
 from datetime import timedelta
 
-from .agenda import events_of
+from .agenda import agenda_html, agenda_of, events_of
 from .config import SiteConfig
 from .mapping import format_utc, parse_utc
 from .rapid_items import sorted_ids
@@ -115,3 +121,41 @@ def note_agenda_change(svc: Services, site: SiteConfig, task: dict) -> str:
         return "noop"
     sent = [schedule_event_update(svc, site, event, f"agenda item {item_id} {action}d") for event in events]
     return "scheduled" if any(sent) else "coalesced"
+
+
+def _differing(svc: Services, site: SiteConfig, event_ids) -> list[str]:
+    """The linked events among these whose agenda, read now, is not the one their invitation shows."""
+    differ = []
+    for event_id in sorted_ids(event_ids):
+        link = svc.store.get_link(site.key, event_id)
+        if link is None or link.pending or link.removing:
+            continue  # never synced, or going: the event's own sync decides
+        if agenda_html(agenda_of(svc, site, {"id": event_id})) != link.synced.agenda:
+            differ.append(event_id)
+    return differ
+
+
+def changed_agendas(svc: Services, site: SiteConfig, since_filter: str | None, point_reads: int = 200) -> list[str]:
+    """Catch-up: events whose agenda items were modified (`since_filter`) and whose agenda now differs."""
+    rapid, touched, unknown = svc.rapid(site), set(), []
+    for row in rapid.query("agendas", since_filter):
+        if "id" not in row:
+            continue
+        named = events_of(row, site)       # a lookup shows in list rows; links do not (SPEC §1a)
+        before = svc.ops.agenda_events(site.key, str(row["id"]))  # an item moved away leaves its old event too
+        touched.update(named or [], before or [])
+        if named is None and before is None:
+            unknown.append(str(row["id"]))
+    for agenda_id in unknown[:point_reads]:
+        item = rapid.get_item("agendas", agenda_id)
+        touched.update((events_of(item, site) or []) if item else [])
+    return _differing(svc, site, touched)
+
+
+def swept_agendas(svc: Services, site: SiteConfig) -> list[str]:
+    """Sweep: events that lost agenda items while their webhooks were lost, and whose agenda now differs."""
+    alive = {str(r["id"]) for r in svc.rapid(site).query("agendas", None, ("id",)) if "id" in r}
+    dead = {i: events for i, events in svc.ops.agenda_index(site.key).items() if i not in alive}
+    differ = _differing(svc, site, {e for events in dead.values() for e in events})
+    svc.ops.forget_agenda_items(site.key, sorted(dead))
+    return differ

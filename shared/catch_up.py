@@ -14,6 +14,9 @@ so each site is read on a schedule and Outlook brought back in line.
 - the sweep: every link is checked against the ids the site still has; an item deleted while its
   webhooks were lost gets its Outlook event cancelled. Meetings without a registration are registered.
 - `full=True` (a whole-site "sync now"): every item is compared, not only the recent ones.
+- sites with `agenda`: the agenda items modified since the last run, and (sweep) those deleted, give
+  their events; each whose agenda renders differently from its invitation's is synced
+  (shared/agenda_changes.py). An event's own comparison leaves the agenda section aside.
 
 The comparison mirrors sync.resolve_target, in bulk: one query for the changed meetings and one for
 the people, and one item GET only where the scalar columns are unchanged and the multi-lookups (which
@@ -27,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
+from .agenda_changes import changed_agendas, swept_agendas
 from .config import SiteConfig
 from .mapping import format_utc, item_sensitivity, parse_utc, synced_from_site
 from .teams import wants_teams
@@ -197,6 +201,9 @@ def _compare(svc: Services, site: SiteConfig, since, found: Findings) -> None:
             unsure.append((row, link))
     for item_id, why in _attendee_changes(svc, site, unsure, found):
         enqueue("event.update", item_id, why)
+    if site.agenda:  # the agenda section: its items' own changes (shared/agenda_changes.py)
+        for item_id in changed_agendas(svc, site, flt, POINT_READS):
+            enqueue("event.update", item_id, "its agenda differs from the invitation's")
 
 
 def _emails(svc: Services, site: SiteConfig, list_name: str, ids: list[str]) -> dict[str, str]:
@@ -259,6 +266,11 @@ def _sweep(svc: Services, site: SiteConfig, found: Findings) -> None:
             found.tasks.append({"op": "event.delete", "site": site.key, "item": link.item_id})
             log.info("site=%s item=%s sweep: gone from the site, its Outlook event goes too (event=%s)",
                      site.key, link.item_id, link.event_id)
+    if site.agenda:  # agenda items deleted while their webhooks were lost
+        for item_id in swept_agendas(svc, site):
+            if ("event.update", item_id) not in queued:
+                found.tasks.append({"op": "event.update", "site": site.key, "item": item_id})
+                log.info("site=%s item=%s sweep: agenda items gone from the site", site.key, item_id)
     registered = {m.meeting_id for m in store.meetings(site.key) if m.subscription_id}
     col = site.col
     for row in rapid.query("meetings", None, ("id", f"{col('organiser')}_id")):

@@ -136,6 +136,20 @@ class OpsStore(Store):
                 memo.clear()
             memo.update({(site, i): e for i, e in chunk})
 
+    def agenda_index(self, site: str) -> dict[str, list[str]]:
+        """The whole index of a site: agenda item → events (the sweep)."""
+        rows = self._table(OPS).query_entities("PartitionKey eq @pk", parameters={"pk": table_key(f"agenda|{site}")})
+        return {from_key(e["RowKey"]): [i for i in e["events"].split(",") if i] for e in rows}
+
+    def forget_agenda_items(self, site: str, agenda_ids: list[str]) -> None:
+        memo = self.__dict__.setdefault("_agenda_memo", {})
+        for agenda_id in agenda_ids:
+            memo.pop((site, agenda_id), None)
+            try:
+                self._table(OPS).delete_entity(table_key(f"agenda|{site}"), table_key(agenda_id))
+            except ResourceNotFoundError:
+                pass
+
     def agenda_due(self, site: str, event_id: str) -> AgendaDue | None:
         """The agenda update of the event last enqueued: when it becomes visible, its job."""
         entity = self._get(OPS, f"agendadue|{site}", event_id)

@@ -327,3 +327,50 @@ def test_with_agenda_off_nothing_about_agendas_is_read(stack, site, updates):
     assert agenda_reads(stack, site) == 0
     assert updates == [str(item["id"])]
     assert eventually(lambda: [e for e in stack.graph.events(ORGANISER) if e["subject"] == "Agenda off, renamed"])
+
+
+# -- the site-side catch-up -------------------------------------------------------------------------
+
+def catch_up_once(stack, world, sweep: bool = False) -> None:
+    from .test_catch_up import checkpoint
+
+    checkpoint(world.key, sweep=sweep)
+    before = svc().ops.run("catch_up", world.key).finished
+    stack.host.run_function("site_catch_up")
+    eventually(lambda: svc().ops.run("catch_up", world.key).finished != before, 30, what="the catch-up run")
+    settle(stack)
+
+
+def test_an_agenda_change_whose_webhook_was_lost_reaches_the_invitation_in_one_catch_up_run(stack, agenda_site):
+    from .test_catch_up import dropped
+
+    item = synced_event(stack, agenda_site, "Caught up agenda")
+    first = add_agenda(agenda_site, item, "First", rank=1)
+    settle(stack)
+    catch_up_once(stack, agenda_site)  # nothing differs: nothing enqueued
+    assert svc().ops.run("catch_up", agenda_site.key).counts["enqueued"] == 0
+    with dropped(agenda_site, "Meeting Agendas", "Item Created", "Item Updated"):
+        agenda_site.sim.update_item("Meeting Agendas", first["id"], title="First, renamed")
+        add_agenda(agenda_site, item, "Second", rank=2)
+        settle(stack)
+        assert invitation_agenda(stack, item) == ["First"]
+        stack.graph.reset_log()
+        catch_up_once(stack, agenda_site)
+    assert invitation_agenda(stack, item) == ["First, renamed", "Second"]
+    assert stack.graph.count("PATCH", "/events/") == 1
+
+
+def test_an_agenda_item_deleted_while_its_webhooks_were_lost_leaves_the_invitation_in_one_sweep(stack, agenda_site):
+    from .test_catch_up import dropped
+
+    item = synced_event(stack, agenda_site, "Swept agenda")
+    add_agenda(agenda_site, item, "Kept", rank=1)
+    gone = add_agenda(agenda_site, item, "Deleted unseen", rank=2)
+    settle(stack)
+    with dropped(agenda_site, "Meeting Agendas", "Item Deleted", "Items Deleted"):
+        agenda_site.sim.delete_items("Meeting Agendas", gone["id"])
+        settle(stack)
+        assert invitation_agenda(stack, item) == ["Kept", "Deleted unseen"]
+        catch_up_once(stack, agenda_site, sweep=True)
+    assert invitation_agenda(stack, item) == ["Kept"]
+    assert svc().ops.agenda_events(agenda_site.key, str(gone["id"])) is None  # its index row is dropped
