@@ -78,7 +78,7 @@ def print_webhook_urls(env: dict, base: str, only: str | None) -> int:
             continue
         token = site_token(settings.webhook_secrets[0], site.key)
         print(site.key)
-        for route in routes:
+        for route in routes + (("agenda/create", "agenda/update", "agenda/delete") if site.agenda else ()):
             print(f"  {base}/{site.key}/0/services/rapid-meetings/{route}?site_token={token}")
     return 0
 

@@ -956,6 +956,9 @@ output webhookUrls object = {
   eventDelete: '${siteBase}/event/delete'
   subscriptionUpdate: '${siteBase}/subscriptions/update'
   subscriptionDelete: '${siteBase}/subscriptions/delete'
+  agendaCreate: '${siteBase}/agenda/create'
+  agendaUpdate: '${siteBase}/agenda/update'
+  agendaDelete: '${siteBase}/agenda/delete'
 }
 
 @description('The Graph notification endpoint, without its key. Store it with ?code=<function key> as the Key Vault secret named by notificationUrlSecretName.')
