@@ -221,7 +221,8 @@ class Bench:
 
         # figure 2 counts an answer and Teams creates (an item asks for Teams in its own column)
         self.stack = Stack(sales_options={"answers_column": "bench_answers", "teams_column": "bench_teams",
-                                          "join_url_column": "bench_join"})
+                                          "join_url_column": "bench_join"},
+                           agenda_sites=("lookup",))  # figure 2 counts agenda changes on acme/agenda-lookup
         self.rows: list[dict] = []
         self.notes: list[str] = []
         self.hosts: list[Host] = []
@@ -549,6 +550,63 @@ class Bench:
     def figure2_requests_per_change(self) -> None:
         progress("figure 2: requests per change (no simulator latency)")
         self.guarded("2 requests per change", self._requests_per_change)
+        self.guarded("2 requests per agenda change", self._requests_per_agenda_change)
+
+    def _requests_per_agenda_change(self) -> None:
+        """An agenda item changed in the site (acme/agenda-lookup, `agenda` on): the event's invitation
+        follows after AGENDA_SETTLE_SECONDS; a burst of 20 changes within that window costs one update."""
+        from .stack import ORGANISER
+
+        graph, site = self.stack.graph, self.stack.sites["acme/agenda-lookup"]
+        sim = site.sim
+        meeting = sim.create_item("Meetings", title="Bench: agenda", organiser_id=site.principals[ORGANISER])
+        item = sim.create_item("Meeting Events", title="Bench: agenda", meeting_id=meeting["id"],
+                               start_date="2026-12-03T09:00:00Z", end_date="2026-12-03T10:00:00Z",
+                               description="<p>Agenda bench</p>", invitees=[site.principals["bob@contoso.test"]])
+        topics = [sim.create_item("Meeting Agendas", title=f"Topic {n}", rank=n, meeting_event_id=item["id"],
+                                  owner_id=site.principals["carol@contoso.test"], duration=10) for n in range(5)]
+        self.settle()
+
+        def measure(change) -> tuple[dict, dict, float]:
+            g0, r0 = len(graph.log), len(self.stack.rapid.log)
+            graph.pause_notifications()
+            started = time.perf_counter()
+            try:
+                change()
+                self.settle()
+            finally:
+                g1, r1 = len(graph.log), len(self.stack.rapid.log)
+                graph.resume_notifications(drop=False)
+            patched = max((t for e, _, t in self.graph_updates if e == item["sys_external_id"]), default=0)
+            counts = self._counts(g0, r0)
+            self.settle()
+            return counts, self._counts(g1, r1), patched
+
+        item = sim.get("Meeting Events", item["id"])
+        t0 = time.time()
+        one, echo, patched = measure(lambda: sim.update_item("Meeting Agendas", topics[0]["id"], title="Topic 0, renamed"))
+        delay = patched - t0 if patched else float("nan")
+
+        def burst():
+            for n in range(20):
+                sim.update_item("Meeting Agendas", topics[n % 5]["id"], rank=100 - n)
+        many, many_echo, _ = measure(burst)
+
+        def fmt(c):
+            return f"G {c['graph']} (R {c['graph_reads']}) · site R {c['site_reads']} W {c['site_writes']}"
+        ok = one["graph"] == 2 and one["graph_reads"] == 1 and one["site_writes"] == 0
+        self.row("2 requests/change: agenda change", fmt(one), "G 1 read + 1 PATCH", "—",
+                 "1 Graph read + 1 PATCH, 0 site writes", "met" if ok else "not met")
+        ok = many["graph"] == 2 and many["graph_reads"] == 1
+        self.row("2 requests/burst: 20 agenda changes", fmt(many) + f" = G {many['graph'] / 20:.2f}/change",
+                 "G 40 one update per change", f"{many['graph'] / 40:.3f}×", "1 Graph read + 1 PATCH per burst",
+                 "met" if ok else "not met")
+        for name, c in (("agenda change", one), ("echo of agenda change", echo), ("20 agenda changes", many),
+                        ("echo of 20 agenda changes", many_echo)):
+            self.notes.append(f"2: {name}: Graph {dict(c['graph_detail']) or '{}'}; site reads {c['site_reads']}, "
+                              f"writes {c['site_writes']}; tokens {c['tokens']}")
+        self.notes.append(f"2: agenda change to Outlook PATCH: {delay:.1f} s (AGENDA_SETTLE_SECONDS "
+                          f"{self.stack.settings().get('AGENDA_SETTLE_SECONDS', '5 (default)')})")
 
     def _requests_per_change(self) -> None:
         from .stack import ORGANISER
