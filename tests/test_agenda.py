@@ -374,3 +374,27 @@ def test_an_agenda_item_deleted_while_its_webhooks_were_lost_leaves_the_invitati
         catch_up_once(stack, agenda_site, sweep=True)
     assert invitation_agenda(stack, item) == ["Kept"]
     assert svc().ops.agenda_events(agenda_site.key, str(gone["id"])) is None  # its index row is dropped
+
+
+def test_the_playground_adds_edits_and_deletes_agenda_items_as_the_sites_person(stack, agenda_site):
+    import requests
+
+    item = synced_event(stack, agenda_site, "Playground agenda")
+    page = f"{stack.rapid.base_url}/_sim/sites/{agenda_site.tenant}/{agenda_site.name}"
+    session = requests.Session()
+    session.trust_env = False
+    added = session.post(f"{page}/agendas", data={"event_id": item["id"], "title": "From <the> page", "rank": "2",
+                                                  "owner_id": agenda_site.principals["bob@contoso.test"],
+                                                  "duration": "15"}, verify=stack.graph.ca_path, allow_redirects=False)
+    assert added.status_code == 303 and "error" not in added.headers["Location"]
+    [entry] = [a for a in agenda_site.sim.items("Meeting Agendas") if a["title"] == "From <the> page"]
+    assert (entry["rank"], entry["owner_id"], entry["duration"]) == ("2", agenda_site.principals["bob@contoso.test"], 15)
+    shown = session.get(page, verify=stack.graph.ca_path).text
+    assert "From &lt;the&gt; page" in shown and "From <the> page" not in shown
+    settle(stack)
+    assert invitation_agenda(stack, item) == ["From <the> page \u2014 Bob Invitee, 15 min"]
+    session.post(f"{page}/agendas/{entry['id']}", data={"title": "Renamed", "rank": "1"}, verify=stack.graph.ca_path)
+    session.post(f"{page}/agendas/{entry['id']}/delete", data={}, verify=stack.graph.ca_path)
+    assert agenda_site.sim.get("Meeting Agendas", entry["id"])["deleted"]
+    settle(stack)
+    assert invitation_agenda(stack, item) == []

@@ -13,6 +13,9 @@ back to the page; Jinja2 with autoescape; times are UTC (`datetime-local` inputs
   POST /_sim/sites/{tenant}/{site}/events                  create an event
   POST /_sim/sites/{tenant}/{site}/events/{id}             edit an event
   POST /_sim/sites/{tenant}/{site}/events/{id}/delete      delete an event
+  POST /_sim/sites/{tenant}/{site}/agendas                 add an agenda item to an event
+  POST /_sim/sites/{tenant}/{site}/agendas/{id}            edit an agenda item
+  POST /_sim/sites/{tenant}/{site}/agendas/{id}/delete     delete an agenda item
 
 Only the simulator serves these pages; the deployed app has nothing of them.
 """
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from .site import SiteSim
 
 MEETINGS, EVENTS, PRINCIPALS, CONTACTS = "Meetings", "Meeting Events", "Principals", "External Contacts"
+AGENDAS = "Meeting Agendas"
 STATUSES = ("", "Cancelled")
 HTML = "text/html; charset=utf-8"
 _SITE = r"/_sim/sites/(?P<tenant>[^/]+)/(?P<site>[^/]+)"
@@ -54,6 +58,9 @@ def register(sim: RapidSimulator) -> None:
     r("POST", _SITE + r"/events", pages.create_event)
     r("POST", _SITE + r"/events/(?P<id>\d+)", pages.update_event)
     r("POST", _SITE + r"/events/(?P<id>\d+)/delete", pages.delete_event)
+    r("POST", _SITE + r"/agendas", pages.create_agenda)
+    r("POST", _SITE + r"/agendas/(?P<id>\d+)", pages.update_agenda)
+    r("POST", _SITE + r"/agendas/(?P<id>\d+)/delete", pages.delete_agenda)
 
 
 # -- form values ---------------------------------------------------------------------------------
@@ -139,9 +146,15 @@ class SitePages:
             contacts = sorted(site.items(CONTACTS), key=lambda p: p["id"])
             meetings = sorted(site.items(MEETINGS), key=lambda m: m["id"])
             events = sorted(site.items(EVENTS), key=lambda e: (str(e.get("start_date") or ""), e["id"]))
+            agendas = site.items(AGENDAS)
             for event in events:
                 event["invitee_ids"] = site.linked_ids(EVENTS, event["id"], "invitees")
                 event["guest_ids"] = site.linked_ids(EVENTS, event["id"], "guests")
+                # by its lookup or by a universal link, as the site is designed (RapidVariant.agenda_link)
+                event["agenda"] = sorted(
+                    (a for a in agendas if a.get("meeting_event_id") == event["id"]
+                     or event["id"] in site.linked_ids(AGENDAS, a["id"])),
+                    key=_rank_order)
             deliveries = [{"time": datetime.fromtimestamp(d.time, timezone.utc).strftime("%H:%M:%S"),
                            "trigger": d.trigger, "table": d.table, "status": d.status, "error": d.error,
                            "item": d.body.get("id") if isinstance(d.body, dict) else None}
@@ -229,6 +242,48 @@ class SitePages:
             site.delete_items(EVENTS, item_id)
             return f"Event {item_id} deleted"
         return self._act(req, act)
+
+
+    def create_agenda(self, req: Request) -> Response:
+        def act(site, f):
+            event = one(f, "event_id")
+            if not event.isdigit() or not site.is_live(EVENTS, int(event)):
+                raise ValueError("An agenda item belongs to an event: choose one")
+            item = site.create_item(AGENDAS, **_agenda_fields(f), **site.agenda_link(int(event)))
+            return f"Agenda item {item['id']} added"
+        return self._act(req, act, f"#event-{one(form(req), 'event_id')}")
+
+    def update_agenda(self, req: Request) -> Response:
+        item_id = int(req.params["id"])
+
+        def act(site, f):
+            site.update_item(AGENDAS, item_id, **_agenda_fields(f))
+            return f"Agenda item {item_id} saved"
+        return self._act(req, act)
+
+    def delete_agenda(self, req: Request) -> Response:
+        item_id = int(req.params["id"])
+
+        def act(site, f):
+            site.delete_items(AGENDAS, item_id)
+            return f"Agenda item {item_id} deleted"
+        return self._act(req, act)
+
+
+def _rank_order(item: dict) -> tuple:
+    rank = str(item.get("rank") or "").strip()
+    return (0, int(rank), "", item["id"]) if rank.isdigit() else (1 if rank else 2, 0, rank, item["id"])
+
+
+def _agenda_fields(f: dict[str, list[str]]) -> dict:
+    title = one(f, "title")
+    if not title:
+        raise ValueError("An agenda item needs a title")
+    owner, minutes = one(f, "owner_id"), one(f, "duration")
+    if minutes and not minutes.isdigit():
+        raise ValueError("Minutes are a whole number")
+    return {"title": title, "rank": one(f, "rank") or None, "owner_id": int(owner) if owner.isdigit() else None,
+            "duration": int(minutes) if minutes else None}
 
 
 def _who(item: dict | None, item_id: int) -> str:
