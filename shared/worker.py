@@ -101,9 +101,12 @@ def _run_in_order(svc: Services, job: dict, tasks: list[dict]) -> list[str]:
             attempt = job.get("attempt", 0) + 1
             if attempt > MAX_RESCHEDULES:
                 raise  # the host retries, then moves it to the poison queue
-            delay = e.retry_after if isinstance(e, Throttled) else min(2.0 ** attempt, MAX_BACKOFF_SECONDS)
+            # the back-off grows with transient failures only: a 429 says itself how long to wait
+            failures = job.get("failures", 0) + (not isinstance(e, Throttled))
+            delay = e.retry_after if isinstance(e, Throttled) else min(2.0 ** failures, MAX_BACKOFF_SECONDS)
             rest = tasks[i:]
-            svc.queue.send(new_job(rest, attempt=attempt, job_id=job.get("id")), delay_seconds=delay)
+            svc.queue.send({**new_job(rest, attempt=attempt, job_id=job.get("id")), "failures": failures},
+                           delay_seconds=delay)
             log.warning("job=%s %s: %s; %d task(s) rescheduled in %gs (attempt %d)", job.get("id"),
                         "throttled" if isinstance(e, Throttled) else "transient failure", e, len(tasks) - i,
                         delay, attempt)
