@@ -206,6 +206,31 @@ def _recreate(svc: Services, old: Subscription) -> Subscription:
     return sub
 
 
+ROTATE_OP = "subscription.rotate"
+
+
+def rotate(svc: Services, sub_id: str) -> str:
+    """A new clientState for a subscription. Graph's update changes only expirationDateTime and
+    notificationUrl (resources/subscription.md, "Update subscription"), so the subscription is made
+    again: the new one first (for a moment both notify; a duplicate is claimed once), the meetings moved,
+    the old one forgotten and deleted from Graph, and a catch-up covers the swap. An operator rotates
+    after a clientState may have leaked (a log, a captured body): `POST ops/rotate-client-states`."""
+    old = svc.store.get_subscription(sub_id)
+    if old is None:
+        return "noop"
+    site = svc.site(old.site)
+    with mailbox_lease(svc, old.site, old.mailbox):
+        current = svc.store.get_subscription(sub_id)
+        if current is None:
+            return "noop"
+        new = _recreate(svc, current)
+    if new.id != current.id and not svc.graph(site).delete_subscription(current.id):
+        log.info("site=%s subscription %s was already gone from Graph", site.key, current.id)
+    log.warning("site=%s mailbox=%s clientState rotated: subscription %s replaced by %s", site.key, old.mailbox,
+                old.id, new.id)
+    return "rotated"
+
+
 def catch_up(svc: Services, sub: Subscription) -> int:
     """Read the calendar's changes since the last delta link and apply them to linked items."""
     site = svc.site(sub.site)

@@ -17,7 +17,8 @@ from .errors import JobAbandoned, PreconditionFailed, Throttled, TransientError
 from .inbound import apply_outlook_change
 from .services import Services
 from .store import Conflict
-from .subscriptions import apply_subscription_item, handle_lifecycle, register_meeting, remove_subscription_item
+from .subscriptions import (ROTATE_OP, apply_subscription_item, handle_lifecycle, register_meeting,
+                            remove_subscription_item, rotate)
 from .sync import apply_site_event
 from .sync_now import HANDLERS as SYNC_NOW_HANDLERS
 from .sync_status import observed
@@ -61,6 +62,7 @@ HANDLERS = {
     "outlook.change": _outlook_change,
     "outlook.lifecycle": lambda svc, t: handle_lifecycle(svc, t["sub"], t["event"]),
     JOIN_URL_OP: fetch_join_url,
+    ROTATE_OP: lambda svc, t: rotate(svc, t["sub"]),
     **{f"agenda.{action}": lambda svc, t: note_agenda_change(svc, _site(svc, t), t)
        for action in ("create", "update", "delete")},
 }
@@ -107,9 +109,12 @@ def _run_in_order(svc: Services, job: dict, tasks: list[dict]) -> list[str]:
             attempt = job.get("attempt", 0) + 1
             if attempt > MAX_RESCHEDULES:
                 raise  # the host retries, then moves it to the poison queue
-            delay = e.retry_after if isinstance(e, Throttled) else min(2.0 ** attempt, MAX_BACKOFF_SECONDS)
+            # the back-off grows with transient failures only: a 429 says itself how long to wait
+            failures = job.get("failures", 0) + (not isinstance(e, Throttled))
+            delay = e.retry_after if isinstance(e, Throttled) else min(2.0 ** failures, MAX_BACKOFF_SECONDS)
             rest = tasks[i:]
-            svc.queue.send(new_job(rest, attempt=attempt, job_id=job.get("id")), delay_seconds=delay)
+            svc.queue.send({**new_job(rest, attempt=attempt, job_id=job.get("id")), "failures": failures},
+                           delay_seconds=delay)
             log.warning("job=%s %s: %s; %d task(s) rescheduled in %gs (attempt %d)", job.get("id"),
                         "throttled" if isinstance(e, Throttled) else "transient failure", e, len(tasks) - i,
                         delay, attempt)
