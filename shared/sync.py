@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, replace
 
 from .config import SiteConfig
+from .conflicts import note_conflicts
 from .errors import JobAbandoned, RemoteError, RemoteNotFound, Throttled, TransientError
 from .mapping import Synced, item_sensitivity, look_on_create, outlook_patch, outlook_payload, site_fields, synced_from_outlook, synced_from_site
 from .rapid_items import lookup_id
@@ -169,6 +170,7 @@ def _create(svc: Services, site: SiteConfig, item: dict, target: Target, pending
     now = _write_external_id(svc, site, item, event["id"], read_back=True)
     if now is None or now.get("deleted") or _is_cancelled(site, now):
         return remove_outlook_event(svc, site, link, item_id, "deleted or cancelled while its event was being created")
+    note_conflicts(svc, site, item_id, target.mailbox, target.synced, event)  # who is busy then (if the site asks)
     _say(site, item_id, "created Outlook event", event=event["id"], mailbox=target.mailbox,
          content=target.synced.digest())
     return "created"
@@ -257,6 +259,8 @@ def converge(svc: Services, site: SiteConfig, link: EventLink, site_now: Synced,
     svc.store.save_link(replace(link, synced=merged, change_key=event.get("changeKey", ""),
                                 sensitivity=link.sensitivity if sensitivity is None else sensitivity))
     _note_answers(svc, site, link.item_id, event)
+    if (merged.start, merged.end, merged.all_day) != (base.start, base.end, base.all_day):  # moved, either side
+        note_conflicts(svc, site, link.item_id, link.mailbox, merged, event, before=base)
     return replace(plan, to_site=to_site, synced=merged)
 
 
