@@ -1,6 +1,7 @@
 """The site check (SPEC §6): what a configured site and its Microsoft 365 tenant really look like,
 read with the app's own settings, identity and network. It changes nothing: GETs to the site and to
-Graph, and the notification URL's validation handshake (a POST to this app that writes nothing).
+Graph, the notification URL's validation handshake (a POST to this app that writes nothing), and for a
+site with a conflicts column one getSchedule (a POST to Graph that only reads free/busy).
 
 Used by `python -m devtools.site_check` and by the admin-level HTTP function (functions/admin.py).
 Every check becomes a Finding (ok / warn / fail, with the fix); a network failure is a finding too,
@@ -14,6 +15,7 @@ import difflib
 import json
 import re
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlsplit
 
 from .config import DEFAULT_RAPID_SCOPE, ConfigError, Settings, SiteConfig, settings_from
@@ -27,6 +29,10 @@ SAMPLE_MEETINGS = 50    # organisers of the newest meetings
 MAX_MAILBOXES = 20
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 NETWORK_ERRORS = (RemoteError, TransientError, Throttled)
+# getSchedule (conflicts_column): includes/permissions/calendar-getschedule-permissions.md, least privileged first
+FREE_BUSY_ROLES = ("Calendars.ReadBasic", "Calendars.Read", "Calendars.ReadWrite")
+FREE_BUSY_CHECK = "free/busy for conflicts_column (getSchedule)"
+FREE_BUSY_FIX = "Calendars.ReadBasic (least privileged; Calendars.Read or Calendars.ReadWrite also allow it)"
 
 # The columns the app reads or writes, per list (SPEC §2), as keys of SiteConfig.col()
 LIST_COLUMNS = {
@@ -281,6 +287,10 @@ def _check_rapid(section: Section, svc, site: SiteConfig, _organisers) -> list[s
         shape = "a JSON array" if isinstance(body, list) else "an object with value" if isinstance(body, dict) else "?"
         section.add(OK, f"list {name} found", f"{_n(len(pages[key]), 'item')} on the first page (answered as {shape})")
     _check_columns(section, site, schemas, pages)
+    events_schema = schemas.get("events")
+    if site.conflicts_column and events_schema and site.conflicts_column not in events_schema:
+        section.add(FAIL, f"column {site.conflicts_column} not in {site.list_name('events')}", "(conflicts_column) "
+                    "per the schema", "add a text column for it in the designer, or fix conflicts_column in SITES")
     _guarded(section, "single lookups", _check_single_lookups, section, site, client, pages)
     if "events" in pages:
         _guarded(section, "multi-lookups", _check_links, section, svc, site, client, pages["events"])
@@ -541,6 +551,11 @@ def _check_graph(section: Section, svc, site: SiteConfig, organisers: list[str])
                     f"{grant}: {', '.join(missing)}")
     else:
         section.add(OK, "Graph roles", ", ".join(roles))
+    free_busy = bool(site.conflicts_column)
+    if free_busy and roles is not None and not set(roles) & set(FREE_BUSY_ROLES):
+        section.add(FAIL, FREE_BUSY_CHECK, f"the token's roles allow no getSchedule (has: {', '.join(roles) or 'none'})",
+                    f"{grant}: {FREE_BUSY_FIX}")
+        free_busy = False
     if not organisers:
         section.add(WARN, "organiser mailboxes", "no organiser found in the newest meetings",
                     "create a meeting with an organiser, then run the check again")
@@ -567,8 +582,23 @@ def _check_graph(section: Section, svc, site: SiteConfig, organisers: list[str])
         more = f" (of {len(organisers)}; the first {MAX_MAILBOXES} checked)" if len(organisers) > MAX_MAILBOXES else ""
         section.add(OK, "organiser mailboxes reachable", f"{len(reached)}{more}: {', '.join(reached[:5])}"
                     + (" …" if len(reached) > 5 else ""))
+        if free_busy:
+            _check_free_busy(section, svc, site, reached[0], grant)
         if "User.Read.All" in required:
             if error := probe(f"/users/{quote(reached[0], safe='@')}", "get user", **{"$select": "id"}):
                 section.add(FAIL, "user lookup (GET /users/{upn})", error, f"{grant}: User.Read.All")
             else:
                 section.add(OK, "user lookup (GET /users/{upn})", reached[0])
+
+
+def _check_free_busy(section: Section, svc, site: SiteConfig, mailbox: str, grant: str) -> None:
+    """The site turns conflicts on: one getSchedule of the organiser's own free/busy must answer (a POST
+    that reads only, sent as the sync sends it)."""
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    try:
+        svc.graph(site).get_schedule(mailbox, [mailbox], hour, hour + timedelta(hours=1), 60)
+    except NETWORK_ERRORS as e:
+        section.add(FAIL, FREE_BUSY_CHECK, str(e), f"{grant}: {FREE_BUSY_FIX}; a 403 with the permission granted: "
+                    "widen the application access policy to the organisers' mailboxes")
+        return
+    section.add(OK, FREE_BUSY_CHECK, f"read through {mailbox}")
