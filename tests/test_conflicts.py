@@ -181,6 +181,22 @@ def test_the_events_own_slot_is_never_reported_as_a_conflict(stack, site, confli
         stack.graph.free_busy_details = "subject"
 
 
+def test_an_all_day_event_is_not_its_own_conflict_and_names_an_all_day_absence(stack, site, conflicts_column):
+    stack.graph.outlook_create(BOB, subject="Conference", isAllDay=True, showAs="workingElsewhere",
+                               start={"dateTime": "2027-05-25T00:00:00", "timeZone": "GMT Standard Time"},
+                               end={"dateTime": "2027-05-26T00:00:00", "timeZone": "GMT Standard Time"})
+    # all day on 24 May in Europe/London: midnight to midnight, 23:00 UTC the day before
+    item = new_event(site, new_meeting(site), title="Conflicts: all day", all_day=True,
+                     start_date="2027-05-23T23:00:00Z", end_date="2027-05-24T23:00:00Z",
+                     invitees=[site.principals[BOB], site.principals[CAROL]])
+    settle(stack)
+    assert column_writes(stack, item["id"]) == []
+    site.sim.update_item("Meeting Events", item["id"], start_date="2027-05-24T23:00:00Z",
+                         end_date="2027-05-25T23:00:00Z")
+    settle(stack)
+    assert column(site, item["id"]) == "Bob is working elsewhere all day"
+
+
 # -- the decisions, pure ------------------------------------------------------------------------------
 
 def at(hour: int, minute: int = 0, day: int = 3) -> datetime:
