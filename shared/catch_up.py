@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from .config import SiteConfig
-from .mapping import format_utc, parse_utc, synced_from_site
+from .mapping import format_utc, item_sensitivity, parse_utc, synced_from_site
+from .teams import wants_teams
 from .rapid_items import column_ids, lookup_id
 from .services import Services
 from .store import EventLink
@@ -90,6 +91,7 @@ def _event_columns(site: SiteConfig) -> tuple[str, ...]:
     names += [col(n) for n in ("title", "description", "start_date", "end_date", "all_day", "location")]
     if site.multi_lookup == "column":
         names += [col("invitees"), col("guests")]
+    names += [c for c in (site.private_column, site.teams_column) if c]  # what the item asks of Outlook besides
     return tuple(dict.fromkeys(names))
 
 
@@ -180,12 +182,17 @@ def _compare(svc: Services, site: SiteConfig, since, found: Findings) -> None:
             enqueue("event.update", item_id, "moved to another meeting")
             continue
         try:
-            scalars = synced_from_site(row, col, link.synced.attendees, site.zone)
+            # the agenda section comes from other items (their own webhooks): not compared here
+            scalars = replace(synced_from_site(row, col, link.synced.attendees, site.zone), agenda=link.synced.agenda)
         except ValueError:
             enqueue("event.update", item_id, "unreadable content")  # the worker says why, in the item's status
             continue
         if scalars != link.synced:
             enqueue("event.update", item_id, "content differs from Outlook's")
+        elif item_sensitivity(row, site.private_column, site.sensitivity) != link.sensitivity:
+            enqueue("event.update", item_id, "its privacy differs from Outlook's")
+        elif wants_teams(site, row) and not link.online:
+            enqueue("event.update", item_id, "it asks for a Teams meeting")
         else:
             unsure.append((row, link))
     for item_id, why in _attendee_changes(svc, site, unsure, found):
@@ -234,7 +241,7 @@ def _attendee_changes(svc: Services, site: SiteConfig, rows: list[tuple[dict, Ev
             continue  # deleted meanwhile: the sweep or its webhook deals with it
         attendees = [people[i] for i in ids[0] if i in people] + [guests[i] for i in ids[1] if i in guests]
         attendees = [a for a in attendees if a.lower() != link.mailbox.lower()]
-        now = synced_from_site(row, col, tuple(attendees), site.zone)
+        now = replace(synced_from_site(row, col, tuple(attendees), site.zone), agenda=link.synced.agenda)
         if now != link.synced:
             changed.append((str(row["id"]), "invitees or guests differ from Outlook's attendees"))
     return changed

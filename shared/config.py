@@ -88,6 +88,11 @@ class SiteConfig:
     private_column: str = ""              # optional Meeting Events column: truthy makes that event private
     # optional Meeting Events text column: the invitees' answers as Outlook tracks them ("" = off)
     answers_column: str = ""
+    # Teams meetings (issue 14): the site's default, an optional per-item column (truthy/falsy overrides
+    # the default), and an optional column the join URL is written to
+    teams: bool = False
+    teams_column: str = ""
+    join_url_column: str = ""
     # optional Meeting Events text column: who is busy when the event is created or moved ("" = off)
     conflicts_column: str = ""
 
@@ -221,14 +226,16 @@ def _site_from(entry: dict, env) -> SiteConfig:
         raise ConfigError(f"{where}: status_column must be the name of a text column of its own, not "
                           f"{status_column!r}")
     own_columns = {entry.get("columns", {}).get(k, v) for k, v in DEFAULT_COLUMNS.items()}
-    extra_columns = ("private_column", "answers_column", "conflicts_column")
+    extra_columns = ("private_column", "answers_column", "teams_column", "join_url_column", "conflicts_column")
     for key in extra_columns:
         value = entry.get(key) or ""
         if not isinstance(value, str) or value in own_columns or (value and value == status_column):
             raise ConfigError(f"{where}: {key} must be the name of a column of its own, not {value!r}")
-    named = [entry.get(key) for key in extra_columns if entry.get(key)]
+    named = [entry[key] for key in extra_columns if entry.get(key)]
     if len(named) != len(set(named)):
         raise ConfigError(f"{where}: {', '.join(extra_columns)} must be different columns")
+    if not isinstance(entry.get("teams", False), bool):
+        raise ConfigError(f"{where}: teams must be true or false, not {entry.get('teams')!r}")
     category = entry.get("category") or ""
     if not isinstance(category, str) or len(category) > 255 or any(c in category for c in ",;\r\n"):
         raise ConfigError(f"{where}: category must be one Outlook category name (no commas), not {category!r}")
@@ -271,6 +278,9 @@ def _site_from(entry: dict, env) -> SiteConfig:
         sensitivity=entry.get("sensitivity") or "",
         private_column=entry.get("private_column") or "",
         answers_column=entry.get("answers_column") or "",
+        teams=entry.get("teams", False),
+        teams_column=entry.get("teams_column") or "",
+        join_url_column=entry.get("join_url_column") or "",
         conflicts_column=entry.get("conflicts_column") or "",
     )
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from datetime import datetime, timezone
 from urllib.parse import quote
 
 import requests
 
 from .config import Settings, SiteConfig
-from .errors import RemoteError, RemoteNotFound
+from .errors import RemoteError, RemoteNotFound, Throttled
 from .remote import Tokens, send
 
 log = logging.getLogger("rapid_meetings")
@@ -25,6 +26,8 @@ SCHEDULE_LIMIT = 20  # getSchedule: schedules per request
 
 
 MAILBOX_CONCURRENCY = 4  # Outlook's limit per app and mailbox
+SHORT_WAIT_SECONDS = 2.0  # a MailboxConcurrency 429 asking for at most this is waited out in the job, once
+PROVIDERS_CACHE_SECONDS = 3600  # what a calendar offers for online meetings changes with licences: rarely
 
 
 def _user(mailbox: str) -> str:
@@ -52,6 +55,7 @@ class GraphClient:
         self._session = session
         self._tokens = tokens
         self._limiter = limiter or MailboxLimiter()
+        self._providers: dict[str, tuple[float, tuple[str, ...]]] = {}
 
     def _call(self, method: str, path: str, what: str, headers: dict | None = None, **kwargs):
         url = path if "://" in path else self._base + path
@@ -59,9 +63,19 @@ class GraphClient:
             raise RemoteError(400, f"Graph {what}: refusing to send the Graph token to {url.split('?')[0][:80]}")
         token = self._tokens.token(self._site, GRAPH_SCOPE)
         mailbox = url[len(self._base):].split("/")[2] if url.startswith(self._base + "/users/") else None
-        with self._limiter.slot(mailbox) if mailbox else contextlib.nullcontext():
-            return send(self._session, method, url, f"Graph {what}",
-                        headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)
+        for attempt in (1, 2):
+            try:
+                with self._limiter.slot(mailbox) if mailbox else contextlib.nullcontext():
+                    return send(self._session, method, url, f"Graph {what}",
+                                headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)
+            except Throttled as e:
+                # Another host holds the mailbox's 4 slots for a moment (MailboxConcurrency, FACTS): waiting
+                # out a short Retry-After here is cheaper than rescheduling the job and repeating its reads.
+                if attempt == 2 or "MailboxConcurrency" not in str(e) or e.retry_after > SHORT_WAIT_SECONDS:
+                    raise
+                log.info("Graph %s: mailbox busy, waiting %gs once (MailboxConcurrency)", what, e.retry_after)
+                time.sleep(e.retry_after)
+        raise AssertionError("unreachable")
 
     # -- events
 
@@ -97,6 +111,19 @@ class GraphClient:
         except RemoteNotFound:
             return False
         return True
+
+    def online_providers(self, mailbox: str) -> tuple[str, ...]:
+        """The online meeting providers the mailbox's calendar offers (calendar.md,
+        allowedOnlineMeetingProviders), read at most once an hour per mailbox and process."""
+        now, key = time.monotonic(), mailbox.lower()
+        cached = self._providers.get(key)
+        if cached and now - cached[0] < PROVIDERS_CACHE_SECONDS:
+            return cached[1]
+        calendar = self._call("GET", f"{_user(mailbox)}/calendar?$select=allowedOnlineMeetingProviders",
+                              "get calendar").json()
+        providers = tuple(calendar.get("allowedOnlineMeetingProviders") or ())
+        self._providers[key] = (now, providers)
+        return providers
 
     def find_tagged(self, mailbox: str, tag: str) -> list[dict]:
         flt = f"singleValueExtendedProperties/Any(ep: ep/id eq '{TAG_ID}' and ep/value eq '{tag.replace(chr(39), chr(39) * 2)}')"

@@ -76,3 +76,98 @@ def html_form(content: str) -> tuple[str, ...]:
 def same_html(a: str, b: str) -> bool:
     """True when two HTML texts say the same once Exchange's own markup is set aside."""
     return a == b or html_form(a) == html_form(b)
+
+
+# -- the parts of an Outlook body -------------------------------------------------------------------------
+# An event's body in Outlook holds up to three parts: the site's description, the agenda section this app
+# adds (issue 15), and the Teams block Exchange adds to an online meeting (concepts/outlook-calendar-online-
+# meetings.md, the create and update answers: a separator <div> of underscores, <div class="me-email-text">
+# with the join link, a second separator). Only the description is the site's; the agenda is written from
+# the site's agenda items; the Teams block belongs to Outlook and is carried over whenever we rewrite a body.
+
+AGENDA_HEADING = "Agenda (from RAPID)"
+AGENDA_CLASS = "rapid-meetings-agenda"
+TEAMS_LINK = "teams.microsoft.com/l/meetup-join/"
+
+
+def _text(node) -> str:
+    return " ".join(node.get_text(" ").replace("\xa0", " ").split()) if hasattr(node, "get_text") else \
+        " ".join(str(node).split())
+
+
+def _is_separator(node) -> bool:
+    text = _text(node)
+    return len(text) >= 20 and set(text) == {"_"}
+
+
+def _siblings_only(node, allowed) -> bool:
+    """True when the parent of `node` holds nothing else but whitespace and nodes `allowed` accepts."""
+    return all(child is node or not _text(child) or allowed(child) for child in node.parent.children)
+
+
+def _teams_nodes(root, join_url: str = "") -> list:
+    """The nodes of the Teams block: the element holding the join link (or Teams' own `me-email-text`
+    <div>), widened while its parent holds nothing else, with the separators either side."""
+    from bs4 import Tag
+
+    anchor = root.find("div", class_="me-email-text") or root.find(
+        "a", href=lambda h: bool(h) and (TEAMS_LINK in h or (join_url and h == join_url)))
+    if anchor is None:
+        return []
+    while anchor.parent is not None and anchor.parent is not root and _siblings_only(anchor, _is_separator):
+        anchor = anchor.parent
+    nodes = [anchor]
+    for step in ("previous_siblings", "next_siblings"):
+        for sibling in getattr(anchor, step):
+            if not _text(sibling) and not isinstance(sibling, Tag):
+                continue  # whitespace between the blocks
+            if isinstance(sibling, Tag) and _is_separator(sibling):
+                nodes.append(sibling)
+            break
+    return nodes
+
+
+def _agenda_node(root):
+    """Our agenda section: the <div> we wrap it in, found by its class (Exchange keeps class attributes:
+    Teams' own block is found by one) or else by its heading's text."""
+    wrapper = root.find("div", class_=AGENDA_CLASS)
+    if wrapper is not None:
+        return wrapper
+    heading = root.find(lambda tag: _text(tag) == AGENDA_HEADING and tag.name != "div")
+    if heading is None:
+        return None
+    node = heading
+    while node.parent is not None and node.parent is not root and _text(node.parent).startswith(AGENDA_HEADING):
+        node = node.parent
+    return node
+
+
+def split_body(content: str, join_url: str = "") -> tuple[str, str, str]:
+    """(description, agenda, Teams block) of an Outlook body, each as HTML ("" when absent). The agenda
+    is the inside of our section; the Teams block is Exchange's markup as found, to be carried over."""
+    soup = _soup(content)
+    root = soup.body or soup
+    teams = _teams_nodes(root, join_url)
+    teams_html = "".join(str(n) for n in sorted(teams, key=lambda n: _position(root, n)))
+    for node in teams:
+        node.extract()
+    agenda_node = _agenda_node(root)
+    agenda = ""
+    if agenda_node is not None:
+        agenda = agenda_node.decode_contents().strip()
+        agenda_node.extract()
+    return root.decode_contents().strip(), agenda, teams_html
+
+
+def _position(root, node) -> int:
+    return next(i for i, n in enumerate(root.descendants) if n is node)
+
+
+def compose_body(description: str, agenda: str = "", teams: str = "") -> str:
+    """One Outlook body from its parts: the description, our agenda section, the Teams block kept."""
+    parts = [description or ""]
+    if agenda:
+        parts.append(f'<div class="{AGENDA_CLASS}">{agenda}</div>')
+    if teams:
+        parts.append(teams)
+    return "".join(parts)

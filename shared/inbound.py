@@ -18,6 +18,7 @@ from .mapping import synced_from_outlook, synced_from_site
 from .store import Subscription
 from .services import Services
 from .sync import _say, converge, outlook_event_removed
+from .teams import join_url_columns, join_url_of
 
 log = logging.getLogger("rapid_meetings")
 _EXCHANGE_KEY_HEADER = b"\x09\x00\x00\x00\x16\x00\x00\x00"  # type 9, 22 bytes follow
@@ -94,12 +95,20 @@ def _apply(svc: Services, site, sub: Subscription, link, event_id: str, event: d
     if event.get("changeKey") and event.get("changeKey") == link.change_key:
         _say(site, link.item_id, "Outlook change already in sync (our echo or a duplicate)", event=event_id)
         return "echo"
-    outlook = synced_from_outlook(event, site.zone, link.synced.attendees, (link.synced.description,))
+    outlook = synced_from_outlook(event, site.zone, link.synced.attendees, link.synced.texts())
     if not link.synced.changed_fields(outlook):
         # an invitee's answer lands here: Outlook reports it, the site's plan (time, invitees) stays
         if show_answers(svc, site, link.item_id, event):
             _say(site, link.item_id, "invitees' answers written to the site", event=event_id)
-        svc.store.save_link(replace(link, change_key=event.get("changeKey", "")))
+        join = join_url_columns(site, link, event)  # Teams filled in the join information late
+        if join:
+            try:
+                svc.rapid(site).update_item("events", link.item_id, join)
+                _say(site, link.item_id, "Teams join URL written to the site", event=event_id)
+            except RemoteNotFound:
+                pass
+        svc.store.save_link(replace(link, change_key=event.get("changeKey", ""),
+                                    join_url=join_url_of(event) or link.join_url))
         _say(site, link.item_id, "Outlook change touches no mapped field: site untouched", event=event_id)
         return "echo"
     item = svc.rapid(site).get_item("events", link.item_id)

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from .html_body import inner_body, same_html
+from .html_body import compose_body, same_html, split_body
 
 UTC = timezone.utc
 INBOUND_FIELDS = ("title", "description", "start", "end", "all_day", "location")
@@ -39,6 +39,11 @@ class Synced:
     all_day: bool
     location: str
     attendees: tuple[str, ...] = ()
+    agenda: str = ""  # the agenda section's HTML (issue 15): written from the site's agenda, never read back
+
+    def texts(self) -> tuple[str, str]:
+        """The HTML texts Outlook may give back in Exchange's words."""
+        return self.description, self.agenda
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
@@ -151,7 +156,7 @@ def _times(synced: Synced, zone: ZoneInfo) -> dict:
 def outlook_payload(synced: Synced, zone: ZoneInfo) -> dict:
     return {
         "subject": synced.title,
-        "body": {"contentType": "html", "content": synced.description},
+        "body": {"contentType": "html", "content": compose_body(synced.description, synced.agenda)},
         **_times(synced, zone),
         "location": {"displayName": synced.location},
         "attendees": [{"emailAddress": {"address": a}, "type": "required"} for a in synced.attendees],
@@ -189,21 +194,37 @@ def look_on_create(category: str, show_as: str, reminder_minutes: int | None, se
 def item_sensitivity(item: dict, private_column: str, default: str) -> str:
     """The sensitivity an item asks for: `private` when its private column is truthy; else the site's
     default (`normal` once a private column exists, so an item made public again is public); "" = none."""
-    if private_column and _truthy(item.get(private_column)):
+    if private_column and truthy(item.get(private_column)):
         return "private"
     return default or ("normal" if private_column else "")
 
 
-def description_from(body: dict | None, known: tuple[str, ...] = ()) -> str:
-    """An Outlook body in site terms: one of the `known` descriptions when it says the same (Exchange's
-    rewrite is no change), else what is inside Exchange's <body>."""
+def _known(text: str, known: tuple[str, ...]) -> str:
+    """`text` as one of the `known` texts when it says the same (Exchange's rewrite is no change)."""
+    return next((k for k in known if same_html(text, k)), text)
+
+
+def body_parts(body: dict | None, known: tuple[str, ...] = ()) -> tuple[str, str, str]:
+    """An Outlook body as (description, agenda section, Teams block): the description and the agenda
+    each one of the `known` texts when it says the same; the Teams block as Exchange wrote it."""
     content = (body or {}).get("content") or ""
     if (body or {}).get("contentType", "html").lower() == "text":
         content = content.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    for description in known:
-        if same_html(content, description):
-            return description
-    return inner_body(content)
+    if known and same_html(content, known[0]):
+        return known[0], "", ""  # the common case: Exchange's copy of the one text we sent
+    description, agenda, teams = split_body(content)
+    return _known(description, known), (_known(agenda, known) if agenda else ""), teams
+
+
+def keep_outlook_parts(patch: dict, event: dict) -> dict:
+    """A PATCH that rewrites the body carries over what Outlook added to it (the Teams block, which a
+    body written without it would lose: the join link would vanish from the invitation)."""
+    if "body" not in patch:
+        return patch
+    teams = split_body((event.get("body") or {}).get("content") or "")[2]
+    if not teams:
+        return patch
+    return {**patch, "body": {**patch["body"], "content": patch["body"]["content"] + teams}}
 
 
 def _instant(value: dict, zone_of_event: str) -> datetime:
@@ -216,6 +237,7 @@ def synced_from_outlook(event: dict, zone: ZoneInfo, attendees: tuple[str, ...] 
     """An Outlook event read back (asked with Prefer outlook.timezone="UTC") in site terms; `known`
     are descriptions it may say again in Exchange's words (the last synced, the site's)."""
     all_day = bool(event.get("isAllDay"))
+    description, agenda, _ = body_parts(event.get("body"), known)
     if all_day:
         # all-day events are floating dates: take the wall-clock dates, place them in the site's zone
         first = date.fromisoformat(event["start"]["dateTime"][:10])
@@ -225,12 +247,13 @@ def synced_from_outlook(event: dict, zone: ZoneInfo, attendees: tuple[str, ...] 
         start, end = _instant(event["start"], "UTC"), _instant(event["end"], "UTC")
     return normalise(Synced(
         title=event.get("subject") or "",
-        description=description_from(event.get("body"), known),
+        description=description,
         start=format_utc(start),
         end=format_utc(end),
         all_day=all_day,
         location=((event.get("location") or {}).get("displayName") or ""),
         attendees=attendees,
+        agenda=agenda,
     ), zone)
 
 
@@ -241,7 +264,7 @@ def site_fields(synced: Synced, changed: set[str], col) -> dict:
     return {col(names[f]): getattr(synced, f) for f in INBOUND_FIELDS if f in changed}
 
 
-def _truthy(value) -> bool:
+def truthy(value) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "y", "on")
     return bool(value)
@@ -264,7 +287,7 @@ def synced_from_site(item: dict, col, attendees: tuple[str, ...], zone: ZoneInfo
         description=item.get(col("description")) or "",
         start=values["start_date"],
         end=values["end_date"],
-        all_day=_truthy(item.get(col("all_day"))),
+        all_day=truthy(item.get(col("all_day"))),
         location=item.get(col("location")) or "",
         attendees=attendees,
     ), zone)

@@ -47,6 +47,9 @@ SINGLE_LOOKUPS = (("events", "meeting", "meetings"), ("meetings", "organiser", "
                   ("subscriptions", "meeting", "meetings"))
 MULTI_LOOKUPS = (("invitees", "principals"), ("guests", "contacts"))
 SYSTEM_COLUMNS = {"id", "sys_external_id", "created", "modified", "deleted", "parent_id", "rank"}
+# optional Meeting Events columns a site names in SITES (features it switches on): each must exist when set
+EXTRA_COLUMNS = ("status_column", "private_column", "answers_column", "teams_column", "join_url_column",
+                 "conflicts_column")
 
 
 @dataclass
@@ -287,10 +290,7 @@ def _check_rapid(section: Section, svc, site: SiteConfig, _organisers) -> list[s
         shape = "a JSON array" if isinstance(body, list) else "an object with value" if isinstance(body, dict) else "?"
         section.add(OK, f"list {name} found", f"{_n(len(pages[key]), 'item')} on the first page (answered as {shape})")
     _check_columns(section, site, schemas, pages)
-    events_schema = schemas.get("events")
-    if site.conflicts_column and events_schema and site.conflicts_column not in events_schema:
-        section.add(FAIL, f"column {site.conflicts_column} not in {site.list_name('events')}", "(conflicts_column) "
-                    "per the schema", "add a text column for it in the designer, or fix conflicts_column in SITES")
+    _check_extra_columns(section, site, schemas)
     _guarded(section, "single lookups", _check_single_lookups, section, site, client, pages)
     if "events" in pages:
         _guarded(section, "multi-lookups", _check_links, section, svc, site, client, pages["events"])
@@ -377,6 +377,24 @@ def _check_columns(section: Section, site: SiteConfig, schemas: dict, pages: dic
             section.add(OK, f"columns of {list_name} present",
                         f"{len(wanted) - len(missing)} of {len(wanted)} per the {source}"
                         + (f"; lookups: {', '.join(kinds)}" if kinds else ""))
+
+
+def _check_extra_columns(section: Section, site: SiteConfig, schemas: dict) -> None:
+    named = [(key, getattr(site, key)) for key in EXTRA_COLUMNS if getattr(site, key)]
+    list_name = site.list_name("events")
+    if not named:
+        return
+    if not schemas.get("events"):
+        section.add(WARN, f"optional columns of {list_name}", f"no schema to check {', '.join(c for _, c in named)} "
+                    "against", "open the list in the designer and check that these columns exist")
+        return
+    missing = [(key, column) for key, column in named if column not in schemas["events"]]
+    for key, column in missing:
+        section.add(FAIL, f"column {column} not in {list_name}", f"(SITES {key}) per the schema",
+                    f"add a column named {column} to {list_name}, or change {key} in SITES")
+    if len(missing) < len(named):
+        section.add(OK, f"optional columns of {list_name} present",
+                    ", ".join(f"{c} ({k})" for k, c in named if (k, c) not in missing))
 
 
 def _check_single_lookups(section: Section, site: SiteConfig, client, pages: dict) -> None:
@@ -513,6 +531,29 @@ def _organiser_emails(section: Section, site: SiteConfig, client, pages: dict) -
 
 # -- Graph ----------------------------------------------------------------------------------------
 
+def _check_teams(section: Section, svc, site: SiteConfig, mailboxes: list[str], headers: dict) -> None:
+    """Which organisers' calendars offer Teams meetings (calendar.md, allowedOnlineMeetingProviders)."""
+    from .remote import send
+
+    without = []
+    for mailbox in mailboxes:
+        try:
+            calendar = send(svc.session, "GET", f"{svc.settings.graph_url}/users/{quote(mailbox, safe='@')}/calendar",
+                            "Graph get calendar", headers=headers,
+                            params={"$select": "allowedOnlineMeetingProviders"}).json()
+        except NETWORK_ERRORS as e:
+            section.add(FAIL, f"calendar of {mailbox}", str(e), "grant Calendars.ReadWrite")
+            continue
+        if "teamsForBusiness" not in (calendar.get("allowedOnlineMeetingProviders") or ()):
+            without.append(mailbox)
+    if without:
+        section.add(WARN, "Teams meetings", f"{_n(len(without), 'organiser')} cannot have Teams meetings (their "
+                    f"calendar offers none): {', '.join(without[:5])}" + (" …" if len(without) > 5 else ""),
+                    "their events are made without Teams (the status column says so); give them a Teams licence")
+    elif mailboxes:
+        section.add(OK, "Teams meetings", f"offered by the calendars of all {_n(len(mailboxes), 'organiser')} checked")
+
+
 def jwt_claims(token: str) -> dict:
     """The payload of a JWT, not verified (the check only reads what the token says about itself)."""
     try:
@@ -584,6 +625,8 @@ def _check_graph(section: Section, svc, site: SiteConfig, organisers: list[str])
                     + (" …" if len(reached) > 5 else ""))
         if free_busy:
             _check_free_busy(section, svc, site, reached[0], grant)
+        if site.teams or site.teams_column:
+            _check_teams(section, svc, site, reached, headers)
         if "User.Read.All" in required:
             if error := probe(f"/users/{quote(reached[0], safe='@')}", "get user", **{"$select": "id"}):
                 section.add(FAIL, "user lookup (GET /users/{upn})", error, f"{grant}: User.Read.All")

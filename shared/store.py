@@ -44,6 +44,8 @@ class EventLink:
     meeting_id: str = ""
     removing: bool = False  # we are removing its Outlook event: that event's notifications are our own
     sensitivity: str = ""   # the sensitivity we last set on the event ("" = none: Outlook's own)
+    online: str = ""        # Teams: "" not asked, the provider asked for, or "unavailable" (the calendar offers none)
+    join_url: str = ""      # the join URL last written to the site
     etag: str | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -130,7 +132,8 @@ class Store:
     def _link_entity(self, link: EventLink) -> dict:
         return _entity(link.site, f"item|{link.item_id}", event_id=link.event_id, mailbox=link.mailbox,
                        synced=link.synced.to_json(), change_key=link.change_key, meeting_id=link.meeting_id,
-                       removing=link.removing, sensitivity=link.sensitivity)
+                       removing=link.removing, sensitivity=link.sensitivity, online=link.online,
+                       join_url=link.join_url)
 
     def _link_from(self, site: str, entity) -> EventLink:
         data = _fields(entity)
@@ -138,6 +141,7 @@ class Store:
                          mailbox=data["mailbox"], synced=Synced.from_json(data["synced"]),
                          change_key=data.get("change_key", ""), meeting_id=data.get("meeting_id", ""),
                          removing=bool(data.get("removing", False)), sensitivity=data.get("sensitivity", ""),
+                         online=data.get("online", ""), join_url=data.get("join_url", ""),
                          etag=entity.metadata["etag"])
 
     def get_link(self, site: str, item_id: str) -> EventLink | None:

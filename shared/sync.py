@@ -13,11 +13,12 @@ from dataclasses import dataclass, replace
 from .config import SiteConfig
 from .conflicts import note_conflicts
 from .errors import JobAbandoned, RemoteError, RemoteNotFound, Throttled, TransientError
-from .mapping import Synced, item_sensitivity, look_on_create, outlook_patch, outlook_payload, site_fields, synced_from_outlook, synced_from_site
+from .mapping import Synced, item_sensitivity, keep_outlook_parts, look_on_create, outlook_patch, outlook_payload, site_fields, synced_from_outlook, synced_from_site
 from .rapid_items import lookup_id
 from .reconcile import Plan, reconcile
 from .services import Services
 from .store import Conflict, EventLink
+from .teams import PROVIDER, await_join_url, join_url_columns, join_url_of, online_request, wants_teams
 
 log = logging.getLogger("rapid_meetings")
 TRANSACTION_NS = uuid.UUID("5f2b0c8e-7d8a-4f6e-9a51-2c1f3e4d5a6b")
@@ -31,6 +32,7 @@ class Target:
     synced: Synced
     meeting_id: str
     sensitivity: str = ""  # what the item asks for ("" = nothing asked: Outlook's own)
+    online: bool = False   # the item asks for a Teams meeting
 
 
 def _say(site: SiteConfig, item_id, decision: str, **ids):
@@ -76,7 +78,8 @@ def resolve_target(svc: Services, site: SiteConfig, item: dict) -> Target:
     except ValueError as e:
         raise JobAbandoned(f"item {item_id}: {e}") from None
     return Target(mailbox=organiser[0], synced=synced, meeting_id=meeting_id,
-                  sensitivity=item_sensitivity(item, site.private_column, site.sensitivity))
+                  sensitivity=item_sensitivity(item, site.private_column, site.sensitivity),
+                  online=wants_teams(site, item))
 
 
 def _is_cancelled(site: SiteConfig, item: dict) -> bool:
@@ -134,10 +137,11 @@ def _create(svc: Services, site: SiteConfig, item: dict, target: Target, pending
                                                   sensitivity=target.sensitivity))
     transaction = str(uuid.uuid5(TRANSACTION_NS, f"{tag}|{item.get('created', '')}"))
     graph = svc.graph(site)
+    online_fields, online = online_request(svc, site, target.mailbox) if target.online else ({}, "")
     try:
         look = look_on_create(site.category, site.show_as, site.reminder_minutes, target.sensitivity)
-        event = graph.create_event(target.mailbox, {**outlook_payload(target.synced, site.zone), **look}, transaction,
-                                   tag)
+        event = graph.create_event(target.mailbox, {**outlook_payload(target.synced, site.zone), **look,
+                                                    **online_fields}, transaction, tag)
     except RemoteError as e:
         if e.status != 409:
             raise
@@ -146,12 +150,14 @@ def _create(svc: Services, site: SiteConfig, item: dict, target: Target, pending
         # Graph knew the transactionId and did not answer with the event (what it answers is not documented,
         # FACTS "Corrections"): the event is the one carrying our tag
         event = _tagged_event(svc, site, target.mailbox, item_id, event.get("answer") or "no event")
-    outlook = synced_from_outlook(event, site.zone, target.synced.attendees, (target.synced.description,))
+    outlook = synced_from_outlook(event, site.zone, target.synced.attendees, target.synced.texts())
     if outlook != target.synced:  # a repeated transactionId gave back the first attempt's event, as it was then
-        event = graph.update_event(target.mailbox, event["id"], outlook_patch(outlook, target.synced, site.zone))
+        event = graph.update_event(target.mailbox, event["id"],
+                                   keep_outlook_parts(outlook_patch(outlook, target.synced, site.zone), event))
     try:
         link = svc.store.complete_link(pending, event["id"], synced=target.synced, meeting_id=target.meeting_id,
-                                       change_key=event.get("changeKey", ""), sensitivity=target.sensitivity)
+                                       change_key=event.get("changeKey", ""), sensitivity=target.sensitivity,
+                                       online=online, join_url=join_url_of(event))
     except Conflict:
         existing = svc.store.get_link(site.key, item_id)
         if existing is None:
@@ -167,23 +173,29 @@ def _create(svc: Services, site: SiteConfig, item: dict, target: Target, pending
             return _update(svc, site, item, target, existing)
     # The item may have been deleted or cancelled while we created its event: such a delete may have
     # found only the pending link, so the answer to this write (made after linking) decides.
-    now = _write_external_id(svc, site, item, event["id"], read_back=True)
+    now = _write_external_id(svc, site, item, link, read_back=True)
     if now is None or now.get("deleted") or _is_cancelled(site, now):
         return remove_outlook_event(svc, site, link, item_id, "deleted or cancelled while its event was being created")
+    if online == PROVIDER and not link.join_url and site.join_url_column:
+        await_join_url(svc, site, item_id)  # Graph answered before Teams had the meeting: read it again later
     note_conflicts(svc, site, item_id, target.mailbox, target.synced, event)  # who is busy then (if the site asks)
     _say(site, item_id, "created Outlook event", event=event["id"], mailbox=target.mailbox,
          content=target.synced.digest())
     return "created"
 
 
-def _write_external_id(svc: Services, site: SiteConfig, item: dict, event_id: str,
+def _write_external_id(svc: Services, site: SiteConfig, item: dict, link: EventLink,
                        read_back: bool = False) -> dict | None:
-    """Record the Outlook id in the item; the item as the site now has it (None when it is gone)."""
-    if item.get(site.col("sys_external_id")) == event_id:
+    """Record the Outlook id (and the Teams join URL, where the site has a column for it) in the item, in
+    one write; the item as the site now has it (None when it is gone)."""
+    columns = {site.col("sys_external_id"): link.event_id}
+    if site.join_url_column and link.join_url:
+        columns[site.join_url_column] = link.join_url
+    columns = {k: v for k, v in columns.items() if item.get(k) != v}
+    if not columns:
         return item
     try:
-        return svc.rapid(site).update_item("events", str(item["id"]), {site.col("sys_external_id"): event_id},
-                                           read_back=read_back)
+        return svc.rapid(site).update_item("events", str(item["id"]), columns, read_back=read_back)
     except RemoteNotFound:
         return None
 
@@ -199,8 +211,9 @@ def _tagged_event(svc: Services, site: SiteConfig, mailbox: str, item_id: str, a
 
 def _update(svc: Services, site: SiteConfig, item: dict, target: Target, link: EventLink) -> str:
     item_id = link.item_id
-    _write_external_id(svc, site, item, link.event_id)
-    if target.synced == link.synced and target.sensitivity == link.sensitivity:
+    _write_external_id(svc, site, item, link)
+    go_online = target.online and not link.online  # asked for Teams after the event was made (it stays online)
+    if target.synced == link.synced and target.sensitivity == link.sensitivity and not go_online:
         _say(site, item_id, "no mapped change: Outlook untouched", event=link.event_id)
         return "noop"
     try:
@@ -211,7 +224,9 @@ def _update(svc: Services, site: SiteConfig, item: dict, target: Target, link: E
             _say(site, item_id, "Outlook event already removed by another job", event=link.event_id)
             return "noop"
         return outlook_event_removed(svc, site, current, "Outlook event is gone")
-    plan = converge(svc, site, link, target.synced, item.get("modified"), event, sensitivity=target.sensitivity)
+    online = online_request(svc, site, link.mailbox) if go_online else None
+    plan = converge(svc, site, link, target.synced, item.get("modified"), event, sensitivity=target.sensitivity,
+                    online=online)
     decision = "updated Outlook event" + (", merged an Outlook change" if plan.to_site else "")
     _say(site, item_id, decision, event=link.event_id, content=plan.synced.digest())
     return "updated"
@@ -224,7 +239,7 @@ def _log_conflicts(site: SiteConfig, link: EventLink, plan: Plan) -> None:
 
 
 def converge(svc: Services, site: SiteConfig, link: EventLink, site_now: Synced, site_modified: str | None,
-             event: dict, sensitivity: str | None = None) -> Plan:
+             event: dict, sensitivity: str | None = None, online: tuple[dict, str] | None = None) -> Plan:
     """Bring the site (`site_now`) and Outlook (`event`, as just read) to one content, from the content
     last synced; what changed on one side only goes to the other, a conflict to the later modification.
 
@@ -236,7 +251,7 @@ def converge(svc: Services, site: SiteConfig, link: EventLink, site_now: Synced,
     from what we last set, so an Outlook user's own category or sensitivity is never overwritten by an
     edit of other fields."""
     base = link.synced
-    known = (base.description, site_now.description)
+    known = (*base.texts(), *site_now.texts())
     outlook = synced_from_outlook(event, site.zone, base.attendees, known)
     plan = reconcile(base, site_now, site_modified, outlook, event.get("lastModifiedDateTime"), site.zone, site.col)
     _log_conflicts(site, link, plan)
@@ -244,9 +259,11 @@ def converge(svc: Services, site: SiteConfig, link: EventLink, site_now: Synced,
     to_outlook = dict(plan.to_outlook)
     if sensitivity is not None and sensitivity != link.sensitivity and sensitivity:
         to_outlook["sensitivity"] = sensitivity
+    if online:
+        to_outlook.update(online[0])
     if to_outlook:
-        event = svc.graph(site).update_event(link.mailbox, link.event_id, to_outlook)
-        after = synced_from_outlook(event, site.zone, merged.attendees, (merged.description, *known))
+        event = svc.graph(site).update_event(link.mailbox, link.event_id, keep_outlook_parts(to_outlook, event))
+        after = synced_from_outlook(event, site.zone, merged.attendees, (*merged.texts(), *known))
         if after != merged:
             late = reconcile(outlook, merged, site_modified, after, event.get("lastModifiedDateTime"), site.zone,
                              site.col)
@@ -254,10 +271,13 @@ def converge(svc: Services, site: SiteConfig, link: EventLink, site_now: Synced,
                  f"({', '.join(sorted(merged.changed_fields(late.synced))) or 'nothing'})", event=link.event_id)
             merged = late.synced
     to_site = site_fields(merged, merged.changed_fields(site_now), site.col)
-    if to_site:
-        svc.rapid(site).update_item("events", link.item_id, to_site)
+    join = join_url_columns(site, link, event)
+    if to_site or join:
+        svc.rapid(site).update_item("events", link.item_id, {**to_site, **join})
     svc.store.save_link(replace(link, synced=merged, change_key=event.get("changeKey", ""),
-                                sensitivity=link.sensitivity if sensitivity is None else sensitivity))
+                                sensitivity=link.sensitivity if sensitivity is None else sensitivity,
+                                online=online[1] if online else link.online,
+                                join_url=join_url_of(event) or link.join_url))
     _note_answers(svc, site, link.item_id, event)
     if (merged.start, merged.end, merged.all_day) != (base.start, base.end, base.all_day):  # moved, either side
         note_conflicts(svc, site, link.item_id, link.mailbox, merged, event, before=base)

@@ -20,6 +20,7 @@ from .mapping import format_utc
 from .ops_store import ItemState
 from .services import Services
 from .store import Conflict
+from .teams import UNAVAILABLE
 
 log = logging.getLogger("rapid_meetings")
 ITEM_OPS = {"event.create", "event.update", "event.delete", "sync.event"}
@@ -61,6 +62,9 @@ def state_after(svc: Services, site, item_id: str, error: BaseException | None) 
     if error is None:
         link = svc.store.get_link(site.key, item_id)
         if link is not None and not link.removing:
+            if link.online == UNAVAILABLE:
+                return ItemState("synced:no-teams", f"In Outlook since {_local_time(svc, site)}, without Teams: the "
+                                 "organiser's calendar offers no Teams meetings", at)
             return ItemState("synced", f"In Outlook since {_local_time(svc, site)}", at)
         return ItemState("not-in-outlook", "Not in Outlook: cancelled or removed", at)
     if isinstance(error, Throttled):

@@ -20,6 +20,7 @@ from .subscriptions import apply_subscription_item, handle_lifecycle, register_m
 from .sync import apply_site_event
 from .sync_now import HANDLERS as SYNC_NOW_HANDLERS
 from .sync_status import observed
+from .teams import JOIN_URL_OP, fetch_join_url
 from .work_queue import new_job
 
 log = logging.getLogger("rapid_meetings")
@@ -55,6 +56,7 @@ HANDLERS = {
     "subscription_item.delete": lambda svc, t: remove_subscription_item(svc, _site(svc, t), t["item"], t.get("meeting")),
     "outlook.change": _outlook_change,
     "outlook.lifecycle": lambda svc, t: handle_lifecycle(svc, t["sub"], t["event"]),
+    JOIN_URL_OP: fetch_join_url,
 }
 # site-side catch-up and "sync now" (issue 12); every handler tells its failures and the item's sync state
 HANDLERS = observed({**HANDLERS, SCHEDULE_OP: run_catch_up, **SYNC_NOW_HANDLERS})
@@ -99,9 +101,12 @@ def _run_in_order(svc: Services, job: dict, tasks: list[dict]) -> list[str]:
             attempt = job.get("attempt", 0) + 1
             if attempt > MAX_RESCHEDULES:
                 raise  # the host retries, then moves it to the poison queue
-            delay = e.retry_after if isinstance(e, Throttled) else min(2.0 ** attempt, MAX_BACKOFF_SECONDS)
+            # the back-off grows with transient failures only: a 429 says itself how long to wait
+            failures = job.get("failures", 0) + (not isinstance(e, Throttled))
+            delay = e.retry_after if isinstance(e, Throttled) else min(2.0 ** failures, MAX_BACKOFF_SECONDS)
             rest = tasks[i:]
-            svc.queue.send(new_job(rest, attempt=attempt, job_id=job.get("id")), delay_seconds=delay)
+            svc.queue.send({**new_job(rest, attempt=attempt, job_id=job.get("id")), "failures": failures},
+                           delay_seconds=delay)
             log.warning("job=%s %s: %s; %d task(s) rescheduled in %gs (attempt %d)", job.get("id"),
                         "throttled" if isinstance(e, Throttled) else "transient failure", e, len(tasks) - i,
                         delay, attempt)

@@ -232,3 +232,50 @@ def test_an_exchange_etag_decodes_to_the_events_change_key_and_anything_else_to_
     assert change_key_in_etag(published) == "5K1hqO26LkypbIE2TK/SsAAAFFkR3w=="
     for other in (f'W/"{change_key}"', notification_etag(change_key, "opaque"), 'W/"not base64!"', "", None):
         assert change_key_in_etag(other) is None  # the fallback: read the event
+
+
+# -- bodies with parts: the Teams block Exchange adds (concepts/outlook-calendar-online-meetings.md) and
+#    our agenda section
+
+def _published_online_meeting() -> dict:
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).parent / "fixtures/graph/online_meeting_update_answer.json").read_text())
+
+
+def test_the_published_teams_block_is_told_apart_from_the_description():
+    from shared.html_body import split_body
+
+    event = _published_online_meeting()
+    description, agenda, teams = split_body(event["body"]["content"])
+    assert description == "<div>Let's define our strategy.</div>" and agenda == ""
+    assert teams.count("_" * 80) == 2 and "me-email-text" in teams
+    assert event["onlineMeeting"]["joinUrl"].replace("&", "&amp;") in teams or event["onlineMeeting"]["joinUrl"] in teams
+
+
+def test_a_body_rewritten_by_us_keeps_the_teams_block_and_reads_back_as_the_site_wrote_it():
+    from shared.html_body import compose_body, same_html, split_body
+    from shared.mapping import body_parts, keep_outlook_parts
+
+    from devtools.sim.graph.exchange import exchange_html
+
+    event = _published_online_meeting()
+    agenda = "<ol><li>Budget</li></ol>"
+    patch = keep_outlook_parts({"body": {"contentType": "html", "content": compose_body("<p>New plan</p>", agenda)}},
+                               event)
+    stored = {"contentType": "html", "content": exchange_html(patch["body"]["content"])}
+    description, found, teams = body_parts(stored, ("<p>New plan</p>", agenda))
+    assert (description, found) == ("<p>New plan</p>", agenda)
+    assert teams and same_html(teams, split_body(event["body"]["content"])[2])
+
+
+def test_an_agenda_section_is_never_part_of_the_description():
+    from shared.html_body import AGENDA_HEADING, compose_body, split_body
+    from devtools.sim.graph.exchange import exchange_html
+
+    agenda = f"<hr><p><b>{AGENDA_HEADING}</b></p><ol><li>Budget &amp; plan</li><li>AOB</li></ol>"
+    stored = exchange_html(compose_body("Loose text <b>first</b>", agenda))  # what Exchange keeps
+    description, found, teams = split_body(stored)
+    assert "Budget" not in description and "Loose text" in description and teams == ""
+    assert "Budget &amp; plan" in found and AGENDA_HEADING in found

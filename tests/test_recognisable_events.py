@@ -104,3 +104,18 @@ def test_the_simulator_refuses_values_graph_does_not_know():
         with pytest.raises(HttpError):
             _checked(key, value)
     assert _checked("showAs", "workingElsewhere") == "workingElsewhere"
+
+
+def test_a_privacy_change_whose_webhook_was_lost_is_caught_up(stack, site, recognisable):
+    from .test_catch_up import checkpoint, dropped, one_run
+
+    item = new_event(site, new_meeting(site), title="Look: missed privacy", **{PRIVATE: False})
+    settle(stack)
+    event = eventually(lambda: outlook_event(stack, "Look: missed privacy"), 20, what="the created event")
+    checkpoint()
+    with dropped(site, "Meeting Events", "Item Updated"):
+        site.sim.update_item("Meeting Events", item["id"], **{PRIVATE: True})
+        settle(stack)
+    assert stack.graph.get_event(ORGANISER, event["id"])["sensitivity"] == "normal"
+    one_run(stack)
+    assert stack.graph.get_event(ORGANISER, event["id"])["sensitivity"] == "private"

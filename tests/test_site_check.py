@@ -285,3 +285,21 @@ def test_the_printed_webhook_urls_carry_each_sites_token_and_are_accepted(stack,
     assert answer.status_code == 202
     assert requests.post(f"{update.replace('acme/sales', 'globex/ops')}&code={FUNCTION_KEY}", json={"id": 1},
                          timeout=30).status_code == 403
+
+
+def test_feature_columns_and_teams_are_checked_when_a_site_switches_them_on(stack, checked, graph_roles):
+    checked.schemas["Meeting Events"].columns["teams_link"] = "Text"
+    stack.graph.set_online_providers(ORGANISER, ())
+    try:
+        report = check_env(_env(stack, _entry(checked, teams=True, join_url_column="teams_link",
+                                              answers_column="answerz")))
+    finally:
+        stack.graph.set_online_providers(ORGANISER, ("teamsForBusiness",))
+        del checked.schemas["Meeting Events"].columns["teams_link"]
+    missing = _find(report, "acme/checked", "column answerz not in Meeting Events")
+    assert missing.level == FAIL and "answers_column" in missing.detail and "answers_column" in missing.fix
+    assert "teams_link (join_url_column)" in _find(report, "acme/checked", "optional columns of Meeting Events").detail
+    teams = _find(report, "acme/checked", "Teams meetings")
+    assert teams.level == WARN and ORGANISER in teams.detail and "without Teams" in teams.fix
+    healthy = check_env(_env(stack, _entry(checked, teams=True)))
+    assert _find(healthy, "acme/checked", "Teams meetings").level == OK

@@ -10,6 +10,10 @@ behaviour open, each variant is a switch (constructor argument and attribute of 
   resource_spelling         "rotate" (default) | one of exchange.RESOURCE_SPELLINGS
   etag_form                 "exchange" (default) | "opaque"      a notification's resourceData.@odata.etag
   delta_token_lifetime      seconds (default 7 days); expire_delta_tokens() forces 410 SyncStateNotFound
+  join_info_after_reads     0 (default: in the create answer, as the online-meetings page shows) | N: a Teams
+                            meeting's onlineMeeting and body block arrive on the Nth read of the event
+  unsupported_provider      "ignore" (default: the event is made without) | "refuse" (400)  an online
+                            meeting asked of a calendar that does not offer the provider
   free_busy_details         "subject" (default) | "none"          getSchedule items with or without subject
 Outlook's limit of 4 concurrent requests per app and mailbox is enforced (429, counted per mailbox in
 mailbox_concurrency_refusals); enforce_concurrency_limit=False only counts, for tests that need more.
@@ -69,6 +73,7 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
                  if_match: str = "ignore", cancel_without_attendees: str = "refuse",
                  transaction_duplicate: str = "first", resource_spelling: str = "rotate",
                  etag_form: str = "exchange", delta_token_lifetime: float = DELTA_TOKEN_LIFETIME,
+                 join_info_after_reads: int = 0, unsupported_provider: str = "ignore",
                  free_busy_details: str = "subject"):
         super().__init__(token_key, latency, latency_paths)
         self.if_match = if_match
@@ -77,6 +82,8 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
         self.spell_resource = ResourceSpeller(resource_spelling)
         self.etag_form = etag_form
         self.delta_token_lifetime = delta_token_lifetime
+        self.join_info_after_reads = join_info_after_reads
+        self.unsupported_provider = unsupported_provider
         self.free_busy_details = free_busy_details
         self.on_request = None  # tests: a callable run with each API request before it is served
         self.enforce_concurrency_limit = enforce_concurrency_limit
@@ -201,6 +208,7 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
         r("GET", r"/(?P<tenant>[^/_][^/]*)/discovery/v2\.0/keys", lambda req: Response(200, {"keys": []}))
         r("POST", r"/v1\.0/\$batch", self._batch)
         r("GET", _U, self._get_user)
+        r("GET", _U + r"/calendar", self._get_calendar)
         r("GET", _U + _CAL + r"/events", self._list_events)
         r("POST", _U + _CAL + r"/events", self._post_event)
         r("GET", _U + _CAL + r"/events/(?P<id>[^/]+)", self._get_event)
@@ -253,6 +261,20 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
         finally:
             with self.lock:
                 self._inflight[slot] -= 1
+
+    def hold_mailbox(self, mailbox: str, tenant_id: str, client_id: str, seconds: float) -> None:
+        """Other hosts of the same app keep all 4 of the mailbox's slots busy for `seconds`: this app's
+        requests to it meanwhile get the MailboxConcurrency 429."""
+        slot = (f"{tenant_id}/{client_id}", self._mailbox_key(mailbox))
+        with self.lock:
+            self._inflight[slot] = self._inflight.get(slot, 0) + MAILBOX_CONCURRENCY
+
+        def release():
+            with self.lock:
+                self._inflight[slot] -= MAILBOX_CONCURRENCY
+        timer = threading.Timer(seconds, release)
+        timer.daemon = True
+        timer.start()
 
     def _app_id(self, req: Request) -> str:
         """The calling app (the token's appid; unchecked here, the endpoint checks the token)."""

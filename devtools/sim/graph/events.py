@@ -14,7 +14,7 @@ from datetime import datetime
 from urllib.parse import quote, urlencode
 
 from ..base import HttpError, Request, Response, utcnow
-from .exchange import exchange_html, new_change_key, zone
+from .exchange import exchange_html, new_change_key, teams_meeting, with_teams_block, zone
 from .model import (READ_CALENDARS, _EXT_FILTER, _EXT_EXPAND, _SIMPLE_FILTER, _TZ_PREFER, graph_time,
     parse_instant, _trim_fraction, _unq, User, Event, Cancellation)
 
@@ -148,6 +148,8 @@ class Calendars:
                 ev_fields["locations"] = [ev_fields["location"]] if ev_fields["location"]["displayName"] else []
             elif key == "attendees":
                 ev_fields["attendees"] = _attendees(value, ev_fields.get("attendees") or [])
+            elif key in _ONLINE:
+                continue  # _online(): it needs the organiser's calendar
             elif key in _CHECKED:
                 ev_fields[key] = _checked(key, value)
             else:
@@ -178,9 +180,11 @@ class Calendars:
                   "transactionId": None,
                   "iCalUId": "040000008200E00074C5B7101A82E00800000000" + secrets.token_hex(28).upper()}
         start, end = self._apply(fields, data, None, None)
+        provider = self._online_request(user, fields, data)
         now = utcnow()
         ext = {p["id"]: p.get("value") for p in data.get("singleValueExtendedProperties") or []}
         ev = Event(_event_id(), user.id, fields, start, end, ext, now, now, new_change_key(), self._next_seq())
+        self._go_online(user, ev, provider)
         self.calendars[user.id][ev.id] = ev
         self._changed(ev, "created")
         return ev, True
@@ -188,13 +192,84 @@ class Calendars:
     def _update(self, user: User, event_id: str, data: dict) -> Event:
         ev = self._event_or_404(user, event_id)
         fields = dict(ev.fields)
+        provider = self._online_request(user, fields, data)
         ev.start, ev.end = self._apply(fields, data, ev.start, ev.end)
         ev.fields = fields
+        self._go_online(user, ev, provider)
         for p in data.get("singleValueExtendedProperties") or []:
             ev.ext[p["id"]] = p.get("value")
         ev.modified, ev.change_key, ev.seq = utcnow(), new_change_key(), self._next_seq()
         self._changed(ev, "updated")
         return ev
+
+    # -- Teams meetings: concepts/outlook-calendar-online-meetings.md, event.md (isOnlineMeeting,
+    # onlineMeetingProvider, onlineMeeting), calendar.md (allowedOnlineMeetingProviders)
+
+    def set_online_providers(self, mailbox: str, providers: tuple[str, ...]) -> None:
+        """The online meeting providers a user's calendar offers (a user without Teams: ())."""
+        user = self._must_user(mailbox)
+        with self.lock:
+            user.online_providers = tuple(providers)
+
+    def _online_request(self, user: User, fields: dict, data: dict) -> str | None:
+        """The provider a create or update asks for, None when it asks for none. "Once you enable a meeting
+        online ... you cannot change the onlineMeetingProvider property, nor set isOnlineMeeting to false":
+        later requests change nothing. A provider the calendar does not offer: what Graph answers is not
+        published; by default the event is kept without an online meeting (unsupported_provider="ignore"),
+        or the request is refused ("refuse")."""
+        asked, provider = data.get("isOnlineMeeting"), data.get("onlineMeetingProvider")
+        if asked is not None and not isinstance(asked, bool):
+            raise HttpError(400, "RequestBodyRead", f"Cannot convert the literal '{asked}' to the expected type "
+                            "'Edm.Boolean'.")
+        if provider is not None and provider not in _PROVIDERS:
+            raise HttpError(400, "RequestBodyRead", f"Cannot convert the literal '{provider}' to the expected type "
+                            "'microsoft.graph.onlineMeetingProviderType'.")
+        if fields.get("isOnlineMeeting") or not (asked or provider not in (None, "unknown")):
+            return None
+        provider = provider if provider not in (None, "unknown") else (user.online_providers or ("unknown",))[0]
+        if provider in user.online_providers:
+            return provider
+        if self.unsupported_provider == "refuse":
+            raise HttpError(400, "ErrorInvalidRequest", f"The online meeting provider '{provider}' is not allowed "
+                            "for this calendar.")
+        return None
+
+    def _go_online(self, user: User, ev: Event, provider: str | None) -> None:
+        if provider is None:
+            return
+        ev.fields = {**ev.fields, "isOnlineMeeting": True, "onlineMeetingProvider": provider, "onlineMeeting": None}
+        if self.join_info_after_reads:
+            ev.join_info_after_reads = self.join_info_after_reads  # filled in later, on one of the next reads
+        else:
+            self._join_info(user, ev)
+
+    def _join_info(self, user: User, ev: Event) -> None:
+        meeting = teams_meeting(user.tenant_id, user.id)
+        ev.fields = {**ev.fields, "onlineMeeting": meeting, "body": with_teams_block(ev.fields["body"], meeting)}
+        ev.join_info_after_reads = 0
+
+    def _read(self, user: User, ev: Event) -> None:
+        """A read of an event whose join information is late: on the last awaited read it is there (the
+        event changed: a new change key, and an `updated` notification, as for any change)."""
+        if ev.join_info_after_reads:
+            ev.join_info_after_reads -= 1
+            if not ev.join_info_after_reads:
+                self._join_info(user, ev)
+                ev.modified, ev.change_key, ev.seq = utcnow(), new_change_key(), self._next_seq()
+                self._changed(ev, "updated")
+
+    def _get_calendar(self, req: Request) -> Response:
+        _, user = self._mailbox(req, READ_CALENDARS)
+        with self.lock:
+            providers = list(user.online_providers)
+        return Response(200, {
+            "@odata.context": self._context(user, "calendar/$entity"), "id": "AAMkAGI2TGuLAAA=" + user.id[:8],
+            "name": "Calendar", "color": "auto", "isDefaultCalendar": True, "changeKey": "nfZyf7VcrEKLNoU37KWlkQAAA0x0+w==",
+            "canShare": True, "canViewPrivateItems": True, "hexColor": "", "canEdit": True,
+            "allowedOnlineMeetingProviders": providers,
+            "defaultOnlineMeetingProvider": providers[0] if providers else "unknown",
+            "isTallyingResponses": True, "isRemovable": False,
+            "owner": {"name": user.display_name, "address": user.upn}})
 
     def _remove(self, user: User, event_id: str, comment: str | None, via: str, always_record=False) -> None:
         ev = self._event_or_404(user, event_id)
@@ -263,6 +338,7 @@ class Calendars:
         _, user = self._mailbox(req, READ_CALENDARS)
         with self.lock:
             ev = self._event_or_404(user, req.params["id"])
+            self._read(user, ev)
             out = self._render(ev, self._tz(req), req.query.get("$select"), req.query.get("$expand"))
         return Response(200, {"@odata.context": self._context(user, "events/$entity"), **out})
 
@@ -390,6 +466,8 @@ def _location(value) -> dict:
 _FREE_BUSY = ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")
 _SENSITIVITY = ("normal", "personal", "private", "confidential")
 _CHECKED = ("categories", "showAs", "sensitivity", "reminderMinutesBeforeStart", "isReminderOn")
+_ONLINE = ("isOnlineMeeting", "onlineMeetingProvider")
+_PROVIDERS = ("unknown", "teamsForBusiness", "skypeForBusiness", "skypeForConsumer")  # event.md
 
 
 def _checked(key: str, value):

@@ -193,3 +193,55 @@ def exchange_html(content: str) -> str:
     parser = _Rewrap()
     parser.feed(content)
     return parser.result()
+
+
+# concepts/outlook-calendar-online-meetings.md, the answers to "Create and make meeting available as an
+# online meeting" and "Update a meeting to make it available as an online meeting": once an event is a
+# Teams meeting, its body ends with this block (a separator, Teams' "me-email-text" <div> holding the join
+# link, dial-in and meeting options, a separator), and `onlineMeeting` carries joinUrl, conferenceId and
+# tollNumber. Markup as the page shows it (CRLFs and all), with this meeting's values.
+_SEPARATOR = ('<div style="width:100%; height:20px"><span style="white-space:nowrap; color:gray; opacity:.36">'
+              + "_" * 80 + '</span>\r\n</div>\r\n')
+TOLL_NUMBER = "+1 323-555-0166"
+
+
+def teams_meeting(tenant_id: str, organizer_id: str) -> dict:
+    """A new Teams meeting's onlineMeeting (onlinemeetinginfo.md), join URL in the page's form."""
+    thread = base64.b64encode(os.urandom(27)).decode().rstrip("=").replace("+", "A").replace("/", "B")
+    context = f"%7b%22Tid%22%3a%22{tenant_id}%22%2c%22Oid%22%3a%22{organizer_id}%22%7d"
+    return {"joinUrl": f"https://teams.microsoft.com/l/meetup-join/19%3ameeting_{thread}%40thread.v2/0?context={context}",
+            "conferenceId": str(int.from_bytes(os.urandom(4), "big") % 900_000_000 + 100_000_000),
+            "tollNumber": TOLL_NUMBER}
+
+
+def teams_block(meeting: dict) -> str:
+    join = html.escape(meeting["joinUrl"], quote=True)
+    conference = meeting["conferenceId"]
+    spaced = f"{conference[:3]} {conference[3:6]} {conference[6:]}#"
+    link = "font-size:12px; text-decoration:none; color:#6264a7"
+    return (
+        _SEPARATOR +
+        '<div class="me-email-text" style="color:#252424; font-family:\'Segoe UI\',\'Helvetica Neue\',Helvetica,Arial,'
+        'sans-serif">\r\n<div style="margin-top:24px; margin-bottom:10px"><a class="me-email-headline" '
+        f'href="{join}" target="_blank" rel="noreferrer noopener" style="font-size:18px; font-family:\'Segoe UI '
+        'Semibold\',\'Segoe UI\',\'Helvetica Neue\',Helvetica,Arial,sans-serif; text-decoration:underline; '
+        'color:#6264a7">Join\r\n Microsoft Teams Meeting</a> </div>\r\n<div>\r\n<div><a class="me-email-link" '
+        f'href="tel:&#43;1 323-886-7531,,{conference}# " target="_blank" rel="noreferrer noopener" '
+        'style="font-size:14px; text-decoration:none; color:#6264a7">&#43;1 323-886-7531</a>\r\n<span '
+        'style="font-size:12px">&nbsp; United States, Los Angeles (Toll) </span></div>\r\n</div>\r\n'
+        '<div style="margin-top:10px; margin-bottom:20px"><span style="font-size:12px">Conference ID:\r\n</span>'
+        f'<span style="font-size:14px">{spaced} </span></div>\r\n<div style="margin-bottom:24px"><a '
+        f'class="me-email-link" target="_blank" href="https://dialin.teams.microsoft.com/1f9a0550?id={conference}" '
+        f'rel="noreferrer noopener" style="{link}">Local\r\n numbers</a> | <a class="me-email-link" target="_blank" '
+        f'href="https://aka.ms/JoinTeamsMeeting" rel="noreferrer noopener" style="{link}">\r\nLearn more about '
+        'Teams</a> </div>\r\n<div style="font-size:14px; margin-bottom:4px"></div>\r\n<div style="font-size:12px">'
+        '</div>\r\n</div>\r\n' + _SEPARATOR)
+
+
+def with_teams_block(body: dict, meeting: dict) -> dict:
+    """The body once Teams added its block at the end (an empty or text body becomes Exchange's HTML)."""
+    content = body.get("content") or ""
+    if body.get("contentType") != "html":
+        content = exchange_html(html.escape(content, quote=False))
+    head, tail = content.rsplit("</body>", 1) if "</body>" in content else (content, "")
+    return {"contentType": "html", "content": head + teams_block(meeting) + "</body>" + tail}

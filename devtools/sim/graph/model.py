@@ -70,6 +70,9 @@ class User:
     tenant_id: str
     upn: str
     display_name: str
+    # calendar.md: allowedOnlineMeetingProviders / defaultOnlineMeetingProvider (a user without a Teams
+    # licence has none: set_online_providers(mailbox, ()))
+    online_providers: tuple[str, ...] = ("teamsForBusiness",)
 
     def to_json(self) -> dict:
         return {"businessPhones": [], "displayName": self.display_name, "givenName": None, "jobTitle": None,
@@ -98,6 +101,7 @@ class Event:
     modified: datetime
     change_key: str
     seq: int
+    join_info_after_reads: int = 0  # a Teams meeting whose join information Graph fills in late
 
     def window(self) -> tuple[datetime, datetime]:
         return tuple(naive.replace(tzinfo=zone(z)).astimezone(timezone.utc) for naive, z in (self.start, self.end))

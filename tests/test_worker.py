@@ -1,0 +1,37 @@
+"""The worker's reschedules: throttling waits what the remote asked; transient failures back off by their
+own count, so a failure after a run of 429s is retried in seconds, not minutes."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from shared import worker
+from shared.errors import Throttled, TransientError
+
+
+class Queue:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, job, delay_seconds=0):
+        self.sent.append((job, delay_seconds))
+
+
+def failing(error):
+    def handler(svc, task):
+        raise error
+    return handler
+
+
+@pytest.mark.parametrize("error, delay, failures", [
+    (TransientError("site did not answer"), 2.0, 1),
+    (Throttled(3.0, "Graph create event: busy"), 3.0, 0),
+])
+def test_a_failure_after_five_429s_backs_off_by_its_own_kind(monkeypatch, error, delay, failures):
+    monkeypatch.setitem(worker.HANDLERS, "test.flaky", failing(error))
+    queue = Queue()
+    outcomes = worker.run_job(SimpleNamespace(queue=queue),
+                              {"id": "j1", "tasks": [{"op": "test.flaky"}], "attempt": 5, "failures": 0})
+    assert outcomes == ["rescheduled"]
+    [(job, waited)] = queue.sent
+    assert waited == delay and job["failures"] == failures and job["attempt"] == 6 and job["id"] == "j1"
