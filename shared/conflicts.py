@@ -17,8 +17,8 @@ read (guests outside the tenant) come back as error entries and are skipped.
 The event itself is in the organiser's calendar, and each invitee who got the invitation holds a copy of
 it, tentative until they answer ([MS-OXOCAL] 3.1.4.7.2.2). Free/busy items carry no event id, so our own
 is recognised by its slot: per person, at most one item exactly at the event's time (for an invitee also
-at its time before the move: the update may not have reached their copy yet), whose subject, when shown,
-is the event's. An invitee who declined holds no copy. Anything else overlapping is a conflict, even a
+at its time and title before the move: the update may not have reached their copy yet), whose subject,
+when shown, is the event's. An invitee who declined holds no copy. Anything else overlapping is a conflict, even a
 second meeting at exactly the same time.
 """
 
@@ -61,10 +61,12 @@ class Busy:
 
 @dataclass(frozen=True)
 class OwnCopy:
-    """Where the event itself may show in one person's free/busy, and with which status most likely."""
+    """Where the event itself may show in one person's free/busy, under which subject (when the mailbox
+    shows subjects), and with which status most likely."""
 
     slots: tuple[tuple[datetime, datetime], ...]
     status: str
+    subjects: tuple[str, ...] = ()
 
 
 def _moment(value: dict) -> datetime:
@@ -75,22 +77,23 @@ def _moment(value: dict) -> datetime:
 
 def own_copies(organiser: str, synced: Synced, event: dict, before: Synced | None = None) -> dict[str, OwnCopy]:
     """email → where the event itself shows: the organiser's event at its time; each invitee's copy at its
-    time or, after a move, maybe still at the time before; none for an invitee who declined."""
+    time or, after a move, maybe still at the time (and under the title) before; none for an invitee who
+    declined."""
     slot = (parse_utc(synced.start), parse_utc(synced.end))
     old = (parse_utc(before.start), parse_utc(before.end)) if before else None
     shown = STATUSES.get(str(event.get("showAs") or "busy").lower(), "busy")
-    copies = {organiser.lower(): OwnCopy((slot,), shown)}
+    copies = {organiser.lower(): OwnCopy((slot,), shown, (synced.title,))}
     responses = {a.email: a.response for a in answers_of(event) or ()}
     for email in synced.attendees:
         response = responses.get(email.lower(), "none")
         if response != "declined":
             copies[email.lower()] = OwnCopy(tuple(s for s in (slot, old) if s),
-                                            shown if response == "accepted" else "tentative")
+                                            shown if response == "accepted" else "tentative",
+                                            (synced.title, *((before.title,) if before else ())))
     return copies
 
 
-def overlaps(schedules: list[dict], window: tuple[datetime, datetime], subject: str,
-             copies: dict[str, OwnCopy]) -> tuple[Busy, ...]:
+def overlaps(schedules: list[dict], window: tuple[datetime, datetime], copies: dict[str, OwnCopy]) -> tuple[Busy, ...]:
     """Who is busy during `window`, from getSchedule's answer, without the event itself. Pure."""
     found = set()
     for info in schedules:
@@ -106,8 +109,9 @@ def overlaps(schedules: list[dict], window: tuple[datetime, datetime], subject: 
                 continue  # an item we cannot read tells nothing
         copy = copies.get(email)
         if copy is not None:
+            titles = {t.strip().lower() for t in copy.subjects}
             own = [i for i in items if (i[2], i[3]) in copy.slots
-                   and str(i[0].get("subject") or subject).strip().lower() == subject.strip().lower()]
+                   and (not i[0].get("subject") or str(i[0]["subject"]).strip().lower() in titles)]
             if own:
                 items.remove(next((i for i in own if i[1] == copy.status), own[0]))
         found |= {Busy(start, end, email, status) for _, status, start, end in items
@@ -153,7 +157,7 @@ def note_conflicts(svc: Services, site: SiteConfig, item_id, mailbox: str, synce
         return False
     try:
         return _check(svc, site, str(item_id), mailbox, synced, event or {}, before)
-    except Exception as e:  # noqa: BLE001 - a side view of the sync must never fail it
+    except Exception as e:  # a side view of the sync must never fail it
         expected = isinstance(e, (RemoteError, Throttled, TransientError))
         log.warning("site=%s item=%s conflicts not checked (%s): the sync's work stands; the next move checks again",
                     site.key, item_id, e, exc_info=not expected)
@@ -172,7 +176,7 @@ def _check(svc: Services, site: SiteConfig, item_id: str, mailbox: str, synced: 
         until = min(end, start + MAX_PERIOD)
         interval = min(1440, max(5, math.ceil((until - start).total_seconds() / 60)))  # one slot: the view is unused
         schedules = svc.graph(site).get_schedule(mailbox, people[:SCHEDULE_LIMIT], start, until, interval)
-        found = overlaps(schedules, (start, until), synced.title, own_copies(mailbox, synced, event, before))
+        found = overlaps(schedules, (start, until), own_copies(mailbox, synced, event, before))
     return _show(svc, site, item_id, mailbox, found, start.astimezone(site.zone).date())
 
 

@@ -209,24 +209,24 @@ def item(status: str, start: datetime, end: datetime, subject: str | None = None
     return out if subject is None else {**out, "subject": subject}
 
 
-def content(start: datetime, end: datetime, attendees=(BOB, CAROL)) -> Synced:
-    return Synced("Roadmap", "", f"{start:%Y-%m-%dT%H:%M:%SZ}", f"{end:%Y-%m-%dT%H:%M:%SZ}", False, "", attendees)
+def content(start: datetime, end: datetime, attendees=(BOB, CAROL), title: str = "Roadmap") -> Synced:
+    return Synced(title, "", f"{start:%Y-%m-%dT%H:%M:%SZ}", f"{end:%Y-%m-%dT%H:%M:%SZ}", False, "", attendees)
 
 
-def test_an_invitees_copy_still_at_the_time_before_the_move_is_not_a_conflict():
-    before, now = content(at(9), at(10)), content(at(9, 30), at(10, 30))
+def test_an_invitees_copy_still_at_the_time_and_title_before_the_move_is_not_a_conflict():
+    before, now = content(at(9), at(10), title="Roadmap draft"), content(at(9, 30), at(10, 30))
     event = {"showAs": "busy", "attendees": [
         {"emailAddress": {"address": BOB}, "status": {"response": "accepted"}},
         {"emailAddress": {"address": CAROL}, "status": {"response": "declined"}}]}
     copies = own_copies(ORGANISER, now, event, before)
-    assert copies[ORGANISER] == OwnCopy(((at(9, 30), at(10, 30)),), "busy")
+    assert copies[ORGANISER] == OwnCopy(((at(9, 30), at(10, 30)),), "busy", ("Roadmap",))
     assert copies[BOB].status == "busy" and CAROL not in copies  # who declined holds no copy
     schedules = [
         {"scheduleId": ORGANISER, "scheduleItems": [item("busy", at(9, 30), at(10, 30), "Roadmap")]},
-        {"scheduleId": BOB, "scheduleItems": [item("Busy", at(9), at(10))]},       # his copy, not updated yet
+        {"scheduleId": BOB, "scheduleItems": [item("Busy", at(9), at(10), "Roadmap draft")]},  # not updated yet
         {"scheduleId": CAROL, "scheduleItems": [item("busy", at(9, 30), at(10, 30))]},   # not ours: she declined
         {"scheduleId": "guest@partner.test", "error": {"message": "Unable to resolve", "responseCode": "5009"}}]
-    assert overlaps(schedules, (at(9, 30), at(10, 30)), "Roadmap", copies) == (
+    assert overlaps(schedules, (at(9, 30), at(10, 30)), copies) == (
         Busy(at(9, 30), at(10, 30), CAROL, "busy"),)
 
 
@@ -237,7 +237,7 @@ def test_a_meeting_at_the_same_time_with_another_subject_is_a_conflict_and_free_
         item("busy", at(9), at(10), "Roadmap"), item("busy", at(9), at(10), "Board meeting"),
         item("free", at(9), at(10), "Lunch?"), item("workingElsewhere", at(8), at(18)),
         item("tentative", at(10), at(11), "Right after: no overlap")]}]
-    found = overlaps(schedules, (at(9), at(10)), "Roadmap", copies)
+    found = overlaps(schedules, (at(9), at(10)), copies)
     assert found == (Busy(at(8), at(18), ORGANISER, "workingElsewhere"), Busy(at(9), at(10), ORGANISER, "busy"))
 
 
