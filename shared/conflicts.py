@@ -18,8 +18,8 @@ The event itself is in the organiser's calendar, and each invitee who got the in
 it, tentative until they answer ([MS-OXOCAL] 3.1.4.7.2.2). Free/busy items carry no event id, so our own
 is recognised by its slot: per person, at most one item exactly at the event's time (for an invitee also
 at its time and title before the move: the update may not have reached their copy yet), whose subject,
-when shown, is the event's. An invitee who declined holds no copy. Anything else overlapping is a conflict, even a
-second meeting at exactly the same time.
+when shown, is the event's. An invitee who declined holds no copy. Anything else overlapping is a
+conflict, even a second meeting at exactly the same time.
 """
 
 from __future__ import annotations
