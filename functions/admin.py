@@ -40,3 +40,22 @@ def status_page(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(json.dumps(data), status_code=200, mimetype="application/json")
     return func.HttpResponse(render_html(data), status_code=200, mimetype="text/html", charset="utf-8",
                              headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+@bp.route(route="ops/rotate-client-states", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+def rotate_client_states(req: func.HttpRequest) -> func.HttpResponse:
+    """Give every Graph subscription (or `?site=tenant/site`'s) a new clientState: one queued job each,
+    which makes the subscription again (Graph cannot change a clientState). 202 with how many."""
+    from shared.subscriptions import ROTATE_OP
+
+    from .http import services
+
+    only = req.params.get("site") or None
+    svc = services()
+    if only is not None and svc.settings.sites.get(only.lower()) is None:
+        return func.HttpResponse(json.dumps({"error": "NotFound", "message": f"unknown site {only[:80]}"}),
+                                 status_code=404, mimetype="application/json")
+    subs = [s for s in svc.store.subscriptions() if only is None or s.site.lower() == only.lower()]
+    if subs:
+        svc.queue.enqueue([{"op": ROTATE_OP, "site": s.site, "sub": s.id} for s in subs])
+    return func.HttpResponse(json.dumps({"queued": len(subs)}), status_code=202, mimetype="application/json")

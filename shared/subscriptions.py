@@ -30,6 +30,8 @@ from .sync import organiser_id
 
 log = logging.getLogger("rapid_meetings")
 CLAIM_RETRY_SECONDS = 2
+LEASE_WAIT_SECONDS = 5.0   # how long a job waits for a busy mailbox lease before it is rescheduled
+LEASE_POLL_SECONDS = 0.2
 RENEW_HORIZON = timedelta(hours=2)        # the timer runs every 30 minutes: three chances before expiry
 CATCH_UP_WINDOW = (timedelta(days=-30), timedelta(days=730))
 INACTIVE = {"inactive", "disabled", "off", "paused", "stopped", "cancelled", "false", "0"}
@@ -80,10 +82,14 @@ def mailbox_lease(svc: Services, site_key: str, mailbox: str):
     """One job at a time changes a mailbox's subscription and the meetings that share it: registering,
     deactivating and recreating all take this ETag-checked lease; a job that finds it held comes back
     later (Throttled reschedules it), so concurrent deliveries cannot interleave their reads and writes."""
-    name = f"{site_key}|{mailbox.lower()}"
-    etag = svc.store.acquire_lease(name, uuid.uuid4().hex, time.time())
-    if etag is None:
-        raise Throttled(CLAIM_RETRY_SECONDS, f"the subscription of {mailbox} is being changed by another job")
+    name, holder = f"{site_key}|{mailbox.lower()}", uuid.uuid4().hex
+    deadline = time.monotonic() + LEASE_WAIT_SECONDS
+    # a lease is held for one registration's few requests: many meetings of one organiser registered at
+    # once (a catch-up) take turns here, rather than rescheduling each other until their retries run out
+    while (etag := svc.store.acquire_lease(name, holder, time.time())) is None:
+        if time.monotonic() >= deadline:
+            raise Throttled(CLAIM_RETRY_SECONDS, f"the subscription of {mailbox} is being changed by another job")
+        time.sleep(LEASE_POLL_SECONDS)
     try:
         yield
     finally:
@@ -204,6 +210,31 @@ def _recreate(svc: Services, old: Subscription) -> Subscription:
     svc.queue.send(new_job([{"op": "outlook.lifecycle", "sub": sub.id, "event": "missed"}]))
     log.warning("site=%s mailbox=%s subscription %s recreated as %s", site.key, old.mailbox, old.id, sub.id)
     return sub
+
+
+ROTATE_OP = "subscription.rotate"
+
+
+def rotate(svc: Services, sub_id: str) -> str:
+    """A new clientState for a subscription. Graph's update changes only expirationDateTime and
+    notificationUrl (resources/subscription.md, "Update subscription"), so the subscription is made
+    again: the new one first (for a moment both notify; a duplicate is claimed once), the meetings moved,
+    the old one forgotten and deleted from Graph, and a catch-up covers the swap. An operator rotates
+    after a clientState may have leaked (a log, a captured body): `POST ops/rotate-client-states`."""
+    old = svc.store.get_subscription(sub_id)
+    if old is None:
+        return "noop"
+    site = svc.site(old.site)
+    with mailbox_lease(svc, old.site, old.mailbox):
+        current = svc.store.get_subscription(sub_id)
+        if current is None:
+            return "noop"
+        new = _recreate(svc, current)
+    if new.id != current.id and not svc.graph(site).delete_subscription(current.id):
+        log.info("site=%s subscription %s was already gone from Graph", site.key, current.id)
+    log.warning("site=%s mailbox=%s clientState rotated: subscription %s replaced by %s", site.key, old.mailbox,
+                old.id, new.id)
+    return "rotated"
 
 
 def catch_up(svc: Services, sub: Subscription) -> int:

@@ -16,7 +16,8 @@ from .errors import JobAbandoned, PreconditionFailed, Throttled, TransientError
 from .inbound import apply_outlook_change
 from .services import Services
 from .store import Conflict
-from .subscriptions import apply_subscription_item, handle_lifecycle, register_meeting, remove_subscription_item
+from .subscriptions import (ROTATE_OP, apply_subscription_item, handle_lifecycle, register_meeting,
+                            remove_subscription_item, rotate)
 from .sync import apply_site_event
 from .sync_now import HANDLERS as SYNC_NOW_HANDLERS
 from .sync_status import observed
@@ -57,6 +58,7 @@ HANDLERS = {
     "outlook.change": _outlook_change,
     "outlook.lifecycle": lambda svc, t: handle_lifecycle(svc, t["sub"], t["event"]),
     JOIN_URL_OP: fetch_join_url,
+    ROTATE_OP: lambda svc, t: rotate(svc, t["sub"]),
 }
 # site-side catch-up and "sync now" (issue 12); every handler tells its failures and the item's sync state
 HANDLERS = observed({**HANDLERS, SCHEDULE_OP: run_catch_up, **SYNC_NOW_HANDLERS})

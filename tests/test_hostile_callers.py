@@ -16,7 +16,7 @@ from shared.errors import BadRequest, RemoteError, Throttled
 from shared.intake import site_tasks
 from shared.remote import MAX_RETRY_AFTER, checked
 
-from .conftest import new_event, new_meeting, post, queue_depth, settle
+from .conftest import eventually, new_event, new_meeting, post, queue_depth, settle
 from .test_isolation import change_note, services
 
 
@@ -143,3 +143,31 @@ def test_secrets_stay_out_of_every_repr():
     text = repr(settings) + "".join(repr(s) for s in settings.sites.values())
     assert CLIENT_SECRET not in text and "AccountKey" not in text
     assert all(secret not in text for secret in settings.webhook_secrets)
+
+
+def test_a_rotated_client_state_refuses_the_old_one_and_keeps_syncing(stack, site):
+    """After a clientState may have leaked, the operator rotates it: the subscription is made again (Graph
+    cannot change a clientState), a body carrying the old one is refused, and Outlook edits still flow."""
+    from devtools.stack import MASTER_KEY
+
+    meeting = new_meeting(site, title="Rotated")
+    item = new_event(site, meeting, title="Rotate me")
+    settle(stack)
+    event_id = site.sim.get("Meeting Events", item["id"])["sys_external_id"]
+    old = services().store.subscription_for(site.key, ORGANISER)
+    url = f"{stack.host_url}/ops/rotate-client-states"
+    assert requests.post(url, params={"code": FUNCTION_KEY, "site": "acme/sales"}, timeout=30).status_code == 401
+    answer = requests.post(url, params={"code": MASTER_KEY, "site": "acme/sales"}, timeout=30)
+    assert answer.status_code == 202 and answer.json()["queued"] >= 1
+    settle(stack)
+    new = services().store.subscription_for(site.key, ORGANISER)
+    assert new.id != old.id and new.client_state != old.client_state
+    assert old.id not in stack.graph.subscriptions and new.id in stack.graph.subscriptions
+    assert services().store.get_meeting(site.key, str(meeting["id"])).subscription_id == new.id
+    # a captured body with the old clientState, even under the new subscription's id, does nothing
+    forged = {**change_note(new, new.user_id, event_id, "updated"), "clientState": old.client_state}
+    assert post(stack, "graph/notifications", {"value": [forged]}).json()["accepted"] == 0
+    # while Outlook's own notifications still reach the site
+    stack.graph.outlook_update(ORGANISER, event_id, subject="Rotated, renamed in Outlook")
+    eventually(lambda: site.sim.get("Meeting Events", item["id"])["title"] == "Rotated, renamed in Outlook", 20,
+               what="the Outlook edit in the site")
