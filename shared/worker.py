@@ -79,11 +79,7 @@ def run_task(svc: Services, task: dict) -> str:
 
 
 def _key(task: dict) -> tuple:
-    """Tasks about the same thing run in order; tasks about different things may run side by side. A job's
-    meeting registrations (a catch-up's or a sweep's) run one after another: side by side they would only
-    wait for each other's mailbox lease, each retry 2 s later."""
-    if task.get("op") == "meeting.create":
-        return (task.get("site"), "meeting.create")
+    """Tasks about the same thing run in order; tasks about different things may run side by side."""
     return (task.get("site") or task.get("sub"), task.get("item") or task.get("event") or task.get("op"))
 
 
