@@ -5,7 +5,7 @@
 Starts its own Azurite, Graph and RAPID simulators (devtools/stack.py) and local Functions hosts
 (child processes of this module, so the simulators in this process do not share a GIL with the app,
 behind one round-robin front door, devtools.localhost.Balancer),
-measures six figures each against a baseline or limit measured in the same run, and prints one table.
+measures each figure against a baseline or limit measured in the same run, and prints one table.
 Progress goes to stderr; the table to stdout. Nothing here changes the app.
 
     1 notification intake      POST graph/notifications vs one queue send_message per notification
@@ -15,6 +15,9 @@ Progress goes to stderr; the table to stdout. Nothing here changes the app.
                                per-mailbox ceiling; host CPU per change; 429 MailboxConcurrency across hosts
     5 cold start               import function_app + first request vs import azure.functions
     6 propagation latency      webhook/notification 202 → other side updated, tuned vs default polling
+    7 site catch-up            10,000 items, 100 changed with their webhooks lost
+    8 conflict check           Graph / site requests of a create or move on a site with conflicts_column,
+                               against the same change on a site without (issue 15)
 
 Internal: `python -m devtools.bench --child-host --port P [--no-triggers] [--overrides JSON]
 [--sample PATH]` is one local Functions host (the bench starts these itself).
@@ -293,8 +296,9 @@ class Bench:
             last = snap
             time.sleep(0.15)
 
-    def start_main_host(self, name: str = "worker", queue_overrides: dict | None = None) -> Host:
-        host = Host(self.stack, name, free_port(), queue_overrides=queue_overrides, sample=True).start()
+    def start_main_host(self, name: str = "worker", queue_overrides: dict | None = None,
+                        env: dict | None = None) -> Host:
+        host = Host(self.stack, name, free_port(), queue_overrides=queue_overrides, env=env, sample=True).start()
         self.hosts.append(host)
         self.main_host = host
         self.worker_hosts = [host]
@@ -349,7 +353,8 @@ class Bench:
             only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))  # for working on this file
             for number, figure in (("1", self.figure1_intake), ("2", self.figure2_requests_per_change),
                                    ("4", self.figure4_throughput), ("6", self.figure6_propagation),
-                                   ("3", self.figure3_renewal), ("7", self.figure7_catch_up)):
+                                   ("3", self.figure3_renewal), ("7", self.figure7_catch_up),
+                                   ("8", self.figure8_conflict_check)):
                 if not only or number in only:
                     figure()
             self.tokens_row()
@@ -716,6 +721,100 @@ class Bench:
         for name, c in {**results, **{f"echo of {k}": v for k, v in echoes.items()}}.items():
             self.notes.append(f"2: {name}: Graph {dict(c['graph_detail']) or '{}'}; site reads {c['site_reads']}, "
                               f"writes {c['site_writes']}; tokens {c['tokens']}")
+
+    # -- figure 8: conflict check (issue 15) ----------------------------------------------------
+
+    def figure8_conflict_check(self) -> None:
+        progress("figure 8: requests per conflict check (the same changes on a site with conflicts_column and one "
+                 "without)")
+        self.guarded("8 conflict check", self._conflict_check)
+
+    def _conflict_check(self) -> None:
+        from .stack import AAD_TENANT, GUESTS, ORGANISER, PEOPLE
+
+        graph, column = self.stack.graph, "bench_conflicts"
+        if "acme/conflicts" not in self.stack.sites:  # acme/sales' twin, with the conflicts column on
+            twin = self.stack._add_site("acme", "conflicts", AAD_TENANT, PEOPLE, GUESTS)
+            twin.sim.schemas["Meeting Events"].columns[column] = "Text"
+        entries = json.loads(self.stack.settings()["SITES"])
+        sales = next(e for e in entries if e["site"] == "sales")
+        entries.append({**sales, "site": "conflicts", "rapid_url": self.stack.sites["acme/conflicts"].sim.url,
+                        "conflicts_column": column})
+        self.stop_main_host()
+        self.start_main_host(env={"SITES": json.dumps(entries)})
+        results: dict[str, dict[str, dict]] = {}
+        try:
+            # Bob is busy 14:00–14:30 on each site's day (a week apart: the two sites' events never meet)
+            for key, day in (("acme/sales", "2027-02-01"), ("acme/conflicts", "2027-02-08")):
+                graph.outlook_create("bob@contoso.test", subject="Bench: Bob's own", start={
+                    "dateTime": f"{day}T14:00:00", "timeZone": "UTC"}, end={"dateTime": f"{day}T14:30:00",
+                                                                          "timeZone": "UTC"})
+                results[key] = self._conflict_changes(self.stack.sites[key], day, ORGANISER)
+        finally:
+            self.stop_main_host()
+            self.start_main_host()
+
+        def fmt(c):
+            return (f"G {c['graph']} (getSchedule {c['graph_detail'].get('POST getSchedule', 0)}) · "
+                    f"site R {c['site_reads']} W {c['site_writes']}")
+
+        # what the check may add to the change's own requests: one getSchedule; names read and one write
+        # only when there is something new to say (item, Principals, External Contacts; the column)
+        expected = {"site create, nobody busy": (0, 0), "site move into a conflict": (3, 1),
+                    "site move to a free slot": (0, 1), "Outlook move into a conflict": (3, 1)}
+        for name, (reads, writes) in expected.items():
+            on, off = results["acme/conflicts"][name], results["acme/sales"][name]
+            extra = (on["graph"] - off["graph"], on["site_reads"] - off["site_reads"],
+                     on["site_writes"] - off["site_writes"])
+            ok = on["graph_detail"].get("POST getSchedule", 0) == 1 and extra == (1, reads, writes)
+            self.row(f"8 conflict check: {name}", fmt(on), f"{fmt(off)} (off)", "—",
+                     f"+G 1 · +R {reads} W {writes}", "met" if ok else "not met")
+        for key, changes in results.items():
+            for name, c in changes.items():
+                self.notes.append(f"8: {key} {name}: Graph {dict(c['graph_detail'])}; site reads {c['site_reads']}, "
+                                  f"writes {c['site_writes']}")
+
+    def _conflict_changes(self, site, day: str, organiser: str) -> dict[str, dict]:
+        graph, sim, out = self.stack.graph, site.sim, {}
+
+        def measure(name, change, pause=True):
+            g0, r0 = len(graph.log), len(self.stack.rapid.log)
+            if pause:  # the echo of our own write is not the change's cost (figure 2 counts it)
+                graph.pause_notifications()
+            try:
+                change()
+                self.settle()
+            finally:
+                out[name] = self._counts(g0, r0)
+                if pause:
+                    graph.resume_notifications(drop=False)
+            self.settle()
+
+        meeting = sim.create_item("Meetings", title=f"Bench: conflicts {site.key}",
+                                  organiser_id=site.principals[organiser])
+        self.subscription(site.key, organiser)
+        self.settle()
+        state = {}
+
+        def create():
+            state["item"] = sim.create_item(
+                "Meeting Events", title=f"Bench: conflict check {site.key}", meeting_id=meeting["id"],
+                start_date=f"{day}T09:00:00Z", end_date=f"{day}T10:00:00Z", all_day=False, location="Room 1",
+                description="<p>Agenda</p>", invitees=[site.principals["bob@contoso.test"]],
+                guests=[site.contacts["guest@partner.test"]])
+
+        def move(start, end):
+            return lambda: sim.update_item("Meeting Events", state["item"]["id"], start_date=f"{day}T{start}:00Z",
+                                           end_date=f"{day}T{end}:00Z")
+
+        measure("site create, nobody busy", create)
+        measure("site move into a conflict", move("14:00", "15:00"))
+        measure("site move to a free slot", move("16:00", "17:00"))
+        event_id = sim.get("Meeting Events", state["item"]["id"])["sys_external_id"]
+        measure("Outlook move into a conflict", lambda: graph.outlook_update(
+            organiser, event_id, start={"dateTime": f"{day}T14:00:00", "timeZone": "UTC"},
+            end={"dateTime": f"{day}T15:00:00", "timeZone": "UTC"}), pause=False)
+        return out
 
     # -- figure 4: throughput, 1, 2 and 3 host processes -----------------------------------------
 

@@ -83,16 +83,19 @@ def _local(instant: str, zone) -> datetime:
     return parse_utc(instant).astimezone(zone)
 
 
+def short_names(whole: dict[str, str]) -> dict[str, str]:
+    """email → the given name of each whole name, or the whole name where two people share a given name."""
+    firsts = Counter(name.split(" ")[0] for name in whole.values())
+    return {email: name.split(" ")[0] if firsts[name.split(" ")[0]] == 1 else name for email, name in whole.items()}
+
+
 def summary(answers: tuple[Answer, ...], people: dict[str, tuple[str, bool]], zone) -> str:
     """The words shown. `people`: email → (the site's title, is a guest). Given names are used, or the
     whole title where two attendees share one."""
-    whole = {a.email: (people.get(a.email, (a.name, False))[0] or a.email).strip() for a in answers}
-    firsts = Counter(name.split(" ")[0] for name in whole.values())
+    short = short_names({a.email: (people.get(a.email, (a.name, False))[0] or a.email).strip() for a in answers})
     parts = []
     for a in answers:
-        first = whole[a.email].split(" ")[0]
-        name = (first if firsts[first] == 1 else whole[a.email]) + (" (guest)" if people.get(a.email, ("", False))[1]
-                                                                   else "")
+        name = short[a.email] + (" (guest)" if people.get(a.email, ("", False))[1] else "")
         text = f"{name}: {WORDS[a.response]}"
         if a.time and a.response not in ("none", "notresponded"):
             at = _local(a.time, zone)
@@ -106,13 +109,16 @@ def summary(answers: tuple[Answer, ...], people: dict[str, tuple[str, bool]], zo
     return words if len(words) <= MAX_TEXT else words[:MAX_TEXT - 1] + "…"
 
 
-def _people(svc: Services, site: SiteConfig, item: dict) -> dict[str, tuple[str, bool]]:
-    """email → (title, is a guest) of the item's invitees and guests, as the site names them."""
+def site_people(svc: Services, site: SiteConfig, item: dict, principals: tuple[str, ...] = ()
+                ) -> dict[str, tuple[str, bool]]:
+    """email → (title, is a guest) of the item's invitees and guests, and of more `principals` (ids, e.g.
+    the organiser's) read in the same query, as the site names them."""
     rapid, email = svc.rapid(site), site.col("email")
     people = {}
     lists = (("invitees", "principals", False),) + ((("guests", "contacts", True),) if site.guests_as_attendees else ())
     for column, list_name, guest in lists:
         ids = rapid.multi_lookup_ids("events", item, site.col(column), list_name)
+        ids = ids + [i for i in principals if list_name == "principals" and i not in ids]
         if ids:
             for row in rapid.items_by_id(list_name, ids, (email, "title")).values():
                 if row.get(email):
@@ -140,7 +146,7 @@ def show_answers(svc: Services, site: SiteConfig, item_id: str, event: dict) -> 
         item = rapid.get_item("events", item_id)
         if item is None:
             return False
-        text = summary(answers, _people(svc, site, item), site.zone)
+        text = summary(answers, site_people(svc, site, item), site.zone)
         rapid.update_item("events", item_id, {site.answers_column: text})
     except RemoteNotFound:
         ops.forget_answers(site.key, item_id)

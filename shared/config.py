@@ -100,6 +100,8 @@ class SiteConfig:
     teams: bool = False
     teams_column: str = ""
     join_url_column: str = ""
+    # optional Meeting Events text column: who is busy when the event is created or moved ("" = off)
+    conflicts_column: str = ""
     agenda: bool = False  # the event's Meeting Agendas items, in rank order, at the end of its Outlook body
 
     @property
@@ -233,7 +235,7 @@ def _site_from(entry: dict, env) -> SiteConfig:
         raise ConfigError(f"{where}: status_column must be the name of a text column of its own, not "
                           f"{status_column!r}")
     own_columns = {entry.get("columns", {}).get(k, v) for k, v in DEFAULT_COLUMNS.items()}
-    extra_columns = ("private_column", "answers_column", "teams_column", "join_url_column")
+    extra_columns = ("private_column", "answers_column", "teams_column", "join_url_column", "conflicts_column")
     for key in extra_columns:
         value = entry.get(key) or ""
         if not isinstance(value, str) or value in own_columns or (value and value == status_column):
@@ -290,6 +292,7 @@ def _site_from(entry: dict, env) -> SiteConfig:
         teams=entry.get("teams", False),
         teams_column=entry.get("teams_column") or "",
         join_url_column=entry.get("join_url_column") or "",
+        conflicts_column=entry.get("conflicts_column") or "",
         agenda=entry.get("agenda", False),
     )
 

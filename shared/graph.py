@@ -7,6 +7,7 @@ import contextlib
 import logging
 import threading
 import time
+from datetime import datetime, timezone
 from urllib.parse import quote
 
 import requests
@@ -21,6 +22,7 @@ GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 TAG_ID = "String {9c6c4a4e-3f7e-4b1e-8d2a-6a1f5f0c2b7d} Name RapidMeetingsItem"
 UTC_PREFER = 'outlook.timezone="UTC"'
 BATCH_LIMIT = 20
+SCHEDULE_LIMIT = 20  # getSchedule: schedules per request
 
 
 MAILBOX_CONCURRENCY = 4  # Outlook's limit per app and mailbox
@@ -130,6 +132,20 @@ class GraphClient:
 
     def user_id(self, mailbox: str) -> str:
         return self._call("GET", _user(mailbox), "get user", params={"$select": "id"}).json()["id"]
+
+    # -- free/busy
+
+    def get_schedule(self, mailbox: str, schedules: list[str], start: datetime, end: datetime,
+                     interval: int) -> list[dict]:
+        """The free/busy of up to 20 addresses between two instants, read through `mailbox`'s calendar: one
+        scheduleInformation each, in UTC (api-reference/v1.0/api/calendar-getschedule.md; at most 20
+        entities and a period under 62 days, concepts/outlook-get-free-busy-schedule.md)."""
+        assert len(schedules) <= SCHEDULE_LIMIT
+        body = {"schedules": schedules, "availabilityViewInterval": interval,
+                **{name: {"dateTime": f"{moment.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"}
+                   for name, moment in (("startTime", start), ("endTime", end))}}
+        return self._call("POST", f"{_user(mailbox)}/calendar/getSchedule", "get schedule", json=body,
+                          headers={"Prefer": UTC_PREFER}).json().get("value", [])
 
     # -- subscriptions
 

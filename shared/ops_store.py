@@ -5,6 +5,7 @@
 - the last Graph notification received per site;
 - the sync state last written to each item's status column (so it is written only when it changes);
 - the invitees' answers last written to each item's answers column (likewise);
+- the conflicts last written to each item's conflicts column (likewise);
 - the last failures per site (abandoned or failed tasks), newest first, at most KEEP_FAILURES;
 - the agenda index (agenda item → its event(s)) and each event's coalesced agenda update (when its
   job is due): shared/agenda_changes.py.
@@ -116,6 +117,20 @@ class OpsStore(Store):
         except ResourceNotFoundError:
             pass
 
+    # -- conflicts last written to each item's conflicts column (shared/conflicts.py)
+
+    def conflicts_state(self, site: str, item_id: str) -> ItemState | None:
+        entity = self._get(OPS, f"conflicts|{site}", item_id)
+        return ItemState(entity["key"], entity["text"], entity["at"]) if entity else None
+
+    def save_conflicts(self, site: str, item_id: str, state: ItemState) -> None:
+        self._table(OPS).upsert_entity(_entity(f"conflicts|{site}", item_id, **asdict(state)), mode=UpdateMode.REPLACE)
+
+    def forget_conflicts(self, site: str, item_id: str) -> None:
+        try:
+            self._table(OPS).delete_entity(table_key(f"conflicts|{site}"), table_key(item_id))
+        except ResourceNotFoundError:
+            pass
     # -- the agenda index: which event(s) each agenda item belongs to (shared/agenda_changes.py)
 
     def agenda_events(self, site: str, agenda_id: str) -> list[str] | None:

@@ -1,6 +1,7 @@
 """The site check (SPEC §6): what a configured site and its Microsoft 365 tenant really look like,
 read with the app's own settings, identity and network. It changes nothing: GETs to the site and to
-Graph, and the notification URL's validation handshake (a POST to this app that writes nothing).
+Graph, the notification URL's validation handshake (a POST to this app that writes nothing), and for a
+site with a conflicts column one getSchedule (a POST to Graph that only reads free/busy).
 
 Used by `python -m devtools.site_check` and by the admin-level HTTP function (functions/admin.py).
 Every check becomes a Finding (ok / warn / fail, with the fix); a network failure is a finding too,
@@ -14,6 +15,7 @@ import difflib
 import json
 import re
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlsplit
 
 from .config import DEFAULT_RAPID_SCOPE, ConfigError, Settings, SiteConfig, settings_from
@@ -27,6 +29,10 @@ SAMPLE_MEETINGS = 50    # organisers of the newest meetings
 MAX_MAILBOXES = 20
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 NETWORK_ERRORS = (RemoteError, TransientError, Throttled)
+# getSchedule (conflicts_column): includes/permissions/calendar-getschedule-permissions.md, least privileged first
+FREE_BUSY_ROLES = ("Calendars.ReadBasic", "Calendars.Read", "Calendars.ReadWrite")
+FREE_BUSY_CHECK = "free/busy for conflicts_column (getSchedule)"
+FREE_BUSY_FIX = "Calendars.ReadBasic (least privileged; Calendars.Read or Calendars.ReadWrite also allow it)"
 
 # The columns the app reads or writes, per list (SPEC §2), as keys of SiteConfig.col()
 LIST_COLUMNS = {
@@ -42,7 +48,8 @@ SINGLE_LOOKUPS = (("events", "meeting", "meetings"), ("meetings", "organiser", "
 MULTI_LOOKUPS = (("invitees", "principals"), ("guests", "contacts"))
 SYSTEM_COLUMNS = {"id", "sys_external_id", "created", "modified", "deleted", "parent_id", "rank"}
 # optional Meeting Events columns a site names in SITES (features it switches on): each must exist when set
-EXTRA_COLUMNS = ("status_column", "private_column", "answers_column", "teams_column", "join_url_column")
+EXTRA_COLUMNS = ("status_column", "private_column", "answers_column", "teams_column", "join_url_column",
+                 "conflicts_column")
 
 
 @dataclass
@@ -585,6 +592,11 @@ def _check_graph(section: Section, svc, site: SiteConfig, organisers: list[str])
                     f"{grant}: {', '.join(missing)}")
     else:
         section.add(OK, "Graph roles", ", ".join(roles))
+    free_busy = bool(site.conflicts_column)
+    if free_busy and roles is not None and not set(roles) & set(FREE_BUSY_ROLES):
+        section.add(FAIL, FREE_BUSY_CHECK, f"the token's roles allow no getSchedule (has: {', '.join(roles) or 'none'})",
+                    f"{grant}: {FREE_BUSY_FIX}")
+        free_busy = False
     if not organisers:
         section.add(WARN, "organiser mailboxes", "no organiser found in the newest meetings",
                     "create a meeting with an organiser, then run the check again")
@@ -611,6 +623,8 @@ def _check_graph(section: Section, svc, site: SiteConfig, organisers: list[str])
         more = f" (of {len(organisers)}; the first {MAX_MAILBOXES} checked)" if len(organisers) > MAX_MAILBOXES else ""
         section.add(OK, "organiser mailboxes reachable", f"{len(reached)}{more}: {', '.join(reached[:5])}"
                     + (" …" if len(reached) > 5 else ""))
+        if free_busy:
+            _check_free_busy(section, svc, site, reached[0], grant)
         if site.teams or site.teams_column:
             _check_teams(section, svc, site, reached, headers)
         if "User.Read.All" in required:
@@ -618,3 +632,16 @@ def _check_graph(section: Section, svc, site: SiteConfig, organisers: list[str])
                 section.add(FAIL, "user lookup (GET /users/{upn})", error, f"{grant}: User.Read.All")
             else:
                 section.add(OK, "user lookup (GET /users/{upn})", reached[0])
+
+
+def _check_free_busy(section: Section, svc, site: SiteConfig, mailbox: str, grant: str) -> None:
+    """The site turns conflicts on: one getSchedule of the organiser's own free/busy must answer (a POST
+    that reads only, sent as the sync sends it)."""
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    try:
+        svc.graph(site).get_schedule(mailbox, [mailbox], hour, hour + timedelta(hours=1), 60)
+    except NETWORK_ERRORS as e:
+        section.add(FAIL, FREE_BUSY_CHECK, str(e), f"{grant}: {FREE_BUSY_FIX}; a 403 with the permission granted: "
+                    "widen the application access policy to the organisers' mailboxes")
+        return
+    section.add(OK, FREE_BUSY_CHECK, f"read through {mailbox}")

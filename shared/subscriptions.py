@@ -30,6 +30,8 @@ from .sync import organiser_id
 
 log = logging.getLogger("rapid_meetings")
 CLAIM_RETRY_SECONDS = 2
+LEASE_WAIT_SECONDS = 5.0   # how long a job waits for a busy mailbox lease before it is rescheduled
+LEASE_POLL_SECONDS = 0.2
 RENEW_HORIZON = timedelta(hours=2)        # the timer runs every 30 minutes: three chances before expiry
 CATCH_UP_WINDOW = (timedelta(days=-30), timedelta(days=730))
 INACTIVE = {"inactive", "disabled", "off", "paused", "stopped", "cancelled", "false", "0"}
@@ -80,10 +82,14 @@ def mailbox_lease(svc: Services, site_key: str, mailbox: str):
     """One job at a time changes a mailbox's subscription and the meetings that share it: registering,
     deactivating and recreating all take this ETag-checked lease; a job that finds it held comes back
     later (Throttled reschedules it), so concurrent deliveries cannot interleave their reads and writes."""
-    name = f"{site_key}|{mailbox.lower()}"
-    etag = svc.store.acquire_lease(name, uuid.uuid4().hex, time.time())
-    if etag is None:
-        raise Throttled(CLAIM_RETRY_SECONDS, f"the subscription of {mailbox} is being changed by another job")
+    name, holder = f"{site_key}|{mailbox.lower()}", uuid.uuid4().hex
+    deadline = time.monotonic() + LEASE_WAIT_SECONDS
+    # a lease is held for one registration's few requests: many meetings of one organiser registered at
+    # once (a catch-up) take turns here, rather than rescheduling each other until their retries run out
+    while (etag := svc.store.acquire_lease(name, holder, time.time())) is None:
+        if time.monotonic() >= deadline:
+            raise Throttled(CLAIM_RETRY_SECONDS, f"the subscription of {mailbox} is being changed by another job")
+        time.sleep(LEASE_POLL_SECONDS)
     try:
         yield
     finally:

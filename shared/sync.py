@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from .agenda import agenda_html, agenda_of
 from .config import SiteConfig
+from .conflicts import note_conflicts
 from .errors import JobAbandoned, RemoteError, RemoteNotFound, Throttled, TransientError
 from .mapping import Synced, item_sensitivity, keep_outlook_parts, look_on_create, outlook_patch, outlook_payload, site_fields, synced_from_outlook, synced_from_site
 from .rapid_items import lookup_id
@@ -180,6 +181,7 @@ def _create(svc: Services, site: SiteConfig, item: dict, target: Target, pending
         return remove_outlook_event(svc, site, link, item_id, "deleted or cancelled while its event was being created")
     if online == PROVIDER and not link.join_url and site.join_url_column:
         await_join_url(svc, site, item_id)  # Graph answered before Teams had the meeting: read it again later
+    note_conflicts(svc, site, item_id, target.mailbox, target.synced, event)  # who is busy then (if the site asks)
     _say(site, item_id, "created Outlook event", event=event["id"], mailbox=target.mailbox,
          content=target.synced.digest())
     return "created"
@@ -280,6 +282,8 @@ def converge(svc: Services, site: SiteConfig, link: EventLink, site_now: Synced,
                                 online=online[1] if online else link.online,
                                 join_url=join_url_of(event) or link.join_url))
     _note_answers(svc, site, link.item_id, event)
+    if (merged.start, merged.end, merged.all_day) != (base.start, base.end, base.all_day):  # moved, either side
+        note_conflicts(svc, site, link.item_id, link.mailbox, merged, event, before=base)
     return replace(plan, to_site=to_site, synced=merged)
 
 

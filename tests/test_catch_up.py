@@ -250,3 +250,20 @@ def test_sync_now_refuses_what_it_cannot_sync_naming_the_problem(stack, site):
         assert answer.status_code == 400 and words in answer.json()["message"], (body, answer.text)
     assert post(stack, "nobody/nowhere/0/services/rapid-meetings/sync", {}).status_code == 404
     assert post(stack, SYNC, {}, key="wrong").status_code == 401
+
+
+def test_many_meetings_of_one_organiser_caught_up_at_once_all_get_registered(stack, site, caplog):
+    """Their registrations share the organiser's mailbox lease: they take turns instead of rescheduling
+    each other until their retries run out."""
+    caplog.set_level("WARNING", logger="rapid_meetings")
+    settle(stack)
+    checkpoint()
+    with dropped(site, "Meetings", "Item Created"):
+        meetings = [new_meeting(site, title=f"Missed meeting {n}") for n in range(8)]
+        settle(stack)
+    one_run(stack)
+    items = {i["meeting_id"] for i in site.sim.items("Meeting Subscriptions")}
+    assert {m["id"] for m in meetings} <= items
+    sub = svc().store.subscription_for(site.key, ORGANISER)
+    assert all(svc().store.get_meeting(site.key, str(m["id"])).subscription_id == sub.id for m in meetings)
+    assert not [r for r in caplog.records if "being changed by another job" in r.getMessage()]

@@ -107,7 +107,7 @@ def test_the_simulator_refuses_values_graph_does_not_know():
 
 
 def test_a_privacy_change_whose_webhook_was_lost_is_caught_up(stack, site, recognisable):
-    from .test_catch_up import checkpoint, dropped, one_run
+    from .test_catch_up import checkpoint, dropped
 
     item = new_event(site, new_meeting(site), title="Look: missed privacy", **{PRIVATE: False})
     settle(stack)
@@ -117,5 +117,6 @@ def test_a_privacy_change_whose_webhook_was_lost_is_caught_up(stack, site, recog
         site.sim.update_item("Meeting Events", item["id"], **{PRIVATE: True})
         settle(stack)
     assert stack.graph.get_event(ORGANISER, event["id"])["sensitivity"] == "normal"
-    one_run(stack)
-    assert stack.graph.get_event(ORGANISER, event["id"])["sensitivity"] == "private"
+    stack.host.run_function("site_catch_up")  # (its window may hold other tests' leftovers: not awaited)
+    eventually(lambda: stack.graph.get_event(ORGANISER, event["id"])["sensitivity"] == "private", 30,
+               what="the catch-up to make it private")

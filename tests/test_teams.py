@@ -139,7 +139,7 @@ def test_an_item_asks_for_teams_on_its_own_and_later(stack, site, teams_site, mo
 
 
 def test_an_item_switched_to_teams_while_its_webhook_was_lost_is_caught_up(stack, site, teams_site, monkeypatch):
-    from .test_catch_up import checkpoint, dropped, one_run
+    from .test_catch_up import checkpoint, dropped
 
     sites = svc().settings.sites
     monkeypatch.setitem(sites, "acme/sales", dataclasses.replace(sites["acme/sales"], teams=False))
@@ -149,5 +149,6 @@ def test_an_item_switched_to_teams_while_its_webhook_was_lost_is_caught_up(stack
         site.sim.update_item("Meeting Events", item["id"], **{ASKS: True})
         settle(stack)
     assert stack.graph.get_event(ORGANISER, event["id"])["isOnlineMeeting"] is False
-    one_run(stack)
-    assert stack.graph.get_event(ORGANISER, event["id"])["isOnlineMeeting"] is True
+    stack.host.run_function("site_catch_up")  # (its window may hold other tests' leftovers: not awaited)
+    eventually(lambda: stack.graph.get_event(ORGANISER, event["id"])["isOnlineMeeting"], 30,
+               what="the catch-up to make it a Teams meeting")

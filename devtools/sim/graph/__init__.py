@@ -14,6 +14,7 @@ behaviour open, each variant is a switch (constructor argument and attribute of 
                             meeting's onlineMeeting and body block arrive on the Nth read of the event
   unsupported_provider      "ignore" (default: the event is made without) | "refuse" (400)  an online
                             meeting asked of a calendar that does not offer the provider
+  free_busy_details         "subject" (default) | "none"          getSchedule items with or without subject
 Outlook's limit of 4 concurrent requests per app and mailbox is enforced (429, counted per mailbox in
 mailbox_concurrency_refusals); enforce_concurrency_limit=False only counts, for tests that need more.
 
@@ -26,7 +27,7 @@ Local allowance: a notificationUrl on http://127.0.0.1 or http://localhost is ac
 takes https), because the local Functions host is plain HTTP.
 
 One module per published resource: identity (tokens, users), events, delta, subscriptions (and
-notifications), batch; exchange holds the forms Exchange gives values; model the data.
+notifications), batch, schedule (getSchedule, free/busy); exchange holds the forms Exchange gives values; model the data.
 """
 
 from __future__ import annotations
@@ -51,13 +52,14 @@ from .delta import CalendarDelta
 from .events import Calendars
 from .identity import IdentityPlatform
 from .pages import register as register_pages
+from .schedule import FreeBusy
 from .subscriptions import SubscriptionsAndNotifications
 
 __all__ = ["GraphSimulator", "Subscription", "User", "Event", "App", "Cancellation", "Delivery"]
 
 
 class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAndNotifications, Batching,
-                     SimServer):
+                     FreeBusy, SimServer):
     api_prefixes = ("/v1.0/",)
     json_type = "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8"
     name = "Microsoft Graph simulator"
@@ -71,7 +73,8 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
                  if_match: str = "ignore", cancel_without_attendees: str = "refuse",
                  transaction_duplicate: str = "first", resource_spelling: str = "rotate",
                  etag_form: str = "exchange", delta_token_lifetime: float = DELTA_TOKEN_LIFETIME,
-                 join_info_after_reads: int = 0, unsupported_provider: str = "ignore"):
+                 join_info_after_reads: int = 0, unsupported_provider: str = "ignore",
+                 free_busy_details: str = "subject"):
         super().__init__(token_key, latency, latency_paths)
         self.if_match = if_match
         self.cancel_without_attendees = cancel_without_attendees
@@ -81,6 +84,7 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
         self.delta_token_lifetime = delta_token_lifetime
         self.join_info_after_reads = join_info_after_reads
         self.unsupported_provider = unsupported_provider
+        self.free_busy_details = free_busy_details
         self.on_request = None  # tests: a callable run with each API request before it is served
         self.enforce_concurrency_limit = enforce_concurrency_limit
         self.duplicate_notifications = duplicate_notifications
@@ -213,6 +217,7 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
         r("POST", _U + _CAL + r"/events/(?P<id>[^/]+)/cancel", self._cancel_event)
         r("GET", _U + _CAL + r"/calendarView", self._calendar_view)
         r("GET", _U + _CAL + r"/calendarView/delta", self._delta)
+        r("POST", _U + r"/calendar/getSchedule", self._get_schedule)
         r("GET", r"/v1\.0/subscriptions", self._list_subs)
         r("POST", r"/v1\.0/subscriptions", self._post_sub)
         r("GET", r"/v1\.0/subscriptions/(?P<id>[^/]+)", self._get_sub)

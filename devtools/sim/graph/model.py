@@ -19,11 +19,14 @@ MAILBOX_CONCURRENCY = 4
 # api-reference/v1.0/api/user-get.md (User.Read.All, least privileged; User.ReadBasic.All is refused for
 # app-only reads in practice, ../shared/FACTS.md), event-get/-update/-delete/-cancel.md, user-list-events.md,
 # event-delta.md, user-list-calendarview.md (Calendars.Read to read, Calendars.ReadWrite to write),
-# subscription-post-subscriptions.md (events: Calendars.Read). A $batch's inner requests are each checked.
+# subscription-post-subscriptions.md (events: Calendars.Read), includes/permissions/calendar-getschedule-
+# permissions.md (getSchedule: Calendars.ReadBasic, least privileged, then Calendars.Read, Calendars.ReadWrite;
+# older revisions of calendar-getschedule.md list the last two only). A $batch's inner requests are each checked.
 DEFAULT_ROLES = ("Calendars.ReadWrite",)
 READ_USERS = ("User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")
 READ_CALENDARS = ("Calendars.Read", "Calendars.ReadWrite")
 WRITE_CALENDARS = ("Calendars.ReadWrite",)
+FREE_BUSY_ROLES = ("Calendars.ReadBasic", "Calendars.Read", "Calendars.ReadWrite")
 DELTA_TOKEN_LIFETIME = 7 * 24 * 3600.0
 _U = r"/v1\.0/users/(?P<u>[^/]+)"
 _CAL = r"(?:/calendar)?"
