@@ -12,8 +12,8 @@ universal links), carried in the task as `events`. The worker then (`note_agenda
 2. **The index** (`opsstate`, partition `agenda|<site>`, agenda item → its events) is written whenever an
    event's agenda is read (`agenda.agenda_of`, one transaction per 100 items, skipped for what this
    process already wrote) and whenever a webhook names an event the index did not have. So a deleted
-   item's event is known if the app ever saw the item. Rows of deleted items stay (a repeated deletion
-   still finds its event); they are a few bytes each.
+   item's event is known if the app ever saw the item. Rows of deleted items stay until the next sweep
+   (a repeated deletion still finds its event); they are a few bytes each.
 3. **Coalesces the event's update** (`schedule_event_update`). The update is an ordinary `event.update`
    job (the engine reads the event, its agenda and Outlook, and converges: one Graph read and at most one
    PATCH), sent with a settle delay (AGENDA_SETTLE_SECONDS, default 5) as the message's initial
