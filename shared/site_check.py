@@ -42,6 +42,7 @@ LIST_COLUMNS = {
     "subscriptions": ("title", "meeting", "subscription_id", "resource", "expires", "status"),
     "principals": ("email",),
     "contacts": ("email",),
+    "agendas": ("title",),  # read only by sites with `agenda` (owner and duration are shown where present)
 }
 SINGLE_LOOKUPS = (("events", "meeting", "meetings"), ("meetings", "organiser", "principals"),
                   ("subscriptions", "meeting", "meetings"))
@@ -264,6 +265,8 @@ def _check_rapid(section: Section, svc, site: SiteConfig, _organisers) -> list[s
         section.add(WARN, "list of tables", f"GET /openapi/lists: {e}")
     schemas, pages = {}, {}
     for key in LIST_COLUMNS:
+        if key == "agendas" and not site.agenda:
+            continue
         name = site.list_name(key)
         setting = f"lists.{key}" + (f" = {name!r}" if key in site.lists else "")
         optional = key == "contacts" and not site.guests_as_attendees

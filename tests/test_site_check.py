@@ -303,3 +303,12 @@ def test_feature_columns_and_teams_are_checked_when_a_site_switches_them_on(stac
     assert teams.level == WARN and ORGANISER in teams.detail and "without Teams" in teams.fix
     healthy = check_env(_env(stack, _entry(checked, teams=True)))
     assert _find(healthy, "acme/checked", "Teams meetings").level == OK
+
+
+def test_the_agenda_list_is_checked_only_when_a_site_shows_agendas(stack, checked, graph_roles):
+    assert not [f for s in check_env(_env(stack, _entry(checked))) for f in s.findings if "Agenda" in f.what]
+    found = _find(check_env(_env(stack, _entry(checked, agenda=True))), "acme/checked", "list Meeting Agendas found")
+    assert found.level == OK
+    report = check_env(_env(stack, _entry(checked, agenda=True, lists={"agendas": "Meeting Agendaz"})))
+    missing = _find(report, "acme/checked", "list Meeting Agendaz not found")
+    assert missing.level == FAIL and "close: Meeting Agendas" in missing.detail and "lists.agendas" in missing.fix
