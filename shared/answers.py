@@ -136,7 +136,7 @@ def show_answers(svc: Services, site: SiteConfig, item_id: str, event: dict) -> 
     if answers is None:
         return False
     key, ops = answers_key(answers), svc.ops
-    last = ops.answers_state(site.key, item_id)
+    last = ops.written("answers", site.key, item_id)
     if last is not None and last.key == key:
         return False
     if last is None and all(a.response in ("none", "notresponded") for a in answers):
@@ -149,13 +149,13 @@ def show_answers(svc: Services, site: SiteConfig, item_id: str, event: dict) -> 
         text = summary(answers, site_people(svc, site, item), site.zone)
         rapid.update_item("events", item_id, {site.answers_column: text})
     except RemoteNotFound:
-        ops.forget_answers(site.key, item_id)
+        ops.forget_written("answers", site.key, item_id)
         return False
     except (Throttled, TransientError):
         raise
     except RemoteError as e:
         log.warning("site=%s item=%s answers not written to %s: %s", site.key, item_id, site.answers_column, e)
         return False
-    ops.save_answers(site.key, item_id, ItemState(key, text, format_utc(svc.clock())))
+    ops.save_written("answers", site.key, item_id, ItemState(key, text, format_utc(svc.clock())))
     log.info("site=%s item=%s invitees' answers: %r (event=%s)", site.key, item_id, text, event.get("id"))
     return True

@@ -182,7 +182,7 @@ def _check(svc: Services, site: SiteConfig, item_id: str, mailbox: str, synced: 
 
 def _show(svc: Services, site: SiteConfig, item_id: str, organiser: str, found: tuple[Busy, ...], day: date) -> bool:
     key, ops = conflicts_key(found), svc.ops
-    last = ops.conflicts_state(site.key, item_id)
+    last = ops.written("conflicts", site.key, item_id)
     if (last.key if last else conflicts_key(())) == key:
         return False
     rapid, text = svc.rapid(site), ""
@@ -190,15 +190,15 @@ def _show(svc: Services, site: SiteConfig, item_id: str, organiser: str, found: 
         if found:
             item = rapid.get_item("events", item_id)
             if item is None:
-                ops.forget_conflicts(site.key, item_id)
+                ops.forget_written("conflicts", site.key, item_id)
                 return False
             text = conflicts_text(found, _names(svc, site, item, {b.email for b in found}, organiser.lower()),
                                   site.zone, day)
         rapid.update_item("events", item_id, {site.conflicts_column: text})
     except RemoteNotFound:
-        ops.forget_conflicts(site.key, item_id)
+        ops.forget_written("conflicts", site.key, item_id)
         return False
-    ops.save_conflicts(site.key, item_id, ItemState(key, text, format_utc(svc.clock())))
+    ops.save_written("conflicts", site.key, item_id, ItemState(key, text, format_utc(svc.clock())))
     log.info("site=%s item=%s conflicts: %r", site.key, item_id, text or "(none: cleared)")
     return True
 

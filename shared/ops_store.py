@@ -87,50 +87,22 @@ class OpsStore(Store):
         entity = self._get(OPS, "notified", site)
         return entity["at"] if entity else ""
 
-    # -- item sync states (the status column)
+    # -- what was last written to an item's feature column, per kind: "state" (the status column,
+    #    shared/sync_status.py), "answers" (shared/answers.py), "conflicts" (shared/conflicts.py)
 
-    def item_state(self, site: str, item_id: str) -> ItemState | None:
-        entity = self._get(OPS, f"state|{site}", item_id)
+    def written(self, kind: str, site: str, item_id: str) -> ItemState | None:
+        entity = self._get(OPS, f"{kind}|{site}", item_id)
         return ItemState(entity["key"], entity["text"], entity["at"]) if entity else None
 
-    def save_item_state(self, site: str, item_id: str, state: ItemState) -> None:
-        self._table(OPS).upsert_entity(_entity(f"state|{site}", item_id, **asdict(state)), mode=UpdateMode.REPLACE)
+    def save_written(self, kind: str, site: str, item_id: str, state: ItemState) -> None:
+        self._table(OPS).upsert_entity(_entity(f"{kind}|{site}", item_id, **asdict(state)), mode=UpdateMode.REPLACE)
 
-    def forget_item_state(self, site: str, item_id: str) -> None:
+    def forget_written(self, kind: str, site: str, item_id: str) -> None:
         try:
-            self._table(OPS).delete_entity(table_key(f"state|{site}"), table_key(item_id))
+            self._table(OPS).delete_entity(table_key(f"{kind}|{site}"), table_key(item_id))
         except ResourceNotFoundError:
             pass
 
-    # -- invitees' answers last written to each item's answers column (shared/answers.py)
-
-    def answers_state(self, site: str, item_id: str) -> ItemState | None:
-        entity = self._get(OPS, f"answers|{site}", item_id)
-        return ItemState(entity["key"], entity["text"], entity["at"]) if entity else None
-
-    def save_answers(self, site: str, item_id: str, state: ItemState) -> None:
-        self._table(OPS).upsert_entity(_entity(f"answers|{site}", item_id, **asdict(state)), mode=UpdateMode.REPLACE)
-
-    def forget_answers(self, site: str, item_id: str) -> None:
-        try:
-            self._table(OPS).delete_entity(table_key(f"answers|{site}"), table_key(item_id))
-        except ResourceNotFoundError:
-            pass
-
-    # -- conflicts last written to each item's conflicts column (shared/conflicts.py)
-
-    def conflicts_state(self, site: str, item_id: str) -> ItemState | None:
-        entity = self._get(OPS, f"conflicts|{site}", item_id)
-        return ItemState(entity["key"], entity["text"], entity["at"]) if entity else None
-
-    def save_conflicts(self, site: str, item_id: str, state: ItemState) -> None:
-        self._table(OPS).upsert_entity(_entity(f"conflicts|{site}", item_id, **asdict(state)), mode=UpdateMode.REPLACE)
-
-    def forget_conflicts(self, site: str, item_id: str) -> None:
-        try:
-            self._table(OPS).delete_entity(table_key(f"conflicts|{site}"), table_key(item_id))
-        except ResourceNotFoundError:
-            pass
     # -- the agenda index: which event(s) each agenda item belongs to (shared/agenda_changes.py)
 
     def agenda_events(self, site: str, agenda_id: str) -> list[str] | None:

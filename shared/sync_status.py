@@ -98,15 +98,15 @@ def show_state(svc: Services, site, item_id: str, error: BaseException | None) -
     if state is None:
         return False
     ops = svc.ops
-    last = ops.item_state(site.key, item_id)
+    last = ops.written("state", site.key, item_id)
     if last is not None and last.key == state.key:
         return False
     try:
         svc.rapid(site).update_item("events", item_id, {site.status_column: state.text})
     except RemoteNotFound:
-        ops.forget_item_state(site.key, item_id)
+        ops.forget_written("state", site.key, item_id)
         return False
-    ops.save_item_state(site.key, item_id, state)
+    ops.save_written("state", site.key, item_id, state)
     log.info("site=%s item=%s sync state %s: %r", site.key, item_id, state.key, state.text)
     return True
 

@@ -70,3 +70,17 @@ def post(stack, path: str, body, key: str | None = "default", raw: bytes | None 
     params = {**({} if key is None else {"code": FUNCTION_KEY if key == "default" else key}), **site_params(path)}
     data = raw if raw is not None else __import__("json").dumps(body).encode()
     return requests.post(f"{stack.host_url}/{path}", params=params, data=data, headers=headers or {}, timeout=30)
+
+
+def site_with(site, monkeypatch, columns: dict[str, str] | None = None, **settings):
+    """acme/sales, for one test, with Meeting Events columns its designer added ({name: type}) and the
+    given SITES keys; the site's config as the app now reads it."""
+    import dataclasses
+
+    from functions.http import services
+
+    for name, kind in (columns or {}).items():
+        monkeypatch.setitem(site.sim.schemas["Meeting Events"].columns, name, kind)
+    sites = services().settings.sites
+    monkeypatch.setitem(sites, "acme/sales", dataclasses.replace(sites["acme/sales"], **settings))
+    return sites["acme/sales"]

@@ -4,7 +4,6 @@ never moving the event and never writing to Outlook."""
 
 from __future__ import annotations
 
-import dataclasses
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from devtools.stack import ORGANISER
 from shared.answers import answers_of, summary
 
-from .conftest import eventually, new_event, new_meeting, settle
+from .conftest import eventually, new_event, new_meeting, settle, site_with
 
 COLUMN = "answers"
 GRAPH_WRITES = ("POST", "PATCH", "DELETE")
@@ -27,9 +26,7 @@ def svc():
 @pytest.fixture
 def answers_column(stack, site, monkeypatch):
     """acme/sales with an `answers` text column its designer added, named in SITES `answers_column`."""
-    monkeypatch.setitem(site.sim.schemas["Meeting Events"].columns, COLUMN, "Text")
-    sites = svc().settings.sites
-    monkeypatch.setitem(sites, "acme/sales", dataclasses.replace(sites["acme/sales"], answers_column=COLUMN))
+    site_with(site, monkeypatch, {COLUMN: "Text"}, answers_column=COLUMN)
     return COLUMN
 
 

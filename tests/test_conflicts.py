@@ -5,7 +5,6 @@ words show local times."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from datetime import date, datetime, timezone
@@ -21,7 +20,7 @@ from shared.conflicts import Busy, OwnCopy, conflicts_text, overlaps, own_copies
 from shared.mapping import Synced
 from shared.site_check import FAIL, OK, check_env
 
-from .conftest import eventually, new_event, new_meeting, settle
+from .conftest import eventually, new_event, new_meeting, settle, site_with
 
 COLUMN = "conflicts"
 BOB, CAROL = "bob@contoso.test", "carol@contoso.test"
@@ -37,9 +36,7 @@ def svc():
 @pytest.fixture
 def conflicts_column(stack, site, monkeypatch):
     """acme/sales with a `conflicts` text column its designer added, named in SITES `conflicts_column`."""
-    monkeypatch.setitem(site.sim.schemas["Meeting Events"].columns, COLUMN, "Text")
-    sites = svc().settings.sites
-    monkeypatch.setitem(sites, "acme/sales", dataclasses.replace(sites["acme/sales"], conflicts_column=COLUMN))
+    site_with(site, monkeypatch, {COLUMN: "Text"}, conflicts_column=COLUMN)
     return COLUMN
 
 

@@ -4,13 +4,12 @@ category and sensitivity survive Outlook-side edits of other fields."""
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 
 from devtools.stack import ORGANISER
 
-from .conftest import eventually, new_event, new_meeting, settle
+from .conftest import eventually, new_event, new_meeting, settle, site_with
 
 PRIVATE = "private_event"
 
@@ -25,12 +24,8 @@ def svc():
 def recognisable(stack, site, monkeypatch):
     """acme/sales with the category "RAPID", show-as tentative, a 30-minute reminder, sensitivity normal,
     and a `private_event` Yes/No column its designer added (SITES `private_column`)."""
-    monkeypatch.setitem(site.sim.schemas["Meeting Events"].columns, PRIVATE, "Boolean")
-    sites = svc().settings.sites
-    monkeypatch.setitem(sites, "acme/sales", dataclasses.replace(
-        sites["acme/sales"], category="RAPID", show_as="tentative", reminder_minutes=30, sensitivity="normal",
-        private_column=PRIVATE))
-    return sites["acme/sales"]
+    return site_with(site, monkeypatch, {PRIVATE: "Boolean"}, category="RAPID", show_as="tentative",
+                     reminder_minutes=30, sensitivity="normal", private_column=PRIVATE)
 
 
 def outlook_event(stack, subject):

@@ -3,7 +3,6 @@ plain words, written only when the state changes; the operator's status page sho
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -18,7 +17,7 @@ from devtools.stack import MASTER_KEY
 from shared.errors import JobAbandoned
 from shared.sync_status import plain_reason
 
-from .conftest import eventually, new_event, new_meeting, settle
+from .conftest import eventually, new_event, new_meeting, settle, site_with
 
 COLUMN = "sync_status"
 
@@ -32,9 +31,7 @@ def svc():
 @pytest.fixture
 def status_column(stack, site, monkeypatch):
     """acme/sales with a `sync_status` text column its designer added, named in SITES `status_column`."""
-    monkeypatch.setitem(site.sim.schemas["Meeting Events"].columns, COLUMN, "Text")
-    sites = svc().settings.sites
-    monkeypatch.setitem(sites, "acme/sales", dataclasses.replace(sites["acme/sales"], status_column=COLUMN))
+    site_with(site, monkeypatch, {COLUMN: "Text"}, status_column=COLUMN)
     return COLUMN
 
 

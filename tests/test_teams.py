@@ -8,14 +8,13 @@ already carries onlineMeeting and the Teams block; `join_info_after_reads` makes
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 
 from devtools.stack import ORGANISER
 from shared.html_body import TEAMS_LINK
 
-from .conftest import eventually, new_event, new_meeting, settle
+from .conftest import eventually, new_event, new_meeting, settle, site_with
 
 JOIN = "teams_link"
 ASKS = "teams_meeting"
@@ -31,12 +30,8 @@ def svc():
 @pytest.fixture
 def teams_site(stack, site, monkeypatch):
     """acme/sales with Teams on by default, a join-URL column, a per-item Yes/No column and a status column."""
-    for column, kind in ((JOIN, "Text"), (ASKS, "Boolean"), (STATUS, "Text")):
-        monkeypatch.setitem(site.sim.schemas["Meeting Events"].columns, column, kind)
-    sites = svc().settings.sites
-    monkeypatch.setitem(sites, "acme/sales", dataclasses.replace(
-        sites["acme/sales"], teams=True, teams_column=ASKS, join_url_column=JOIN, status_column=STATUS))
-    return sites["acme/sales"]
+    return site_with(site, monkeypatch, {JOIN: "Text", ASKS: "Boolean", STATUS: "Text"}, teams=True,
+                     teams_column=ASKS, join_url_column=JOIN, status_column=STATUS)
 
 
 def outlook_event(stack, subject):
@@ -127,8 +122,7 @@ def test_an_organiser_without_teams_still_gets_the_event_and_the_reason(stack, s
 
 
 def test_an_item_asks_for_teams_on_its_own_and_later(stack, site, teams_site, monkeypatch):
-    sites = svc().settings.sites
-    monkeypatch.setitem(sites, "acme/sales", dataclasses.replace(sites["acme/sales"], teams=False))
+    site_with(site, monkeypatch, teams=False)
     item, event = created_teams_event(stack, site, "Teams: later", **{ASKS: False})
     assert event["isOnlineMeeting"] is False
     site.sim.update_item("Meeting Events", item["id"], **{ASKS: True})
@@ -141,8 +135,7 @@ def test_an_item_asks_for_teams_on_its_own_and_later(stack, site, teams_site, mo
 def test_an_item_switched_to_teams_while_its_webhook_was_lost_is_caught_up(stack, site, teams_site, monkeypatch):
     from .test_catch_up import checkpoint, dropped
 
-    sites = svc().settings.sites
-    monkeypatch.setitem(sites, "acme/sales", dataclasses.replace(sites["acme/sales"], teams=False))
+    site_with(site, monkeypatch, teams=False)
     item, event = created_teams_event(stack, site, "Teams: missed switch", **{ASKS: False})
     checkpoint()
     with dropped(site, "Meeting Events", "Item Updated"):
