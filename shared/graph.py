@@ -13,7 +13,7 @@ from urllib.parse import quote
 import requests
 
 from .config import Settings, SiteConfig
-from .errors import RemoteError, RemoteNotFound, Throttled
+from .errors import RemoteError, RemoteNotFound
 from .remote import Tokens, send
 
 log = logging.getLogger("rapid_meetings")
@@ -26,7 +26,6 @@ SCHEDULE_LIMIT = 20  # getSchedule: schedules per request
 
 
 MAILBOX_CONCURRENCY = 4  # Outlook's limit per app and mailbox
-SHORT_WAIT_SECONDS = 2.0  # a MailboxConcurrency 429 asking for at most this is waited out in the job, once
 PROVIDERS_CACHE_SECONDS = 3600  # what a calendar offers for online meetings changes with licences: rarely
 
 
@@ -63,19 +62,9 @@ class GraphClient:
             raise RemoteError(400, f"Graph {what}: refusing to send the Graph token to {url.split('?')[0][:80]}")
         token = self._tokens.token(self._site, GRAPH_SCOPE)
         mailbox = url[len(self._base):].split("/")[2] if url.startswith(self._base + "/users/") else None
-        for attempt in (1, 2):
-            try:
-                with self._limiter.slot(mailbox) if mailbox else contextlib.nullcontext():
-                    return send(self._session, method, url, f"Graph {what}",
-                                headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)
-            except Throttled as e:
-                # Another host holds the mailbox's 4 slots for a moment (MailboxConcurrency, FACTS): waiting
-                # out a short Retry-After here is cheaper than rescheduling the job and repeating its reads.
-                if attempt == 2 or "MailboxConcurrency" not in str(e) or e.retry_after > SHORT_WAIT_SECONDS:
-                    raise
-                log.info("Graph %s: mailbox busy, waiting %gs once (MailboxConcurrency)", what, e.retry_after)
-                time.sleep(e.retry_after)
-        raise AssertionError("unreachable")
+        with self._limiter.slot(mailbox) if mailbox else contextlib.nullcontext():
+            return send(self._session, method, url, f"Graph {what}",
+                        headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)
 
     # -- events
 

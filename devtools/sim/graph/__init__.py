@@ -262,20 +262,6 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
             with self.lock:
                 self._inflight[slot] -= 1
 
-    def hold_mailbox(self, mailbox: str, tenant_id: str, client_id: str, seconds: float) -> None:
-        """Other hosts of the same app keep all 4 of the mailbox's slots busy for `seconds`: this app's
-        requests to it meanwhile get the MailboxConcurrency 429."""
-        slot = (f"{tenant_id}/{client_id}", self._mailbox_key(mailbox))
-        with self.lock:
-            self._inflight[slot] = self._inflight.get(slot, 0) + MAILBOX_CONCURRENCY
-
-        def release():
-            with self.lock:
-                self._inflight[slot] -= MAILBOX_CONCURRENCY
-        timer = threading.Timer(seconds, release)
-        timer.daemon = True
-        timer.start()
-
     def _app_id(self, req: Request) -> str:
         """The calling app (the token's appid; unchecked here, the endpoint checks the token)."""
         authorization = req.header("Authorization") or ""
