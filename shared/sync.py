@@ -19,7 +19,7 @@ from .rapid_items import lookup_id
 from .reconcile import Plan, reconcile
 from .services import Services
 from .store import Conflict, EventLink
-from .teams import PROVIDER, await_join_url, join_url_columns, join_url_of, online_request, wants_teams
+from .teams import PROVIDER, UNAVAILABLE, await_join_url, join_url_columns, join_url_of, online_request, wants_teams
 
 log = logging.getLogger("rapid_meetings")
 TRANSACTION_NS = uuid.UUID("5f2b0c8e-7d8a-4f6e-9a51-2c1f3e4d5a6b")
@@ -215,7 +215,10 @@ def _tagged_event(svc: Services, site: SiteConfig, mailbox: str, item_id: str, a
 def _update(svc: Services, site: SiteConfig, item: dict, target: Target, link: EventLink) -> str:
     item_id = link.item_id
     _write_external_id(svc, site, item, link)
-    go_online = target.online and not link.online  # asked for Teams after the event was made (it stays online)
+    # asked for Teams after the event was made, or made without because the organiser had no Teams then and
+    # now has (their calendar's providers are read at most hourly); once online it stays online
+    go_online = target.online and (not link.online or (
+        link.online == UNAVAILABLE and PROVIDER in svc.graph(site).online_providers(link.mailbox)))
     if target.synced == link.synced and target.sensitivity == link.sensitivity and not go_online:
         _say(site, item_id, "no mapped change: Outlook untouched", event=link.event_id)
         return "noop"

@@ -145,3 +145,20 @@ def test_an_item_switched_to_teams_while_its_webhook_was_lost_is_caught_up(stack
     stack.host.run_function("site_catch_up")  # (its window may hold other tests' leftovers: not awaited)
     eventually(lambda: stack.graph.get_event(ORGANISER, event["id"])["isOnlineMeeting"], 30,
                what="the catch-up to make it a Teams meeting")
+
+
+def test_an_event_made_without_teams_becomes_a_teams_meeting_once_the_organiser_has_teams(stack, site, teams_site):
+    stack.graph.set_online_providers(ORGANISER, ())
+    svc().graph(teams_site)._providers.clear()
+    try:
+        item, event = created_teams_event(stack, site, "Teams: licence later")
+        assert event["isOnlineMeeting"] is False
+    finally:
+        stack.graph.set_online_providers(ORGANISER, ("teamsForBusiness",))
+        svc().graph(teams_site)._providers.clear()  # an hour later: the calendar is read again
+    site.sim.update_item("Meeting Events", item["id"], location="Room 2")
+    settle(stack)
+    after = stack.graph.get_event(ORGANISER, event["id"])
+    assert after["isOnlineMeeting"] is True and after["location"]["displayName"] == "Room 2"
+    now = site.sim.get("Meeting Events", item["id"])
+    assert now[JOIN] == after["onlineMeeting"]["joinUrl"] and "without Teams" not in now[STATUS]
