@@ -116,15 +116,14 @@ def _teams_nodes(root, join_url: str = "") -> list:
         return []
     while anchor.parent is not None and anchor.parent is not root and _siblings_only(anchor, _is_separator):
         anchor = anchor.parent
-    nodes = [anchor]
-    for step in ("previous_siblings", "next_siblings"):
-        for sibling in getattr(anchor, step):
+    def separator(siblings) -> list:
+        for sibling in siblings:
             if not _text(sibling) and not isinstance(sibling, Tag):
                 continue  # whitespace between the blocks
-            if isinstance(sibling, Tag) and _is_separator(sibling):
-                nodes.append(sibling)
-            break
-    return nodes
+            return [sibling] if isinstance(sibling, Tag) and _is_separator(sibling) else []
+        return []
+
+    return separator(anchor.previous_siblings) + [anchor] + separator(anchor.next_siblings)  # document order
 
 
 def _agenda_node(root):
@@ -142,13 +141,14 @@ def _agenda_node(root):
     return node
 
 
+@lru_cache(maxsize=1024)  # a body is split when it is read and again when a PATCH carries its Teams block over
 def split_body(content: str, join_url: str = "") -> tuple[str, str, str]:
     """(description, agenda, Teams block) of an Outlook body, each as HTML ("" when absent). The agenda
     is the inside of our section; the Teams block is Exchange's markup as found, to be carried over."""
     soup = _soup(content)
     root = soup.body or soup
     teams = _teams_nodes(root, join_url)
-    teams_html = "".join(str(n) for n in sorted(teams, key=lambda n: _position(root, n)))
+    teams_html = "".join(str(n) for n in teams)
     for node in teams:
         node.extract()
     agenda_node = _agenda_node(root)
@@ -157,10 +157,6 @@ def split_body(content: str, join_url: str = "") -> tuple[str, str, str]:
         agenda = agenda_node.decode_contents().strip()
         agenda_node.extract()
     return root.decode_contents().strip(), agenda, teams_html
-
-
-def _position(root, node) -> int:
-    return next(i for i, n in enumerate(root.descendants) if n is node)
 
 
 def compose_body(description: str, agenda: str = "", teams: str = "") -> str:

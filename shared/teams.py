@@ -16,6 +16,7 @@ Outlook's: never sent to the site (html_body.split_body), always carried over wh
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from .config import SiteConfig
 from .errors import RemoteNotFound
@@ -74,8 +75,6 @@ def await_join_url(svc: Services, site: SiteConfig, item_id: str, tries: int = 0
 
 def fetch_join_url(svc: Services, task: dict) -> str:
     """A follow-up read of a Teams meeting created without its join URL (one Graph read)."""
-    from dataclasses import replace
-
     site = svc.site(task["site"])
     link = svc.store.get_link(site.key, task["item"])
     if link is None or link.pending or link.removing or link.online != PROVIDER or link.join_url:

@@ -84,3 +84,17 @@ def site_with(site, monkeypatch, columns: dict[str, str] | None = None, **settin
     sites = services().settings.sites
     monkeypatch.setitem(sites, "acme/sales", dataclasses.replace(sites["acme/sales"], **settings))
     return sites["acme/sales"]
+
+
+def svc():
+    """The Services of the in-process host (the one the worker and the HTTP functions use)."""
+    from functions.http import services
+
+    return services()
+
+
+def column_writes(stack, item_id, column: str) -> list[str]:
+    """The values the app wrote to one column of a site item, in order."""
+    return [e.body[column] for e in stack.rapid.log
+            if e.method == "PUT" and e.path.endswith(f"/items/{item_id}") and isinstance(e.body, dict)
+            and column in e.body]

@@ -18,18 +18,12 @@ from shared.agenda import AGENDA_HEADING, AgendaEntry, agenda_html, agenda_of, e
 from shared.config import ConfigError, settings_from
 from shared.html_body import split_body
 
-from .conftest import eventually, new_meeting, post, settle
+from .conftest import eventually, new_meeting, post, settle, svc
 
 AGENDA_SITES = ("acme/agenda-lookup", "acme/agenda-link")
 # the agenda sites' meetings are Carol's: Alice's calendar keeps only acme/sales's subscription (other tests
 # count the subscriptions on her mailbox)
 AGENDA_ORGANISER = "carol@contoso.test"
-
-
-def svc():
-    from functions.http import services
-
-    return services()
 
 
 @pytest.fixture(params=AGENDA_SITES)

@@ -11,16 +11,10 @@ import pytest
 from devtools.stack import ORGANISER
 from shared.answers import answers_of, summary
 
-from .conftest import eventually, new_event, new_meeting, settle, site_with
+from .conftest import column_writes, eventually, new_event, new_meeting, settle, site_with
 
 COLUMN = "answers"
 GRAPH_WRITES = ("POST", "PATCH", "DELETE")
-
-
-def svc():
-    from functions.http import services
-
-    return services()
 
 
 @pytest.fixture
@@ -28,12 +22,6 @@ def answers_column(stack, site, monkeypatch):
     """acme/sales with an `answers` text column its designer added, named in SITES `answers_column`."""
     site_with(site, monkeypatch, {COLUMN: "Text"}, answers_column=COLUMN)
     return COLUMN
-
-
-def answer_writes(stack, item_id) -> list[str]:
-    return [e.body[COLUMN] for e in stack.rapid.log
-            if e.method == "PUT" and e.path.endswith(f"/items/{item_id}") and isinstance(e.body, dict)
-            and COLUMN in e.body]
 
 
 def site_writes(stack, item_id) -> int:
@@ -57,13 +45,13 @@ def synced_event(stack, site, title, **fields):
 def test_an_attendees_decline_reaches_the_summary_column_with_one_site_write_and_no_graph_write(
         stack, site, answers_column):
     item, event = synced_event(stack, site, "Answers: quarterly review")
-    assert answer_writes(stack, item["id"]) == []  # nobody has answered yet: nothing written
+    assert column_writes(stack, item["id"], COLUMN) == []  # nobody has answered yet: nothing written
     stack.graph.reset_log()
     stack.rapid.reset_log()
     stack.graph.attendee_answers(ORGANISER, event["id"], "carol@contoso.test", "declined")
-    eventually(lambda: answer_writes(stack, item["id"]), 20, what="the answers in the site")
+    eventually(lambda: column_writes(stack, item["id"], COLUMN), 20, what="the answers in the site")
     settle(stack)
-    [words] = answer_writes(stack, item["id"])
+    [words] = column_writes(stack, item["id"], COLUMN)
     assert words.startswith("Bob: no answer · Carol: declined (") and words.endswith(" · Gina (guest): no answer")
     assert site.sim.get("Meeting Events", item["id"])[COLUMN] == words
     assert site_writes(stack, item["id"]) == 1
@@ -76,21 +64,21 @@ def test_the_same_notification_twice_writes_once(stack, site, answers_column):
     stack.graph.duplicate_notifications = 2
     try:
         stack.graph.attendee_answers(ORGANISER, event["id"], "bob@contoso.test", "accepted")
-        eventually(lambda: answer_writes(stack, item["id"]), 20, what="the answers in the site")
+        eventually(lambda: column_writes(stack, item["id"], COLUMN), 20, what="the answers in the site")
         settle(stack)
         stack.graph.wait_idle()
         settle(stack)
     finally:
         stack.graph.duplicate_notifications = 1
-    assert len(answer_writes(stack, item["id"])) == 1
+    assert len(column_writes(stack, item["id"], COLUMN)) == 1
     # a site edit (which reads and writes the event) finds the answers as written: no second write
     site.sim.update_item("Meeting Events", item["id"], title="Answers: budget 2027")
     settle(stack)
-    assert len(answer_writes(stack, item["id"])) == 1
+    assert len(column_writes(stack, item["id"], COLUMN)) == 1
     # a changed answer writes again
     stack.graph.attendee_answers(ORGANISER, event["id"], "bob@contoso.test", "tentativelyAccepted")
-    eventually(lambda: len(answer_writes(stack, item["id"])) == 2, 20, what="the changed answer")
-    assert answer_writes(stack, item["id"])[-1].startswith("Bob: tentative (")
+    eventually(lambda: len(column_writes(stack, item["id"], COLUMN)) == 2, 20, what="the changed answer")
+    assert column_writes(stack, item["id"], COLUMN)[-1].startswith("Bob: tentative (")
 
 
 def test_answers_never_move_the_event(stack, site, answers_column):

@@ -10,19 +10,13 @@ from devtools.azurite import free_port
 from devtools.stack import ORGANISER
 from shared.mapping import format_utc
 
-from .conftest import eventually, new_event, new_meeting, post, settle
+from .conftest import eventually, new_event, new_meeting, post, settle, svc
 
 SYNC = "acme/sales/0/services/rapid-meetings/sync"
 
 
 def outlook(stack, subject):
     return [e for e in stack.graph.events(ORGANISER) if e["subject"] == subject]
-
-
-def svc():
-    from functions.http import services
-
-    return services()
 
 
 def checkpoint(site_key: str = "acme/sales", sweep: bool = False) -> None:

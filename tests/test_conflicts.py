@@ -20,17 +20,11 @@ from shared.conflicts import Busy, OwnCopy, conflicts_text, overlaps, own_copies
 from shared.mapping import Synced
 from shared.site_check import FAIL, OK, check_env
 
-from .conftest import eventually, new_event, new_meeting, settle, site_with
+from .conftest import column_writes, eventually, new_event, new_meeting, settle, site_with, svc
 
 COLUMN = "conflicts"
 BOB, CAROL = "bob@contoso.test", "carol@contoso.test"
 UTC = timezone.utc
-
-
-def svc():
-    from functions.http import services
-
-    return services()
 
 
 @pytest.fixture
@@ -42,12 +36,6 @@ def conflicts_column(stack, site, monkeypatch):
 
 def schedule_requests(stack) -> int:
     return stack.graph.count("POST", "/calendar/getSchedule")
-
-
-def column_writes(stack, item_id) -> list[str]:
-    return [e.body[COLUMN] for e in stack.rapid.log
-            if e.method == "PUT" and e.path.endswith(f"/items/{item_id}") and isinstance(e.body, dict)
-            and COLUMN in e.body]
 
 
 def column(site, item_id) -> str | None:
@@ -83,14 +71,14 @@ def move(stack, site, item, day: int, start: int, end: int) -> None:
 
 def test_an_invitee_busy_at_the_new_time_is_named_in_the_conflicts_column_after_a_move(stack, site, conflicts_column):
     item, _ = synced(stack, site, "Conflicts: roadmap", 3, 8, 9)
-    assert column_writes(stack, item["id"]) == []  # nobody is busy then: nothing to say, nothing written
+    assert column_writes(stack, item["id"], COLUMN) == []  # nobody is busy then: nothing to say, nothing written
     busy_in_outlook(stack, BOB, "Dentist", 3, (13, 0), (13, 30))
     # Bob organises a meeting of his own and invites Carol: she holds it, tentatively, until she answers
     busy_in_outlook(stack, BOB, "Bob's 1:1", 3, (13, 45), (14, 15), attendees=[{"emailAddress": {"address": CAROL}}])
     move(stack, site, item, 3, 13, 14)
     assert column(site, item["id"]) == ("Bob is busy 14:00–14:30 · Bob is busy 14:45–15:15 · "
                                         "Carol is busy 14:45–15:15 (tentative)")
-    assert len(column_writes(stack, item["id"])) == 1
+    assert len(column_writes(stack, item["id"], COLUMN)) == 1
     event = next(e for e in stack.graph.events(ORGANISER) if e["subject"] == "Conflicts: roadmap")
     assert event["start"]["dateTime"].startswith("2027-05-03T13:00:00")  # the move itself went through
 
@@ -103,9 +91,9 @@ def test_the_column_is_cleared_when_the_event_moves_to_a_free_slot(stack, site, 
     assert column(site, item["id"]) == "Carol is out of office all day"
     move(stack, site, item, 6, 9, 10)
     assert column(site, item["id"]) == ""
-    assert column_writes(stack, item["id"]) == ["Carol is out of office all day", ""]
+    assert column_writes(stack, item["id"], COLUMN) == ["Carol is out of office all day", ""]
     move(stack, site, item, 7, 9, 10)  # still free: nothing new to say, nothing written
-    assert len(column_writes(stack, item["id"])) == 2
+    assert len(column_writes(stack, item["id"], COLUMN)) == 2
 
 
 def test_with_conflicts_off_no_getschedule_request_is_made(stack, site):
@@ -169,7 +157,7 @@ def test_the_events_own_slot_is_never_reported_as_a_conflict(stack, site, confli
         settle(stack)
         move(stack, site, item, day, 10, 11)
         move(stack, site, item, day, 10, 12)   # longer: still only itself at that time
-        assert column_writes(stack, item["id"]) == []
+        assert column_writes(stack, item["id"], COLUMN) == []
         # another meeting of Bob's at exactly the time it moves to is a conflict all the same
         busy_in_outlook(stack, BOB, "Same time, other meeting", day, (13, 0), (14, 0))
         move(stack, site, item, day, 13, 14)
@@ -187,7 +175,7 @@ def test_an_all_day_event_is_not_its_own_conflict_and_names_an_all_day_absence(s
                      start_date="2027-05-23T23:00:00Z", end_date="2027-05-24T23:00:00Z",
                      invitees=[site.principals[BOB], site.principals[CAROL]])
     settle(stack)
-    assert column_writes(stack, item["id"]) == []
+    assert column_writes(stack, item["id"], COLUMN) == []
     site.sim.update_item("Meeting Events", item["id"], start_date="2027-05-24T23:00:00Z",
                          end_date="2027-05-25T23:00:00Z")
     settle(stack)

@@ -14,12 +14,6 @@ from .conftest import eventually, new_event, new_meeting, settle, site_with
 PRIVATE = "private_event"
 
 
-def svc():
-    from functions.http import services
-
-    return services()
-
-
 @pytest.fixture
 def recognisable(stack, site, monkeypatch):
     """acme/sales with the category "RAPID", show-as tentative, a 30-minute reminder, sensitivity normal,

@@ -17,15 +17,9 @@ from devtools.stack import MASTER_KEY
 from shared.errors import JobAbandoned
 from shared.sync_status import plain_reason
 
-from .conftest import eventually, new_event, new_meeting, settle, site_with
+from .conftest import column_writes, eventually, new_event, new_meeting, settle, site_with, svc
 
 COLUMN = "sync_status"
-
-
-def svc():
-    from functions.http import services
-
-    return services()
 
 
 @pytest.fixture
@@ -35,32 +29,26 @@ def status_column(stack, site, monkeypatch):
     return COLUMN
 
 
-def status_writes(stack, item_id) -> list[str]:
-    return [e.body[COLUMN] for e in stack.rapid.log
-            if e.method == "PUT" and e.path.endswith(f"/items/{item_id}") and isinstance(e.body, dict)
-            and COLUMN in e.body]
-
-
 def test_the_status_column_changes_only_when_the_state_changes(stack, site, status_column):
     meeting = new_meeting(site)
     settle(stack)
     stack.rapid.reset_log()
     item = new_event(site, meeting, title="Shown")
     settle(stack)
-    assert [w.split(" since ")[0] for w in status_writes(stack, item["id"])] == ["In Outlook"]
+    assert [w.split(" since ")[0] for w in column_writes(stack, item["id"], COLUMN)] == ["In Outlook"]
     assert site.sim.get("Meeting Events", item["id"])[COLUMN].startswith("In Outlook since ")
     # a healthy sync adds no writes
     for title in ("Shown again", "Shown once more"):
         site.sim.update_item("Meeting Events", item["id"], title=title)
         settle(stack)
-    assert len(status_writes(stack, item["id"])) == 1
+    assert len(column_writes(stack, item["id"], COLUMN)) == 1
     # Outlook busy: waiting, then in Outlook again
     stack.graph.fail_next(1, status=429, retry_after=1, path_contains="/events/", method="GET")
     site.sim.update_item("Meeting Events", item["id"], title="Shown after a wait")
     eventually(lambda: [e for e in stack.graph.events("alice@contoso.test") if e["subject"] == "Shown after a wait"],
                20, what="the retried update")
     settle(stack)
-    writes = status_writes(stack, item["id"])
+    writes = column_writes(stack, item["id"], COLUMN)
     assert writes[1] == "Waiting: Outlook is busy, retrying" and writes[2].startswith("In Outlook since ")
     assert len(writes) == 3
 
@@ -74,7 +62,7 @@ def test_an_organiser_without_email_is_said_in_plain_words_once(stack, site, sta
     settle(stack)
     site.sim.update_item("Meeting Events", item["id"], title="Still cannot sync")
     settle(stack)
-    assert status_writes(stack, item["id"]) == ["Not synced: the organiser Bob Noemail has no email"]
+    assert column_writes(stack, item["id"], COLUMN) == ["Not synced: the organiser Bob Noemail has no email"]
     failures = svc().ops.failures("acme/sales")
     assert any(f["item"] == str(item["id"]) and "has no email" in f["reason"] for f in failures)
 

@@ -14,17 +14,11 @@ import pytest
 from devtools.stack import ORGANISER
 from shared.html_body import TEAMS_LINK
 
-from .conftest import eventually, new_event, new_meeting, settle, site_with
+from .conftest import eventually, new_event, new_meeting, settle, site_with, svc
 
 JOIN = "teams_link"
 ASKS = "teams_meeting"
 STATUS = "sync_status"
-
-
-def svc():
-    from functions.http import services
-
-    return services()
 
 
 @pytest.fixture

@@ -17,14 +17,13 @@ Only the simulator serves these pages; the deployed app has nothing of them.
 from __future__ import annotations
 
 import math
-import os
 from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, quote, urlencode
-
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from urllib.parse import quote, urlencode
 
 from ..base import HttpError, Request, Response, utcnow
+from ..playground import HTML, environment, redirect
+from ..playground import form as form_fields
 from .events import _preview
 from .exchange import zone
 
@@ -32,13 +31,11 @@ if TYPE_CHECKING:
     from . import GraphSimulator
     from .model import Event, User
 
-HTML = "text/html; charset=utf-8"
 HOUR_PX = 44                 # the grid's height of one hour
 DAY_HOURS = (7, 20)          # hours always shown; the grid grows to hold earlier or later events
 _BOX = r"/_sim/calendars/(?P<mailbox>[^/]+)"
 
-_env = Environment(loader=FileSystemLoader(os.path.join(os.path.dirname(__file__), "templates")),
-                   autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_env = environment(__file__)
 
 
 def register(sim: GraphSimulator) -> None:
@@ -55,7 +52,7 @@ def register(sim: GraphSimulator) -> None:
 # -- values ----------------------------------------------------------------------------------------
 
 def form(req: Request) -> dict[str, str]:
-    return {k: v.strip() for k, v in parse_qsl(req.raw.decode("utf-8", "replace"), keep_blank_values=True)}
+    return {k: v[-1].strip() for k, v in form_fields(req).items()}
 
 
 def monday_of(text: str | None) -> date:
@@ -73,10 +70,6 @@ def parse_input(value: str, name: str) -> datetime:
     except ValueError:
         raise ValueError(f"{name}: {value!r} is not a date and time") from None
     return parsed.astimezone(timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
-
-
-def redirect(location: str) -> Response:
-    return Response(303, "", {"Location": location}, content_type="text/plain; charset=utf-8")
 
 
 class CalendarPages:

@@ -22,14 +22,12 @@ Only the simulator serves these pages; the deployed app has nothing of them.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, quote, urlencode
-
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from urllib.parse import quote, urlencode
 
 from ..base import HttpError, Request, Response, utcnow
+from ..playground import HTML, environment, form, redirect
 from .schema import TITLE_FIELD
 
 if TYPE_CHECKING:
@@ -39,11 +37,9 @@ if TYPE_CHECKING:
 MEETINGS, EVENTS, PRINCIPALS, CONTACTS = "Meetings", "Meeting Events", "Principals", "External Contacts"
 AGENDAS = "Meeting Agendas"
 STATUSES = ("", "Cancelled")
-HTML = "text/html; charset=utf-8"
 _SITE = r"/_sim/sites/(?P<tenant>[^/]+)/(?P<site>[^/]+)"
 
-_env = Environment(loader=FileSystemLoader(os.path.join(os.path.dirname(__file__), "templates")),
-                   autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_env = environment(__file__)
 
 
 def register(sim: RapidSimulator) -> None:
@@ -64,14 +60,6 @@ def register(sim: RapidSimulator) -> None:
 
 
 # -- form values ---------------------------------------------------------------------------------
-
-def form(req: Request) -> dict[str, list[str]]:
-    """A form body's fields, each a list (a multi-select sends one pair per selected option)."""
-    fields: dict[str, list[str]] = {}
-    for key, value in parse_qsl(req.raw.decode("utf-8", "replace"), keep_blank_values=True):
-        fields.setdefault(key, []).append(value)
-    return fields
-
 
 def one(fields: dict[str, list[str]], name: str, default: str = "") -> str:
     return (fields.get(name) or [default])[-1].strip()
@@ -107,10 +95,6 @@ def input_from_utc(value) -> str:
     if when.tzinfo is not None:
         when = when.astimezone(timezone.utc)
     return when.strftime("%Y-%m-%dT%H:%M")
-
-
-def redirect(location: str) -> Response:
-    return Response(303, "", {"Location": location}, content_type="text/plain; charset=utf-8")
 
 
 class SitePages:
