@@ -315,7 +315,7 @@ class Bench:
                           "goal": goal, "met": met})
 
     def store(self):
-        from shared.store import Store
+        from shared.storage.store import Store
 
         if not hasattr(self, "_store"):
             self._store = Store(self.stack.azurite.connection_string)
@@ -1110,8 +1110,8 @@ class Bench:
     def _renewal(self) -> None:
         import requests
 
-        from shared.mapping import format_utc
-        from shared.store import Subscription
+        from shared.model.mapping import format_utc
+        from shared.storage.store import Subscription
 
         from .sim.graph import Subscription as SimSubscription
         from .stack import AAD_TENANT, CLIENT_ID, MASTER_KEY
@@ -1227,9 +1227,9 @@ class Bench:
         the title, half the invitees): one catch-up run's site and Graph requests and wall time, then a run
         that finds nothing, then the sweep. Baseline: comparing every item (all pages + one GET each)."""
         from shared.config import settings_from
-        from shared.mapping import format_utc, outlook_payload, synced_from_site
+        from shared.model.mapping import format_utc, outlook_payload, synced_from_site
         from shared.services import Services
-        from shared.store import LINKS, EventLink, Meeting, _entity
+        from shared.storage.store import LINKS, EventLink, Meeting, _entity
 
         from .stack import ORGANISER
         progress(f"figure 7: site catch-up, {items:,} synced items, {changed} edited with their webhooks lost")
@@ -1286,7 +1286,7 @@ class Bench:
 
         import requests
 
-        from shared.mapping import parse_utc
+        from shared.model.mapping import parse_utc
 
         from .stack import MASTER_KEY
 

@@ -19,8 +19,8 @@ import sys
 
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
-from shared.store import Store
-from shared.work_queue import message_key
+from shared.storage.store import Store
+from shared.storage.work_queue import message_key
 
 from .localhost import load_local_settings
 

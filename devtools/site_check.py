@@ -52,7 +52,7 @@ def main(argv=None, environ=None) -> int:
         return 1
     logging.basicConfig(level=logging.ERROR)
     sys.path.insert(0, str(ROOT))
-    from shared.site_check import check_env, failed, to_json, to_text
+    from shared.ops.site_check import check_env, failed, to_json, to_text
 
     if args.webhook_urls:
         return print_webhook_urls(env, args.webhook_urls.rstrip("/"), args.site)
@@ -64,7 +64,7 @@ def main(argv=None, environ=None) -> int:
 def print_webhook_urls(env: dict, base: str, only: str | None) -> int:
     """The URLs to paste into each site's webhooks (append &code=<function key>)."""
     from shared.config import ConfigError, settings_from
-    from shared.intake import site_token
+    from shared.intake.webhooks import site_token
 
     try:
         settings = settings_from(env)

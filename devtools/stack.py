@@ -40,7 +40,7 @@ def site_params(path: str) -> dict:
     """`{"site_token": …}` for a site route (`tenant/site/0/services/…`), as the site's webhooks carry it."""
     parts = path.lstrip("/").split("/")
     if len(parts) > 4 and parts[2:4] == ["0", "services"]:
-        from shared.intake import site_token
+        from shared.intake.webhooks import site_token
 
         return {"site_token": site_token(WEBHOOK_SECRET, "/".join(parts[:2]))}
     return {}

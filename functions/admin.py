@@ -14,7 +14,7 @@ bp = func.Blueprint()
 def site_check(req: func.HttpRequest) -> func.HttpResponse:
     """Check every configured site (or `?site=tenant/site`); changes nothing. 200 with the report,
     JSON (`ok` false when something failed) or, with `?format=text`, the text the CLI prints."""
-    from shared.site_check import check_env, to_json, to_text  # imported on use: keeps cold start light
+    from shared.ops.site_check import check_env, to_json, to_text  # imported on use: keeps cold start light
 
     report = check_env(os.environ, only=req.params.get("site") or None)
     if req.params.get("format") == "text":
@@ -26,7 +26,7 @@ def site_check(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="ops/status", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def status_page(req: func.HttpRequest) -> func.HttpResponse:
     """The operator's status page: HTML, or JSON with `?format=json`; `?site=tenant/site` for one site."""
-    from shared.status_page import render_html, status
+    from shared.ops.status_page import render_html, status
 
     from .http import services
 
@@ -46,7 +46,7 @@ def status_page(req: func.HttpRequest) -> func.HttpResponse:
 def rotate_client_states(req: func.HttpRequest) -> func.HttpResponse:
     """Give every Graph subscription (or `?site=tenant/site`'s) a new clientState: one queued job each,
     which makes the subscription again (Graph cannot change a clientState). 202 with how many."""
-    from shared.subscriptions import ROTATE_OP
+    from shared.subscriptions.registry import ROTATE_OP
 
     from .http import services
 

@@ -13,7 +13,7 @@ log = logging.getLogger("rapid_meetings")
 
 @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
 def site_catch_up(timer: func.TimerRequest) -> None:
-    from shared.catch_up import schedule_due
+    from shared.sync.catch_up import schedule_due
 
     jobs = schedule_due(services())
     log.info("site catch-up%s: %d job(s) enqueued", " (past due)" if timer.past_due else "", len(jobs))

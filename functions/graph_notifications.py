@@ -3,7 +3,7 @@ persist and answer 202 well within Graph's 3 seconds; 5xx when nothing could be 
 
 import azure.functions as func
 
-from shared.notifications import notification_tasks
+from shared.intake.notifications import notification_tasks
 
 from .http import answers, json_response, services
 
@@ -23,7 +23,7 @@ def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
     tasks, refused = notification_tasks(req.get_body(), svc.find_subscription)
     jobs = svc.queue.enqueue(tasks) if tasks else []
     if tasks:
-        from shared.sync_status import note_notifications
+        from shared.features.status import note_notifications
 
         note_notifications(svc, tasks)
     return json_response(202, {"accepted": len(tasks), "refused": refused, "jobs": jobs})

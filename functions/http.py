@@ -10,7 +10,7 @@ import threading
 import azure.functions as func
 
 from shared.config import ConfigError, get_settings
-from shared.errors import BadRequest, Forbidden, NotFound, StorageUnavailable
+from shared.model.errors import BadRequest, Forbidden, NotFound, StorageUnavailable
 
 log = logging.getLogger("rapid_meetings")
 

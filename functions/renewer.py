@@ -12,8 +12,8 @@ log = logging.getLogger("rapid_meetings")
 
 @bp.timer_trigger(arg_name="timer", schedule="0 */30 * * * *", run_on_startup=False)
 def subscription_renewer(timer: func.TimerRequest) -> None:
-    from shared.mapping import format_utc
-    from shared.subscriptions import renew_due
+    from shared.model.mapping import format_utc
+    from shared.subscriptions.registry import renew_due
 
     svc = services()
     started = format_utc(svc.clock())

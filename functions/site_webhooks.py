@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared.intake import check_site_token, known_site, site_tasks
+from shared.intake.webhooks import check_site_token, known_site, site_tasks
 
 from .http import answers, json_response, services
 
@@ -61,7 +61,7 @@ def subscriptions_delete(req: func.HttpRequest) -> func.HttpResponse:
 
 
 # Meeting Agendas (issue 15): the event's invitation follows its agenda; a burst costs one Outlook update
-# (shared/agenda_changes.py). "Items Deleted" may carry items, ids or the envelope (SPEC §1a).
+# (shared/features/agenda_changes.py). "Items Deleted" may carry items, ids or the envelope (SPEC §1a).
 
 @bp.route(route=f"{PREFIX}/agenda/create", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @answers

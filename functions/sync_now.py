@@ -13,8 +13,8 @@ bp = func.Blueprint()
 @bp.route(route=f"{PREFIX}/sync", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @answers
 def sync_now(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.intake import check_site_token, known_site
-    from shared.sync_now import sync_now_tasks
+    from shared.intake.webhooks import check_site_token, known_site
+    from shared.jobs.sync_now import sync_now_tasks
 
     svc = services()
     tenant, site = req.route_params.get("tenant"), req.route_params.get("site")

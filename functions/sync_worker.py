@@ -13,8 +13,8 @@ log = logging.getLogger("rapid_meetings")
 
 @bp.queue_trigger(arg_name="msg", queue_name="%WORK_QUEUE%", connection="AzureWebJobsStorage")
 def sync_worker(msg: func.QueueMessage) -> None:
-    from shared.work_queue import message_key
-    from shared.worker import run_job
+    from shared.storage.work_queue import message_key
+    from shared.jobs.worker import run_job
 
     text = msg.get_body().decode("utf-8", "replace")
     svc = services()

@@ -213,7 +213,7 @@ def _site_from(entry: dict, env) -> SiteConfig:
         zone = ZoneInfo(entry.get("time_zone", "UTC"))
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{where}: unknown time_zone {entry.get('time_zone')!r}") from None
-    from .mapping import windows_zone
+    from .model.mapping import windows_zone
 
     try:
         windows_zone(zone)  # all-day events reach Graph under it

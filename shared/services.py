@@ -37,48 +37,48 @@ class Services:
 
     @property
     def store(self):
-        from .store import Store
+        from .storage.store import Store
 
         return self._part("store", lambda: Store(self.settings.storage))
 
     @property
     def ops(self):
-        from .ops_store import OpsStore
+        from .storage.ops_store import OpsStore
 
         return self._part("ops", lambda: OpsStore(self.settings.storage))
 
     @property
     def queue(self):
-        from .work_queue import WorkQueue
+        from .storage.work_queue import WorkQueue
 
         return self._part("queue", lambda: WorkQueue(self.settings.storage, self.settings.work_queue))
 
     @property
     def session(self):
-        from .remote import new_session
+        from .clients.remote import new_session
 
         return self._part("session", lambda: new_session(self.settings.ca_bundle))
 
     @property
     def tokens(self):
-        from .remote import Tokens
+        from .clients.remote import Tokens
 
         return self._part("tokens", lambda: Tokens(self.settings, self.session))
 
     @property
     def mailboxes(self):
-        from .graph import MailboxLimiter
+        from .clients.graph import MailboxLimiter
 
         return self._part("mailboxes", MailboxLimiter)
 
     def graph(self, site: SiteConfig):
-        from .graph import GraphClient
+        from .clients.graph import GraphClient
 
         return self._part(("graph", site.key),
                           lambda: GraphClient(self.settings, site, self.session, self.tokens, self.mailboxes))
 
     def rapid(self, site: SiteConfig):
-        from .rapid import RapidClient
+        from .clients.rapid import RapidClient
 
         return self._part(("rapid", site.key), lambda: RapidClient(site, self.session, self.tokens))
 
@@ -86,7 +86,7 @@ class Services:
         """A configured site by key; a job for a site no longer configured can never succeed."""
         site = self.settings.sites.get(str(key).lower())
         if site is None:
-            from .errors import JobAbandoned
+            from .model.errors import JobAbandoned
 
             raise JobAbandoned(f"site {key} is no longer configured")
         return site

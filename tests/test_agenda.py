@@ -14,9 +14,9 @@ import time
 import pytest
 
 from devtools.stack import ORGANISER
-from shared.agenda import AGENDA_HEADING, AgendaEntry, agenda_html, agenda_of, events_of
+from shared.features.agenda import AGENDA_HEADING, AgendaEntry, agenda_html, agenda_of, events_of
 from shared.config import ConfigError, settings_from
-from shared.html_body import split_body
+from shared.model.html_body import split_body
 
 from .conftest import eventually, new_meeting, post, settle, svc
 
@@ -45,7 +45,7 @@ def quick_settle(stack, monkeypatch):
 @pytest.fixture
 def updates(monkeypatch):
     """The site events the worker synced (apply_site_event), by id."""
-    import shared.worker as worker
+    import shared.jobs.worker as worker
 
     ran: list[str] = []
     apply = worker.apply_site_event

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from devtools.stack import ORGANISER
-from shared.answers import answers_of, summary
+from shared.features.answers import answers_of, summary
 
 from .conftest import column_writes, eventually, new_event, new_meeting, settle, site_with
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from devtools.azurite import free_port
 from devtools.stack import ORGANISER
-from shared.mapping import format_utc
+from shared.model.mapping import format_utc
 
 from .conftest import eventually, new_event, new_meeting, post, settle, svc
 

@@ -16,9 +16,9 @@ import requests
 from devtools.sim import GraphSimulator
 from devtools.stack import AAD_TENANT, CLIENT_ID, CLIENT_SECRET, GRAPH_ROLES, ORGANISER, OTHER_TENANT
 from shared.config import ConfigError, settings_from
-from shared.conflicts import Busy, OwnCopy, conflicts_text, overlaps, own_copies
-from shared.mapping import Synced
-from shared.site_check import FAIL, OK, check_env
+from shared.features.conflicts import Busy, OwnCopy, conflicts_text, overlaps, own_copies
+from shared.model.mapping import Synced
+from shared.ops.site_check import FAIL, OK, check_env
 
 from .conftest import column_writes, eventually, new_event, new_meeting, settle, site_with, svc
 

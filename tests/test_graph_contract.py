@@ -12,9 +12,9 @@ from tzlocal.windows_tz import tz_win
 
 from devtools.sim.graph.exchange import RESOURCE_SPELLINGS
 from devtools.stack import AAD_TENANT, CLIENT_SECRET, ORGANISER
-from shared.mapping import Synced, local_midnight, normalise, outlook_payload, synced_from_outlook
-from shared.notifications import check
-from shared.subscriptions import create_subscription
+from shared.model.mapping import Synced, local_midnight, normalise, outlook_payload, synced_from_outlook
+from shared.intake.notifications import check
+from shared.subscriptions.registry import create_subscription
 
 from .conftest import eventually, new_event, new_meeting, settle
 from .test_outlook_to_site import event_writes, services, synced_event  # noqa: F401  (a fixture)
@@ -224,7 +224,7 @@ def test_an_expired_delta_token_makes_the_catch_up_read_the_whole_window(stack, 
 
 def test_an_exchange_etag_decodes_to_the_events_change_key_and_anything_else_to_none():
     from devtools.sim.graph.exchange import new_change_key, notification_etag
-    from shared.inbound import change_key_in_etag
+    from shared.sync.inbound import change_key_in_etag
 
     change_key = new_change_key()
     assert change_key_in_etag(notification_etag(change_key)) == change_key
@@ -245,7 +245,7 @@ def _published_online_meeting() -> dict:
 
 
 def test_the_published_teams_block_is_told_apart_from_the_description():
-    from shared.html_body import split_body
+    from shared.model.html_body import split_body
 
     event = _published_online_meeting()
     description, agenda, teams = split_body(event["body"]["content"])
@@ -255,8 +255,8 @@ def test_the_published_teams_block_is_told_apart_from_the_description():
 
 
 def test_a_body_rewritten_by_us_keeps_the_teams_block_and_reads_back_as_the_site_wrote_it():
-    from shared.html_body import compose_body, same_html, split_body
-    from shared.mapping import body_parts, keep_outlook_parts
+    from shared.model.html_body import compose_body, same_html, split_body
+    from shared.model.mapping import body_parts, keep_outlook_parts
 
     from devtools.sim.graph.exchange import exchange_html
 
@@ -271,7 +271,7 @@ def test_a_body_rewritten_by_us_keeps_the_teams_block_and_reads_back_as_the_site
 
 
 def test_an_agenda_section_is_never_part_of_the_description():
-    from shared.html_body import AGENDA_HEADING, compose_body, split_body
+    from shared.model.html_body import AGENDA_HEADING, compose_body, split_body
     from devtools.sim.graph.exchange import exchange_html
 
     agenda = f"<hr><p><b>{AGENDA_HEADING}</b></p><ol><li>Budget &amp; plan</li><li>AOB</li></ol>"

@@ -12,9 +12,9 @@ import requests
 
 from devtools.stack import CLIENT_SECRET, FUNCTION_KEY, ORGANISER, site_params
 from shared.config import get_settings
-from shared.errors import BadRequest, RemoteError, Throttled
-from shared.intake import site_tasks
-from shared.remote import MAX_RETRY_AFTER, checked
+from shared.model.errors import BadRequest, RemoteError, Throttled
+from shared.intake.webhooks import site_tasks
+from shared.clients.remote import MAX_RETRY_AFTER, checked
 
 from .conftest import eventually, new_event, new_meeting, post, queue_depth, settle
 from .test_isolation import change_note, services
@@ -60,8 +60,8 @@ def test_one_sites_token_opens_no_other_sites_routes(stack):
 
 def test_a_rotated_webhook_secret_keeps_the_old_urls_working_until_dropped():
     from shared.config import settings_from
-    from shared.errors import Forbidden
-    from shared.intake import check_site_token, site_token
+    from shared.model.errors import Forbidden
+    from shared.intake.webhooks import check_site_token, site_token
 
     old, new = "o" * 40, "n" * 40
     env = {**{k: v for k, v in __import__("os").environ.items()}, "WEBHOOK_SECRETS": f"{new},{old}"}

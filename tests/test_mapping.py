@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 from devtools.sim.graph.exchange import exchange_html
 from devtools.stack import AAD_TENANT, CLIENT_ID
-from shared.html_body import html_form
-from shared.mapping import (Synced, local_midnight, normalise, outlook_patch, outlook_payload, synced_from_outlook,
+from shared.model.html_body import html_form
+from shared.model.mapping import (Synced, local_midnight, normalise, outlook_patch, outlook_payload, synced_from_outlook,
                             synced_from_site, windows_zone)
-from shared.reconcile import reconcile
+from shared.sync.reconcile import reconcile
 from tzlocal.windows_tz import tz_win
 
 UTC = timezone.utc
@@ -179,7 +179,7 @@ def test_a_real_outlook_edit_of_the_body_is_still_a_change():
 
 
 def test_an_item_is_private_only_when_its_column_says_so_and_public_again_when_it_stops():
-    from shared.mapping import item_sensitivity, look_on_create
+    from shared.model.mapping import item_sensitivity, look_on_create
 
     assert item_sensitivity({"p": True}, "p", "") == "private"
     assert item_sensitivity({"p": "no"}, "p", "") == "normal"

@@ -7,8 +7,8 @@ import pytest
 import requests
 
 from devtools.stack import AAD_TENANT, CLIENT_ID, MASTER_KEY, ORGANISER
-from shared.mapping import format_utc
-from shared.store import Subscription
+from shared.model.mapping import format_utc
+from shared.storage.store import Subscription
 
 from .conftest import eventually, new_event, new_meeting, post, settle
 

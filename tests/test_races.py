@@ -16,11 +16,11 @@ from azure.core.exceptions import ServiceRequestError
 
 from devtools.stack import CLIENT_ID, ORGANISER
 from shared.config import get_settings
-from shared.errors import JobAbandoned, Throttled
+from shared.model.errors import JobAbandoned, Throttled
 from shared.services import Services
-from shared.store import LINKS, SUBSCRIPTIONS, table_key
-from shared.subscriptions import handle_lifecycle, register_meeting, apply_subscription_item
-from shared.sync import apply_site_event
+from shared.storage.store import LINKS, SUBSCRIPTIONS, table_key
+from shared.subscriptions.registry import handle_lifecycle, register_meeting, apply_subscription_item
+from shared.sync.engine import apply_site_event
 
 from .conftest import settle
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from shared.config import settings_from
-from shared.errors import BadRequest
-from shared.intake import site_tasks
-from shared.rapid_items import linked_ids, lookup_id, lookup_write, rows_of, written_item
+from shared.model.errors import BadRequest
+from shared.intake.webhooks import site_tasks
+from shared.model.rapid_items import linked_ids, lookup_id, lookup_write, rows_of, written_item
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rapid"
 

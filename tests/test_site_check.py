@@ -20,7 +20,7 @@ from devtools.sim.rapid import RapidVariant
 from devtools.stack import (AAD_TENANT, CLIENT_ID, CLIENT_SECRET, FUNCTION_KEY, GRAPH_ROLES, GUESTS, MASTER_KEY,
                             ORGANISER, OTHER_TENANT, PEOPLE, RAPID_APP, ROOT)
 from shared.config import settings_from
-from shared.site_check import (FAIL, OK, WARN, check_all, check_env, failed, jwt_claims, link_shape, schema_columns,
+from shared.ops.site_check import (FAIL, OK, WARN, check_all, check_env, failed, jwt_claims, link_shape, schema_columns,
                                to_text)
 
 ALL_ROLES = ["Calendars.ReadWrite", "User.Read.All"]

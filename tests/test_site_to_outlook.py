@@ -3,7 +3,7 @@
 import concurrent.futures
 
 from devtools.stack import ORGANISER
-from shared.graph import TAG_ID
+from shared.clients.graph import TAG_ID
 
 from .conftest import eventually, new_event, new_meeting, post, settle
 

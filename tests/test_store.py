@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.mapping import Synced
-from shared.store import Conflict, EventLink, Store, from_key, table_key
+from shared.model.mapping import Synced
+from shared.storage.store import Conflict, EventLink, Store, from_key, table_key
 
 CONTENT = Synced(title="t", description="", start="2026-01-01T09:00:00Z", end="2026-01-01T10:00:00Z",
                  all_day=False, location="")

@@ -14,8 +14,8 @@ import requests
 from bs4 import BeautifulSoup
 
 from devtools.stack import MASTER_KEY
-from shared.errors import JobAbandoned
-from shared.sync_status import plain_reason
+from shared.model.errors import JobAbandoned
+from shared.features.status import plain_reason
 
 from .conftest import column_writes, eventually, new_event, new_meeting, settle, site_with, svc
 
@@ -115,7 +115,7 @@ def expected(stack, site_key: str) -> dict[str, str]:
 def test_the_status_page_shows_what_the_stores_hold_in_a_real_browser(stack, site):
     from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
-    from shared.work_queue import message_key
+    from shared.storage.work_queue import message_key
 
     meeting = new_meeting(site)
     new_event(site, meeting, title="On the status page <b>escaped</b>")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from devtools.stack import ORGANISER
-from shared.html_body import TEAMS_LINK
+from shared.model.html_body import TEAMS_LINK
 
 from .conftest import eventually, new_event, new_meeting, settle, site_with, svc
 

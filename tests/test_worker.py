@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from shared import worker
-from shared.errors import Throttled, TransientError
+from shared.jobs import worker
+from shared.model.errors import Throttled, TransientError
 
 
 class Queue:

@@ -1,0 +1,175 @@
+"""Microsoft Graph: every Graph detail lives here (URLs, headers, paging, $batch); callers never
+build a Graph URL. Errors come out typed (see remote.checked)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+import requests
+
+from ..config import Settings, SiteConfig
+from ..model.errors import RemoteError, RemoteNotFound
+from .remote import Tokens, send
+
+log = logging.getLogger("rapid_meetings")
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+# Tags the Outlook events this app owns with "<tenant>/<site>|<item id>".
+TAG_ID = "String {9c6c4a4e-3f7e-4b1e-8d2a-6a1f5f0c2b7d} Name RapidMeetingsItem"
+UTC_PREFER = 'outlook.timezone="UTC"'
+BATCH_LIMIT = 20
+SCHEDULE_LIMIT = 20  # getSchedule: schedules per request
+
+
+MAILBOX_CONCURRENCY = 4  # Outlook's limit per app and mailbox
+PROVIDERS_CACHE_SECONDS = 3600  # what a calendar offers for online meetings changes with licences: rarely
+
+
+def _user(mailbox: str) -> str:
+    return f"/users/{quote(mailbox, safe='@')}"
+
+
+class MailboxLimiter:
+    """At most 4 requests in flight to one mailbox from this process, as Outlook allows."""
+
+    def __init__(self, limit: int = MAILBOX_CONCURRENCY):
+        self._limit = limit
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+
+    def slot(self, mailbox: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            return self._slots.setdefault(mailbox.lower(), threading.BoundedSemaphore(self._limit))
+
+
+class GraphClient:
+    def __init__(self, settings: Settings, site: SiteConfig, session: requests.Session, tokens: Tokens,
+                 limiter: MailboxLimiter | None = None):
+        self._base = settings.graph_url
+        self._site = site
+        self._session = session
+        self._tokens = tokens
+        self._limiter = limiter or MailboxLimiter()
+        self._providers: dict[str, tuple[float, tuple[str, ...]]] = {}
+
+    def _call(self, method: str, path: str, what: str, headers: dict | None = None, **kwargs):
+        url = path if "://" in path else self._base + path
+        if not url.startswith(self._base + "/"):  # an @odata.nextLink or a stored delta link elsewhere
+            raise RemoteError(400, f"Graph {what}: refusing to send the Graph token to {url.split('?')[0][:80]}")
+        token = self._tokens.token(self._site, GRAPH_SCOPE)
+        mailbox = url[len(self._base):].split("/")[2] if url.startswith(self._base + "/users/") else None
+        with self._limiter.slot(mailbox) if mailbox else contextlib.nullcontext():
+            return send(self._session, method, url, f"Graph {what}",
+                        headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)
+
+    # -- events
+
+    def create_event(self, mailbox: str, payload: dict, transaction_id: str, tag: str) -> dict:
+        body = {**payload, "transactionId": transaction_id,
+                "singleValueExtendedProperties": [{"id": TAG_ID, "value": tag}]}
+        return self._call("POST", f"{_user(mailbox)}/events", "create event", json=body,
+                          headers={"Prefer": UTC_PREFER}).json()
+
+    def get_event(self, mailbox: str, event_id: str) -> dict:
+        return self._call("GET", f"{_user(mailbox)}/events/{quote(event_id, safe='')}", "get event",
+                          headers={"Prefer": UTC_PREFER}).json()
+
+    def update_event(self, mailbox: str, event_id: str, patch: dict) -> dict:
+        """PATCH an event; the answer is the whole event after the write. No If-Match: event-update.md
+        documents none, and Graph may honour it, refuse with 409 or ignore it (FACTS, "Corrections")."""
+        return self._call("PATCH", f"{_user(mailbox)}/events/{quote(event_id, safe='')}", "update event",
+                          json=patch, headers={"Prefer": UTC_PREFER}).json()
+
+    def remove_event(self, mailbox: str, event_id: str, comment: str) -> bool:
+        """Cancel (attendees get the cancellation); when Graph refuses to cancel (event-cancel.md leaves
+        events without attendees open), DELETE, which the organiser may always do (event-delete.md).
+        False when the event was already gone."""
+        path = f"{_user(mailbox)}/events/{quote(event_id, safe='')}"
+        try:
+            try:
+                self._call("POST", f"{path}/cancel", "cancel event", json={"Comment": comment})
+            except RemoteError as e:
+                if e.status != 400:
+                    raise
+                log.info("mailbox=%s event=%s cancel refused (%s): deleting it instead", mailbox, event_id, e)
+                self._call("DELETE", path, "delete event (cancel refused)")
+        except RemoteNotFound:
+            return False
+        return True
+
+    def online_providers(self, mailbox: str) -> tuple[str, ...]:
+        """The online meeting providers the mailbox's calendar offers (calendar.md,
+        allowedOnlineMeetingProviders), read at most once an hour per mailbox and process."""
+        now, key = time.monotonic(), mailbox.lower()
+        cached = self._providers.get(key)
+        if cached and now - cached[0] < PROVIDERS_CACHE_SECONDS:
+            return cached[1]
+        calendar = self._call("GET", f"{_user(mailbox)}/calendar?$select=allowedOnlineMeetingProviders",
+                              "get calendar").json()
+        providers = tuple(calendar.get("allowedOnlineMeetingProviders") or ())
+        self._providers[key] = (now, providers)
+        return providers
+
+    def find_tagged(self, mailbox: str, tag: str) -> list[dict]:
+        flt = f"singleValueExtendedProperties/Any(ep: ep/id eq '{TAG_ID}' and ep/value eq '{tag.replace(chr(39), chr(39) * 2)}')"
+        return self._call("GET", f"{_user(mailbox)}/events", "find tagged events",
+                          params={"$filter": flt}, headers={"Prefer": UTC_PREFER}).json().get("value", [])
+
+    def user_id(self, mailbox: str) -> str:
+        return self._call("GET", _user(mailbox), "get user", params={"$select": "id"}).json()["id"]
+
+    # -- free/busy
+
+    def get_schedule(self, mailbox: str, schedules: list[str], start: datetime, end: datetime,
+                     interval: int) -> list[dict]:
+        """The free/busy of up to 20 addresses between two instants, read through `mailbox`'s calendar: one
+        scheduleInformation each, in UTC (api-reference/v1.0/api/calendar-getschedule.md; at most 20
+        entities and a period under 62 days, concepts/outlook-get-free-busy-schedule.md)."""
+        assert len(schedules) <= SCHEDULE_LIMIT
+        body = {"schedules": schedules, "availabilityViewInterval": interval,
+                **{name: {"dateTime": f"{moment.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"}
+                   for name, moment in (("startTime", start), ("endTime", end))}}
+        return self._call("POST", f"{_user(mailbox)}/calendar/getSchedule", "get schedule", json=body,
+                          headers={"Prefer": UTC_PREFER}).json().get("value", [])
+
+    # -- subscriptions
+
+    def create_subscription(self, resource: str, notification_url: str, client_state: str, expires: str) -> dict:
+        body = {"changeType": "created,updated,deleted", "notificationUrl": notification_url,
+                "lifecycleNotificationUrl": notification_url, "resource": resource,
+                "expirationDateTime": expires, "clientState": client_state,
+                "latestSupportedTlsVersion": "v1_2"}
+        return self._call("POST", "/subscriptions", "create subscription", json=body).json()
+
+    def renew_subscription(self, sub_id: str, expires: str) -> dict:
+        return self._call("PATCH", f"/subscriptions/{sub_id}", "renew subscription",
+                          json={"expirationDateTime": expires}).json()
+
+    def delete_subscription(self, sub_id: str) -> bool:
+        try:
+            self._call("DELETE", f"/subscriptions/{sub_id}", "delete subscription")
+        except RemoteNotFound:
+            return False
+        return True
+
+    def batch(self, requests_: list[dict]) -> dict[str, dict]:
+        """Run up to 20 requests in one $batch; answers by request id ({status, headers, body})."""
+        assert len(requests_) <= BATCH_LIMIT
+        answer = self._call("POST", "/$batch", "batch", json={"requests": requests_}).json()
+        return {r["id"]: r for r in answer.get("responses", [])}
+
+    # -- catch-up
+
+    def delta_pages(self, mailbox: str, start: str, end: str, delta_link: str = ""):
+        """Yield pages of calendarView/delta; the last page carries @odata.deltaLink."""
+        url = delta_link or f"{self._base}{_user(mailbox)}/calendarView/delta"
+        params = None if delta_link else {"startDateTime": start, "endDateTime": end}
+        while url:
+            page = self._call("GET", url, "calendar delta", params=params,
+                              headers={"Prefer": f"{UTC_PREFER}, odata.maxpagesize=100"}).json()
+            yield page
+            url, params = page.get("@odata.nextLink"), None

@@ -1,0 +1,137 @@
+"""A RAPID site's REST API as published (SPEC §1a); every shape detail lives here or in rapid_items.
+
+Every write this app makes carries webhooks=false (application users default to it since 1.30.12,
+Rapid-Docs blog 2023-07-20; saying so keeps it true on older sites), so the app's own writes never
+fire the site's webhooks.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+import requests
+
+from ..config import SiteConfig
+from ..model.errors import RemoteError, RemoteNotFound
+from ..model.rapid_items import column_ids, has_links, linked_ids, rows_of, sorted_ids, written_item
+from .remote import Tokens, send
+
+log = logging.getLogger("rapid_meetings")
+PAGE_SIZE = 250    # a list read answers at most 250 items, newest first; page on with $skip (API Concepts)
+IDS_PER_QUERY = 100  # keeps `in(id, …)` filters well inside URL limits
+DATASOURCE = "All$"  # the built-in datasource with every column; `All` is a view users may edit (API Concepts)
+
+
+def _quote_value(value: str) -> str:
+    return value if value.isdigit() else "'" + value.replace("'", "''") + "'"
+
+
+def _body(answer: requests.Response):
+    try:
+        return answer.json() if answer.content else None
+    except ValueError:
+        return None
+
+
+class RapidClient:
+    def __init__(self, site: SiteConfig, session: requests.Session, tokens: Tokens):
+        self._site = site
+        self._session = session
+        self._tokens = tokens
+
+    def _call(self, method: str, path: str, what: str, **kwargs) -> requests.Response:
+        what = f"site {self._site.key} {what}"
+        for fresh in (False, True):
+            token = self._tokens.token(self._site, self._site.rapid_scope, fresh=fresh)
+            try:
+                return send(self._session, method, self._site.rapid_url + path, what,
+                            headers={"Authorization": f"Bearer {token}"}, **kwargs)
+            except RemoteError as e:
+                # an expired token: 401, or 400 as public clients see it (SPEC §1a); refresh it once
+                if e.status not in (400, 401) or fresh:
+                    raise
+                log.info("%s answered %s (%s): retrying once with a fresh token", what, e.status, e)
+        raise AssertionError("unreachable")
+
+    def _list(self, name: str) -> str:
+        return f"/lists/{quote(self._site.list_name(name))}"
+
+    def _item_path(self, list_name: str, item_id) -> str:
+        return f"{self._list(list_name)}/items/{quote(str(item_id), safe='')}"
+
+    def get_item(self, list_name: str, item_id: str, deleted: bool = False) -> dict | None:
+        """The item's profile (all its columns and its links), or None when the site does not have it
+        (with `deleted`, also the profile of a deleted item, where the site still shows one)."""
+        try:
+            item = self._call("GET", self._item_path(list_name, item_id), f"get {list_name} {item_id}").json()
+        except RemoteNotFound:
+            return None
+        return None if not isinstance(item, dict) or (item.get("deleted") and not deleted) else item
+
+    def query(self, list_name: str, filter_: str | None = None, select: tuple[str, ...] = (),
+              linked_to: tuple[str, str] | None = None) -> list[dict]:
+        """Every item matching the filter, read from the All$ datasource page by page; `linked_to` (a list
+        and an id) keeps the items linked to that item in any way: universal links, multi-lookups either
+        way, single lookups pointing at it (API Concepts, "How to get a bunch of linked items")."""
+        params = {"$filter": filter_} if filter_ else {}
+        if select:
+            params["$select"] = ",".join(select)
+        if linked_to:
+            params["linkedTo"] = f"{self._site.list_name(linked_to[0])}/{linked_to[1]}"
+        rows, skip = [], 0
+        while True:
+            page = rows_of(self._call("GET", f"{self._list(list_name)}/{DATASOURCE}/items", f"query {list_name}",
+                                      params={**params, **({"$skip": str(skip)} if skip else {})}).json())
+            rows += page
+            if len(page) < PAGE_SIZE:
+                return rows
+            skip += len(page)
+
+    def items_by_id(self, list_name: str, ids: list[str], select: tuple[str, ...] = ()) -> dict[str, dict]:
+        wanted = sorted(set(ids))
+        found = {}
+        for i in range(0, len(wanted), IDS_PER_QUERY):
+            chunk = wanted[i:i + IDS_PER_QUERY]
+            flt = "in(id, " + ", ".join(_quote_value(v) for v in chunk) + ")"
+            found.update({str(r["id"]): r for r in self.query(list_name, flt, ("id", *select) if select else ())
+                          if "id" in r})
+        return found
+
+    def multi_lookup_ids(self, list_name: str, item: dict, column: str, target_list: str) -> list[str]:
+        """The targets of a multi-lookup, read as the site's `multi_lookup` setting says (SPEC §1a)."""
+        strategy = self._site.multi_lookup
+        if strategy == "column":
+            return column_ids(item, column)
+        if strategy == "query":
+            flt = f"inScoped({self._site.list_name(list_name)}, {column}, {_quote_value(str(item['id']))})"
+            return sorted_ids(str(r["id"]) for r in self.query(target_list, flt, ("id",)) if "id" in r)
+        if not has_links(item):
+            log.warning("site=%s item=%s has no LinkedItems: its %r cannot be read; check the site and set "
+                        "multi_lookup to 'query' or 'column' (python -m devtools.site_check)",
+                        self._site.key, item.get("id"), column)
+        return linked_ids(item, column, self._site.list_name(target_list))
+
+    def update_item(self, list_name: str, item_id: str, fields: dict, read_back: bool = False) -> dict | None:
+        """Update the posted fields. RAPID answers the item (docs) or 204 without a body (connector):
+        with `read_back`, an answer without the item is followed by a read; otherwise None."""
+        answer = self._call("PUT", self._item_path(list_name, item_id), f"update {list_name} {item_id}",
+                            params={"webhooks": "false"}, json=fields)
+        item = written_item(_body(answer))
+        if item is None and read_back:
+            return self.get_item(list_name, item_id)
+        return item
+
+    def create_item(self, list_name: str, fields: dict) -> str | None:
+        """Create an item; its id when the answer carries it (an object, or the connector's 201 array)."""
+        answer = self._call("POST", f"{self._list(list_name)}/items", f"create {list_name}",
+                            params={"webhooks": "false"}, json=fields)
+        item = written_item(_body(answer))
+        return str(item["id"]) if item else None
+
+    def delete_item(self, list_name: str, item_id: str) -> None:
+        try:
+            self._call("DELETE", self._item_path(list_name, item_id), f"delete {list_name} {item_id}",
+                       params={"webhooks": "false"})
+        except RemoteNotFound:
+            pass

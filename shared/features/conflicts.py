@@ -1,0 +1,215 @@
+"""Conflicts seen before they hurt (issue 15, part 2): when the sync creates a site event's Outlook event,
+or moves it (start, end or all-day changed, from the site or in Outlook), the free/busy of the organiser
+and the attendees is read with one Graph request (calendar getSchedule, through the organiser's calendar)
+and whoever is busy then is named in an optional Meeting Events column (SITES `conflicts_column`, off
+when unset), in the site's time zone:
+
+    Bob is busy 09:00–09:30 (tentative) · Carol is out of office all day
+
+The column is cleared when no conflict applies any more. One Graph request per created or moved event,
+never more, and never in the way of the sync: a refusal (403), throttling (429) or an outage is logged
+and the sync's work stands (the next move asks again). The column is written with webhooks=false and only
+when what it says changed (the conflicts last written are kept in the ops table, as the answers are);
+names are the site's (Principals and External Contacts titles, read only when there is something new to
+say). Free never counts; busy, tentative, out of office and working elsewhere do. Addresses Graph cannot
+read (guests outside the tenant) come back as error entries and are skipped.
+
+The event itself is in the organiser's calendar, and each invitee who got the invitation holds a copy of
+it, tentative until they answer ([MS-OXOCAL] 3.1.4.7.2.2). Free/busy items carry no event id, so our own
+is recognised by its slot: per person, at most one item exactly at the event's time (for an invitee also
+at its time and title before the move: the update may not have reached their copy yet), whose subject,
+when shown, is the event's. An invitee who declined holds no copy. Anything else overlapping is a
+conflict, even a second meeting at exactly the same time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+from .answers import MAX_TEXT, answers_of, short_names, site_people
+from ..config import SiteConfig
+from ..model.errors import RemoteError, RemoteNotFound, Throttled, TransientError
+from ..clients.graph import SCHEDULE_LIMIT
+from ..model.mapping import Synced, format_utc, parse_utc, zone_named
+from ..storage.ops_store import ItemState
+from ..model.rapid_items import lookup_id
+from ..services import Services
+
+log = logging.getLogger("rapid_meetings")
+UTC = timezone.utc
+MAX_PERIOD = timedelta(days=61)   # getSchedule looks at less than 62 days (concepts/outlook-get-free-busy-schedule.md)
+# scheduleitem.md, status (a freeBusyStatus): free, tentative, busy, oof, workingElsewhere, unknown; the concept
+# page's example writes them capitalised ("Tentative"), so they are read case-insensitively
+STATUSES = {s.lower(): s for s in ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")}
+PHRASES = {"busy": ("busy", ""), "tentative": ("busy", " (tentative)"), "oof": ("out of office", ""),
+           "workingElsewhere": ("working elsewhere", "")}   # what counts as a conflict, and how it is said
+
+
+@dataclass(frozen=True, order=True)
+class Busy:
+    """Someone's time that overlaps the event."""
+
+    start: datetime   # UTC
+    end: datetime
+    email: str
+    status: str       # a key of PHRASES
+
+
+@dataclass(frozen=True)
+class OwnCopy:
+    """Where the event itself may show in one person's free/busy, under which subject (when the mailbox
+    shows subjects), and with which status most likely."""
+
+    slots: tuple[tuple[datetime, datetime], ...]
+    status: str
+    subjects: tuple[str, ...] = ()
+
+
+def _moment(value: dict) -> datetime:
+    """A dateTimeTimeZone as a UTC instant (Graph answers in the zone asked for with Prefer, UTC here)."""
+    naive = parse_utc(value["dateTime"]).replace(tzinfo=None)
+    return naive.replace(tzinfo=zone_named(value.get("timeZone") or "UTC")).astimezone(UTC)
+
+
+def own_copies(organiser: str, synced: Synced, event: dict, before: Synced | None = None) -> dict[str, OwnCopy]:
+    """email → where the event itself shows: the organiser's event at its time; each invitee's copy at its
+    time or, after a move, maybe still at the time (and under the title) before; none for an invitee who
+    declined."""
+    slot = (parse_utc(synced.start), parse_utc(synced.end))
+    old = (parse_utc(before.start), parse_utc(before.end)) if before else None
+    shown = STATUSES.get(str(event.get("showAs") or "busy").lower(), "busy")
+    copies = {organiser.lower(): OwnCopy((slot,), shown, (synced.title,))}
+    responses = {a.email: a.response for a in answers_of(event) or ()}
+    for email in synced.attendees:
+        response = responses.get(email.lower(), "none")
+        if response != "declined":
+            copies[email.lower()] = OwnCopy(tuple(s for s in (slot, old) if s),
+                                            shown if response == "accepted" else "tentative",
+                                            (synced.title, *((before.title,) if before else ())))
+    return copies
+
+
+def overlaps(schedules: list[dict], window: tuple[datetime, datetime], copies: dict[str, OwnCopy]) -> tuple[Busy, ...]:
+    """Who is busy during `window`, from getSchedule's answer, without the event itself. Pure."""
+    found = set()
+    for info in schedules:
+        email = str(info.get("scheduleId") or "").strip().lower()
+        if not email or info.get("error"):
+            continue  # freebusyerror.md: an address it could not read (a guest outside the tenant)
+        items = []
+        for raw in info.get("scheduleItems") or []:
+            try:
+                items.append((raw, STATUSES.get(str(raw["status"]).lower(), "unknown"), _moment(raw["start"]),
+                              _moment(raw["end"])))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue  # an item we cannot read tells nothing
+        copy = copies.get(email)
+        if copy is not None:
+            titles = {t.strip().lower() for t in copy.subjects}
+            own = [i for i in items if (i[2], i[3]) in copy.slots
+                   and (not i[0].get("subject") or str(i[0]["subject"]).strip().lower() in titles)]
+            if own:
+                items.remove(next((i for i in own if i[1] == copy.status), own[0]))
+        found |= {Busy(start, end, email, status) for _, status, start, end in items
+                  if status in PHRASES and start < window[1] and end > window[0]}
+    return tuple(sorted(found))
+
+
+def _span(start: datetime, end: datetime, zone, day: date) -> str:
+    """When, in the site's zone: times alone on the event's day, with the date otherwise; whole days as such."""
+    s, e = start.astimezone(zone), end.astimezone(zone)
+    if s.time() == e.time() == time(0) and e > s:
+        last = (e - timedelta(days=1)).date()
+        if s.date() == last:
+            return "all day" if last == day else f"all day {s.day} {s:%b}"
+        return f"{s.day} {s:%b}–{last.day} {last:%b}"
+    if s.date() == e.date():
+        return f"{s:%H:%M}–{e:%H:%M}" if s.date() == day else f"{s.day} {s:%b %H:%M}–{e:%H:%M}"
+    return f"{s.day} {s:%b %H:%M}–{e.day} {e:%b %H:%M}"
+
+
+def conflicts_text(found: tuple[Busy, ...], names: dict[str, str], zone, day: date) -> str:
+    """The words shown: "Bob is busy 09:00–09:30 (tentative) · Carol is out of office all day"."""
+    parts = []
+    for busy in found:
+        what, note = PHRASES[busy.status]
+        parts.append(f"{names.get(busy.email, busy.email)} is {what} {_span(busy.start, busy.end, zone, day)}{note}")
+    words = " · ".join(parts)
+    return words if len(words) <= MAX_TEXT else words[:MAX_TEXT - 1] + "…"
+
+
+def conflicts_key(found: tuple[Busy, ...]) -> str:
+    """What the conflicts are, without names: equal keys, nothing to write."""
+    text = "|".join(f"{b.email}:{b.status}:{format_utc(b.start)}:{format_utc(b.end)}" for b in found)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def note_conflicts(svc: Services, site: SiteConfig, item_id, mailbox: str, synced: Synced, event: dict | None = None,
+                   before: Synced | None = None) -> bool:
+    """After a create (or a move: `before` is the content before it), read who is busy at the event's time
+    and write it to the site's conflicts column if that changed; True when written. Never raises: the
+    sync's work is done and recorded, a failure here is logged."""
+    if not site.conflicts_column:
+        return False
+    try:
+        return _check(svc, site, str(item_id), mailbox, synced, event or {}, before)
+    except Exception as e:  # a side view of the sync must never fail it
+        expected = isinstance(e, (RemoteError, Throttled, TransientError))
+        log.warning("site=%s item=%s conflicts not checked (%s): the sync's work stands; the next move checks again",
+                    site.key, item_id, e, exc_info=not expected)
+        return False
+
+
+def _check(svc: Services, site: SiteConfig, item_id: str, mailbox: str, synced: Synced, event: dict,
+           before: Synced | None) -> bool:
+    start, end = parse_utc(synced.start), parse_utc(synced.end)
+    people = list(dict.fromkeys(a.strip().lower() for a in (mailbox, *synced.attendees) if a and a.strip()))
+    if len(people) > SCHEDULE_LIMIT:
+        log.info("site=%s item=%s conflicts: %d attendees beyond getSchedule's %d per request not checked",
+                 site.key, item_id, len(people) - SCHEDULE_LIMIT, SCHEDULE_LIMIT)
+    found: tuple[Busy, ...] = ()
+    if end > start:  # an event that takes no time meets nobody
+        until = min(end, start + MAX_PERIOD)
+        interval = min(1440, max(5, math.ceil((until - start).total_seconds() / 60)))  # one slot: the view is unused
+        schedules = svc.graph(site).get_schedule(mailbox, people[:SCHEDULE_LIMIT], start, until, interval)
+        found = overlaps(schedules, (start, until), own_copies(mailbox, synced, event, before))
+    return _show(svc, site, item_id, mailbox, found, start.astimezone(site.zone).date())
+
+
+def _show(svc: Services, site: SiteConfig, item_id: str, organiser: str, found: tuple[Busy, ...], day: date) -> bool:
+    key, ops = conflicts_key(found), svc.ops
+    last = ops.written("conflicts", site.key, item_id)
+    if (last.key if last else conflicts_key(())) == key:
+        return False
+    rapid, text = svc.rapid(site), ""
+    try:
+        if found:
+            item = rapid.get_item("events", item_id)
+            if item is None:
+                ops.forget_written("conflicts", site.key, item_id)
+                return False
+            text = conflicts_text(found, _names(svc, site, item, {b.email for b in found}, organiser.lower()),
+                                  site.zone, day)
+        rapid.update_item("events", item_id, {site.conflicts_column: text})
+    except RemoteNotFound:
+        ops.forget_written("conflicts", site.key, item_id)
+        return False
+    ops.save_written("conflicts", site.key, item_id, ItemState(key, text, format_utc(svc.clock())))
+    log.info("site=%s item=%s conflicts: %r", site.key, item_id, text or "(none: cleared)")
+    return True
+
+
+def _names(svc: Services, site: SiteConfig, item: dict, emails: set[str], organiser: str) -> dict[str, str]:
+    """email → the name shown: the site's title (the given name, or the whole title where two share one),
+    a guest marked as one; the organiser is a Principal too, found through the item's meeting."""
+    principals = ()
+    if organiser in emails and (meeting_id := lookup_id(item, site.col("meeting"))):
+        meeting = svc.rapid(site).get_item("meetings", meeting_id)
+        principals = tuple(filter(None, [lookup_id(meeting, site.col("organiser")) if meeting else None]))
+    people = site_people(svc, site, item, principals)
+    short = short_names({e: (people.get(e, ("", False))[0] or e).strip() for e in emails})
+    return {e: short[e] + (" (guest)" if people.get(e, ("", False))[1] else "") for e in emails}

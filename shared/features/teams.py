@@ -1,0 +1,98 @@
+"""Teams meetings (issue 14, part 1): a Meeting Event can ask for an online meeting (SITES `teams`, the
+site's default, and an optional per-item `teams_column`); its Outlook event is then created as a Teams
+meeting and the join URL written to the item's `join_url_column`.
+
+Graph's contract (concepts/outlook-calendar-online-meetings.md, event.md, calendar.md): an event is made
+online with isOnlineMeeting + onlineMeetingProvider, "one of the providers supported by the parent
+calendar" (allowedOnlineMeetingProviders); once online it stays online (the provider cannot change,
+isOnlineMeeting cannot be set back to false); `onlineMeeting.joinUrl` holds the link, and Exchange adds
+its Teams block to the body. The join information may come after the create's answer: it is then read
+again by follow-up tasks on the work queue, with growing delays (never by sleeping a worker), and taken
+from any later read of the event (an `updated` notification, a site edit). The body's Teams block is
+Outlook's: never sent to the site (html_body.split_body), always carried over when we rewrite a body
+(mapping.keep_outlook_parts).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from ..config import SiteConfig
+from ..model.errors import RemoteNotFound
+from ..model.mapping import truthy
+from ..services import Services
+from ..storage.work_queue import new_job
+
+log = logging.getLogger("rapid_meetings")
+PROVIDER = "teamsForBusiness"
+UNAVAILABLE = "unavailable"
+JOIN_URL_OP = "event.join_url"
+JOIN_URL_DELAYS = (2, 4, 8, 15, 30, 60, 120, 240)  # seconds before each further read: ~8 minutes in all
+
+
+def wants_teams(site: SiteConfig, item: dict) -> bool:
+    """The item's own choice when its column has a value, else the site's default."""
+    if site.teams_column and item.get(site.teams_column) not in (None, ""):
+        return truthy(item.get(site.teams_column))
+    return site.teams
+
+
+def join_url_of(event: dict) -> str:
+    return str(((event or {}).get("onlineMeeting") or {}).get("joinUrl") or "")
+
+
+def online_request(svc: Services, site: SiteConfig, mailbox: str) -> tuple[dict, str]:
+    """(the event fields that make it a Teams meeting, the link's `online` state). A calendar that offers
+    no Teams gets an ordinary event, and the reason is logged (and shown in the sync status)."""
+    providers = svc.graph(site).online_providers(mailbox)
+    if PROVIDER not in providers:
+        log.warning("site=%s organiser %s cannot have Teams meetings (their calendar offers %s): the event is "
+                    "made without one", site.key, mailbox, ", ".join(providers) or "no online meeting provider")
+        return {}, UNAVAILABLE
+    return {"isOnlineMeeting": True, "onlineMeetingProvider": PROVIDER}, PROVIDER
+
+
+def join_url_columns(site: SiteConfig, link, event: dict) -> dict:
+    """The site column to write when the event's join URL is one the site does not have yet."""
+    url = join_url_of(event)
+    if site.join_url_column and url and url != link.join_url:
+        return {site.join_url_column: url}
+    return {}
+
+
+def await_join_url(svc: Services, site: SiteConfig, item_id: str, tries: int = 0) -> bool:
+    """Queue the next read of a Teams meeting whose join URL Graph has not filled in yet; False when the
+    wait is over (logged)."""
+    if tries >= len(JOIN_URL_DELAYS):
+        log.warning("site=%s item=%s Teams gave no join URL within %d s: left to the next change of the event",
+                    site.key, item_id, sum(JOIN_URL_DELAYS))
+        return False
+    svc.queue.send(new_job([{"op": JOIN_URL_OP, "site": site.key, "item": item_id, "tries": tries}]),
+                   delay_seconds=JOIN_URL_DELAYS[tries])
+    return True
+
+
+def fetch_join_url(svc: Services, task: dict) -> str:
+    """A follow-up read of a Teams meeting created without its join URL (one Graph read)."""
+    site = svc.site(task["site"])
+    link = svc.store.get_link(site.key, task["item"])
+    if link is None or link.pending or link.removing or link.online != PROVIDER or link.join_url:
+        return "noop"
+    try:
+        event = svc.graph(site).get_event(link.mailbox, link.event_id)
+    except RemoteNotFound:
+        return "noop"  # gone: the removal is someone else's job
+    url = join_url_of(event)
+    if not url:
+        return "waiting" if await_join_url(svc, site, link.item_id, int(task.get("tries", 0)) + 1) else "gave up"
+    columns = join_url_columns(site, link, event)
+    if columns:
+        try:
+            svc.rapid(site).update_item("events", link.item_id, columns)
+        except RemoteNotFound:
+            return "noop"
+    svc.store.save_link(replace(link, join_url=url))
+    log.info("site=%s item=%s Teams join URL %s (event=%s)", site.key, link.item_id,
+             "written to the site" if columns else "known", link.event_id)
+    return "join url"

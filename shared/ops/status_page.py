@@ -1,0 +1,133 @@
+"""The operator's status page (`ops/status`): per site, what the stores hold about the sync — links,
+meetings, subscriptions and their expiry, the last notification, the last renewal, catch-up and sweep
+runs, the work queue and its oldest message, poisoned jobs with their reasons, the last failures.
+
+`status(svc, only)` gathers plain data (the JSON answer); `render_html` puts it through a Jinja2
+template with autoescaping on. Nothing secret is read out: no client state, delta link, key or token.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+from ..config import StorageAccount
+from ..model.mapping import format_utc, parse_utc
+from ..services import Services
+from ..storage.work_queue import message_key
+
+TEMPLATES = Path(__file__).parent / "templates"
+PEEK = 32  # the most messages one peek shows (Queue service limit)
+
+
+def _queue(svc: Services, name: str):
+    from azure.storage.queue import QueueClient, TextBase64DecodePolicy
+
+    storage, decode = svc.settings.storage, TextBase64DecodePolicy()
+    if isinstance(storage, StorageAccount):
+        return QueueClient(storage.url("queue"), name, credential=storage.credential(), message_decode_policy=decode)
+    return QueueClient.from_connection_string(storage, name, message_decode_policy=decode)
+
+
+def _peek(svc: Services, name: str, count: int) -> tuple[int, list]:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    client = _queue(svc, name)
+    try:
+        length = client.get_queue_properties().approximate_message_count
+        return length, list(client.peek_messages(max_messages=count))
+    except ResourceNotFoundError:
+        return 0, []
+
+
+def _age(now: datetime, when) -> float | None:
+    return round((now - when).total_seconds(), 1) if when else None
+
+
+def _job_sites(svc: Services, text: str) -> tuple[set[str], str]:
+    """The sites a queued job is about, and a one-line description of it."""
+    try:
+        job = json.loads(text)
+        tasks = job.get("tasks", [])
+    except (ValueError, AttributeError):
+        return set(), f"not a job: {text[:60]!r}"
+    sites = set()
+    for task in tasks:
+        if task.get("site"):
+            sites.add(str(task["site"]).lower())
+        elif task.get("sub"):
+            sub = svc.store.get_subscription(task["sub"])
+            if sub is not None:
+                sites.add(sub.site.lower())
+    ops = ", ".join(f"{t.get('op')} {t.get('item', t.get('event', ''))}".strip() for t in tasks[:3])
+    return sites, f"job {job.get('id')}: {ops}{' …' if len(tasks) > 3 else ''}"
+
+
+def status(svc: Services, only: str | None = None) -> dict:
+    now, store, ops = svc.clock(), svc.store, svc.ops
+    sites = [s for s in svc.settings.sites.values() if only is None or s.key.lower() == only.lower()]
+    queue_name = svc.settings.work_queue
+    length, oldest = _peek(svc, queue_name, 1)
+    poison_length, poisoned = _peek(svc, f"{queue_name}-poison", PEEK)
+    reasons = ops.job_failures() if poisoned else {}
+    poison = []
+    for message in poisoned:
+        about, what = _job_sites(svc, message.content)
+        failure = reasons.get(message_key(message.content), {})
+        poison.append({"id": message.id, "inserted": format_utc(message.inserted_on), "job": what,
+                       "sites": sorted(about), "tries": failure.get("dequeue_count"),
+                       "reason": failure.get("reason", "unknown (no failure recorded)")})
+    subscriptions = store.subscriptions()
+    renewal = ops.run("renewal", "*")
+    out = {
+        "generated": format_utc(now),
+        "queue": {"name": queue_name, "length": length,
+                  "oldest_age_seconds": _age(now, oldest[0].inserted_on) if oldest else None,
+                  "poison_length": poison_length},
+        "renewal": _run(renewal),
+        "sites": [],
+    }
+    for site in sites:
+        links = store.links(site.key)
+        meetings = store.meetings(site.key)
+        subs = sorted((s for s in subscriptions if s.site.lower() == site.key.lower()), key=lambda s: s.expires)
+        runs = ops.runs(site.key)
+        out["sites"].append({
+            "site": site.key,
+            "links": {"count": len(links), "removing": sum(1 for link in links if link.removing),
+                      "by_mailbox": dict(sorted(Counter(link.mailbox for link in links).items()))},
+            "meetings": {"count": len(meetings), "active": sum(1 for m in meetings if m.active),
+                         "without_subscription": sum(1 for m in meetings if not m.subscription_id)},
+            "subscriptions": [{"id": s.id, "mailbox": s.mailbox, "expires": s.expires,
+                               "expires_in_minutes": _minutes(now, s.expires)} for s in subs],
+            "last_notification": ops.last_notification(site.key) or None,
+            "runs": {kind: _run(run) for kind, run in runs.items()},
+            "status_column": site.status_column or None,
+            "poison": [p for p in poison if site.key.lower() in p["sites"]],
+            "failures": [{k: f[k] for k in ("at", "op", "item", "reason")} for f in ops.failures(site.key)],
+        })
+    return out
+
+
+def _minutes(now: datetime, expires: str) -> int | None:
+    try:
+        return int((parse_utc(expires) - now).total_seconds() // 60)
+    except ValueError:
+        return None
+
+
+def _run(run) -> dict:
+    data = asdict(run)
+    data.pop("site")
+    return data
+
+
+def render_html(data: dict) -> str:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
+                      undefined=StrictUndefined)
+    return env.get_template("status.html.j2").render(**data)

@@ -1,0 +1,129 @@
+"""The app's Storage queue of jobs. A job is JSON: {"id", "tasks": [...], "attempt"}.
+
+HTTP functions put jobs here and answer 202; the sync worker takes them. Messages are Base64 text,
+as the Functions queue trigger expects, and at most 64 KiB encoded, so big task lists are split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+from ..config import StorageAccount
+from ..model.errors import BadRequest, StorageUnavailable
+
+MAX_MESSAGE_JSON = 45_000  # 64 KiB after Base64 (4/3) with room to spare
+PARALLEL_SENDS = 2
+
+
+def message_key(text: str) -> str:
+    """Names a message by its content: the same job keeps its key through retries and the poison queue."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def new_job(tasks: list[dict], attempt: int = 0, job_id: str | None = None) -> dict:
+    return {"id": job_id or uuid.uuid4().hex, "tasks": tasks, "attempt": attempt}
+
+
+def split_tasks(tasks: list[dict], limit: int = MAX_MESSAGE_JSON) -> list[list[dict]]:
+    chunks, current, size = [], [], 0
+    for task in tasks:
+        task_size = len(json.dumps(task, ensure_ascii=False)) + 2
+        if current and size + task_size > limit:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(task)
+        size += task_size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+class WorkQueue:
+    def __init__(self, storage: "str | StorageAccount", name: str):
+        self.name = name
+        options = dict(
+            message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy(),
+            # callers wait on us (Graph gives 3 s): fail fast and let them retry, rather than retry for a minute
+            retry_policy=LinearRetry(backoff=0.3, random_jitter_range=0.1, retry_total=2), connection_timeout=2)
+        if isinstance(storage, StorageAccount):
+            self._client = QueueClient(storage.url("queue"), name, credential=storage.credential(), **options)
+        else:
+            self._client = QueueClient.from_connection_string(storage, name, **options)
+        self._ready = False
+        self._lock = threading.Lock()
+        self._open: _Batch | None = None
+        self._senders = threading.BoundedSemaphore(PARALLEL_SENDS)
+
+    def _ensure(self):
+        if not self._ready:
+            try:
+                self._client.create_queue()
+            except ResourceExistsError:
+                pass
+            self._ready = True
+
+    def send(self, job: dict, delay_seconds: float = 0) -> str:
+        """Persist a job; raises StorageUnavailable when it could not be."""
+        text, delay = json.dumps(job, ensure_ascii=False), max(0, int(round(delay_seconds))) or None
+        try:
+            try:
+                self._client.send_message(text, visibility_timeout=delay)
+            except ResourceNotFoundError:  # the first send to a new queue: create it, once
+                self._ensure()
+                self._client.send_message(text, visibility_timeout=delay)
+        except AzureError as e:
+            raise StorageUnavailable(f"could not persist job to queue {self.name}: {type(e).__name__}") from e
+        return job["id"]
+
+    def enqueue(self, tasks: list[dict]) -> list[str]:
+        """Persist tasks; the ids of the jobs that hold them. Returns only once they are stored.
+
+        Group commit: callers arriving while sends are in flight share the next message, so a burst
+        of single-notification POSTs costs a few queue writes instead of one each."""
+        try:  # what cannot be stored is refused now, before it can share a message with others' work
+            size = sum(len(json.dumps(t, ensure_ascii=False).encode("utf-8")) + 2 for t in tasks)
+        except (UnicodeEncodeError, TypeError, ValueError) as e:
+            raise BadRequest(f"the work cannot be stored: {type(e).__name__}") from None
+        chunks = split_tasks(tasks)
+        if len(chunks) != 1:
+            return [self.send(new_job(chunk)) for chunk in chunks]
+        with self._lock:
+            batch = self._open
+            leader = batch is None or batch.size + size > MAX_MESSAGE_JSON
+            if leader:
+                batch = self._open = _Batch()
+            batch.tasks += tasks
+            batch.size += size
+        if leader:
+            with self._senders:
+                with self._lock:
+                    if self._open is batch:
+                        self._open = None  # later callers start the next message
+                try:
+                    batch.job_id = self.send(new_job(batch.tasks))
+                except StorageUnavailable as e:
+                    batch.error = e
+                except Exception as e:  # whatever it was, no caller of this message may be told 202
+                    batch.error = StorageUnavailable(f"could not persist job to queue {self.name}: {type(e).__name__}")
+                finally:
+                    batch.done.set()
+        else:
+            batch.done.wait()
+        if batch.error:
+            raise batch.error
+        return [batch.job_id]
+
+
+class _Batch:
+    def __init__(self):
+        self.tasks: list[dict] = []
+        self.size = 0
+        self.done = threading.Event()
+        self.job_id = ""
+        self.error: StorageUnavailable | None = None

@@ -1,0 +1,287 @@
+"""The site-side catch-up (SPEC §4 rule 8): site webhooks can be lost (the app down longer than the site
+retries, a webhook deleted or misconfigured, an edit by another application user, which fires none),
+so each site is read on a schedule and Outlook brought back in line.
+
+- `schedule_due` (the timer, every few minutes): enqueues a `site.catch_up` task for each site whose
+  interval (CATCH_UP_MINUTES, or the site's `catch_up_minutes`) has passed, with a sweep when
+  SWEEP_HOURS have passed since the last one.
+- `catch_up_site` (the task): reads the Meeting Events and Meetings modified since the last successful
+  run, less a margin for clock skew (`modified gt '…'` on `All$`, `$select`, paged past 250), and
+  enqueues a sync only for items whose mapped content differs from the content last synced (the link's
+  `synced`), that were never synced, or that are cancelled while linked; registers meetings that never
+  got their subscription, and follows a changed organiser. A run that finds no difference writes
+  nothing and calls Graph 0 times.
+- the sweep: every link is checked against the ids the site still has; an item deleted while its
+  webhooks were lost gets its Outlook event cancelled. Meetings without a registration are registered.
+- `full=True` (a whole-site "sync now"): every item is compared, not only the recent ones.
+- sites with `agenda`: the agenda items modified since the last run, and (sweep) those deleted, give
+  their events; each whose agenda renders differently from its invitation's is synced
+  (shared/features/agenda_changes.py). An event's own comparison leaves the agenda section aside.
+
+The comparison mirrors sync.resolve_target, in bulk: one query for the changed meetings and one for
+the people, and one item GET only where the scalar columns are unchanged and the multi-lookups (which
+list reads do not show, SPEC §1a) must be read.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+
+from ..features.agenda_changes import changed_agendas, swept_agendas
+from ..config import SiteConfig
+from ..model.mapping import format_utc, item_sensitivity, parse_utc, synced_from_site
+from ..features.teams import wants_teams
+from ..model.rapid_items import column_ids, lookup_id
+from ..services import Services
+from ..storage.store import EventLink
+
+log = logging.getLogger("rapid_meetings")
+READERS = 8            # parallel item GETs when multi-lookups must be read
+POINT_READS = 200      # up to this many changed items, their links are read one by one; past it, all at once
+SCHEDULE_OP = "site.catch_up"
+
+
+@dataclass
+class Findings:
+    """What one catch-up run found and enqueued."""
+
+    read_events: int = 0
+    read_meetings: int = 0
+    item_reads: int = 0
+    tasks: list[dict] = field(default_factory=list)
+    swept: int = 0
+
+    def counts(self) -> dict:
+        ops = {}
+        for task in self.tasks:
+            ops[task["op"]] = ops.get(task["op"], 0) + 1
+        return {"events_read": self.read_events, "meetings_read": self.read_meetings,
+                "item_reads": self.item_reads, "swept_links": self.swept, "enqueued": len(self.tasks), **ops}
+
+
+def _interval(svc: Services, site: SiteConfig) -> timedelta:
+    return timedelta(minutes=site.catch_up_minutes or svc.settings.catch_up_minutes)
+
+
+def schedule_due(svc: Services) -> list[str]:
+    """The timer: enqueue a catch-up for each site that is due; the ids of the jobs."""
+    now, ops, tasks = svc.clock(), svc.ops, []
+    for site in svc.settings.sites.values():
+        run = ops.run("catch_up", site.key)
+        last = max((parse_utc(t) for t in (run.scheduled, run.started) if t), default=None)
+        if last is not None and now - last < _interval(svc, site):
+            continue
+        sweep = ops.run("sweep", site.key)
+        last_sweep = max((parse_utc(t) for t in (sweep.scheduled, sweep.started) if t), default=None)
+        sweep_due = last_sweep is None or now - last_sweep >= timedelta(hours=svc.settings.sweep_hours)
+        tasks.append({"op": SCHEDULE_OP, "site": site.key, "sweep": sweep_due})
+        ops.note_run("catch_up", site.key, scheduled=format_utc(now))
+        if sweep_due:
+            ops.note_run("sweep", site.key, scheduled=format_utc(now))
+    if not tasks:
+        return []
+    jobs = svc.queue.enqueue(tasks)
+    log.info("site catch-up scheduled for %s", ", ".join(f"{t['site']}{' (+sweep)' if t['sweep'] else ''}"
+                                                         for t in tasks))
+    return jobs
+
+
+def _event_columns(site: SiteConfig) -> tuple[str, ...]:
+    col = site.col
+    names = ["id", "modified", f"{col('meeting')}_id", col("status"), col("sys_external_id")]
+    names += [col(n) for n in ("title", "description", "start_date", "end_date", "all_day", "location")]
+    if site.multi_lookup == "column":
+        names += [col("invitees"), col("guests")]
+    names += [c for c in (site.private_column, site.teams_column) if c]  # what the item asks of Outlook besides
+    return tuple(dict.fromkeys(names))
+
+
+def _is_cancelled(site: SiteConfig, row: dict) -> bool:
+    return str(row.get(site.col("status")) or "").strip().lower() == site.cancelled_status.lower()
+
+
+def catch_up_site(svc: Services, site: SiteConfig, sweep: bool = False, full: bool = False) -> Findings:
+    """One catch-up run for one site; enqueues what must be synced and records the run."""
+    ops, now = svc.ops, svc.clock()
+    run = ops.run("catch_up", site.key)
+    since = None if full or not run.watermark else \
+        parse_utc(run.watermark) - timedelta(minutes=svc.settings.catch_up_margin_minutes)
+    ops.note_run("catch_up", site.key, started=format_utc(now))
+    found = Findings()
+    try:
+        _compare(svc, site, since, found)
+        if sweep or full:
+            ops.note_run("sweep", site.key, started=format_utc(now))
+            _sweep(svc, site, found)
+        if found.tasks:
+            svc.queue.enqueue(found.tasks)
+    except Exception as e:
+        ops.note_run("catch_up", site.key, finished=format_utc(svc.clock()), outcome=f"{type(e).__name__}: {e}"[:500])
+        raise
+    finished = format_utc(svc.clock())
+    ops.note_run("catch_up", site.key, finished=finished, outcome="ok", counts=found.counts(),
+                 watermark=format_utc(now))
+    if sweep or full:
+        ops.note_run("sweep", site.key, finished=finished, outcome="ok", counts={"links": found.swept})
+    log.info("site=%s catch-up%s since %s: %s", site.key, " (full)" if full else "",
+             format_utc(since) if since else "the beginning", found.counts())
+    return found
+
+
+def _compare(svc: Services, site: SiteConfig, since, found: Findings) -> None:
+    rapid, store, col = svc.rapid(site), svc.store, site.col
+    flt = f"modified gt '{format_utc(since)}'" if since else None
+    meetings = rapid.query("meetings", flt, ("id", "modified", f"{col('organiser')}_id"))
+    rows = rapid.query("events", flt, _event_columns(site))
+    found.read_meetings, found.read_events = len(meetings), len(rows)
+    queued = set()
+
+    def enqueue(op: str, item_id: str, why: str) -> None:
+        if (op, item_id) not in queued:
+            queued.add((op, item_id))
+            found.tasks.append({"op": op, "site": site.key, "item": item_id})
+            log.info("site=%s item=%s catch-up: %s", site.key, item_id, why)
+
+    # meetings: registered, and still with the organiser their events are in
+    organisers = {str(m["id"]): lookup_id(m, col("organiser")) for m in meetings if "id" in m}
+    emails = _emails(svc, site, "principals", [o for o in organisers.values() if o])
+    moved = set()
+    for meeting_id, organiser in organisers.items():
+        known = store.get_meeting(site.key, meeting_id)
+        mailbox = emails.get(organiser or "")
+        if known is None or not known.subscription_id:
+            if organiser:
+                enqueue("meeting.create", meeting_id, "meeting never registered")
+        elif known.active and mailbox and mailbox.lower() != known.mailbox.lower():
+            enqueue("meeting.create", meeting_id, f"organiser changed to {mailbox}")
+            moved.add(meeting_id)
+    if moved:
+        for link in store.links(site.key):
+            if link.meeting_id in moved:
+                enqueue("event.update", link.item_id, "its meeting's organiser changed")
+
+    # events: a sync only where the mapped content differs from what was last synced
+    if len(rows) > POINT_READS:  # a long window (a first or full run): one query for every link
+        every = {link.item_id: link for link in store.links(site.key)}
+        links = {str(r["id"]): every.get(str(r["id"])) for r in rows if "id" in r}
+    else:
+        links = {str(r["id"]): store.get_link(site.key, str(r["id"])) for r in rows if "id" in r}
+    unsure = []
+    for row in rows:
+        item_id = str(row.get("id", ""))
+        link = links.get(item_id)
+        if not item_id:
+            continue
+        if link is None:
+            if not _is_cancelled(site, row):
+                enqueue("event.update", item_id, "never synced")
+            continue
+        if _is_cancelled(site, row) or link.removing:
+            enqueue("event.update", item_id, "cancelled in the site")
+            continue
+        if lookup_id(row, col("meeting")) != (link.meeting_id or None) and link.meeting_id:
+            enqueue("event.update", item_id, "moved to another meeting")
+            continue
+        try:
+            # the agenda section comes from other items (their own webhooks): not compared here
+            scalars = replace(synced_from_site(row, col, link.synced.attendees, site.zone), agenda=link.synced.agenda)
+        except ValueError:
+            enqueue("event.update", item_id, "unreadable content")  # the worker says why, in the item's status
+            continue
+        if scalars != link.synced:
+            enqueue("event.update", item_id, "content differs from Outlook's")
+        elif item_sensitivity(row, site.private_column, site.sensitivity) != link.sensitivity:
+            enqueue("event.update", item_id, "its privacy differs from Outlook's")
+        elif wants_teams(site, row) and not link.online:
+            enqueue("event.update", item_id, "it asks for a Teams meeting")
+        else:
+            unsure.append((row, link))
+    for item_id, why in _attendee_changes(svc, site, unsure, found):
+        enqueue("event.update", item_id, why)
+    if site.agenda:  # the agenda section: its items' own changes (shared/features/agenda_changes.py)
+        for item_id in changed_agendas(svc, site, flt, POINT_READS):
+            enqueue("event.update", item_id, "its agenda differs from the invitation's")
+
+
+def _emails(svc: Services, site: SiteConfig, list_name: str, ids: list[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    email = site.col("email")
+    return {i: r[email] for i, r in svc.rapid(site).items_by_id(list_name, ids, (email,)).items() if r.get(email)}
+
+
+def _attendee_changes(svc: Services, site: SiteConfig, rows: list[tuple[dict, EventLink]],
+                      found: Findings) -> list[tuple[str, str]]:
+    """Items whose columns are as last synced: do their invitees and guests still give its attendees?"""
+    if not rows:
+        return []
+    rapid, col = svc.rapid(site), site.col
+
+    def targets(pair):
+        row, _ = pair
+        if site.multi_lookup == "column":
+            source = row
+        else:
+            source = rapid.get_item("events", str(row["id"])) if site.multi_lookup == "links" else row
+            if source is None:
+                return None
+        invitees = rapid.multi_lookup_ids("events", source, col("invitees"), "principals")
+        guests = (rapid.multi_lookup_ids("events", source, col("guests"), "contacts")
+                  if site.guests_as_attendees else [])
+        return invitees, guests
+
+    if site.multi_lookup == "column":
+        resolved = [(column_ids(r, col("invitees")), column_ids(r, col("guests")) if site.guests_as_attendees else [])
+                    for r, _ in rows]
+    else:
+        with ThreadPoolExecutor(min(READERS, len(rows))) as pool:
+            resolved = list(pool.map(targets, rows))
+        found.item_reads += len(rows)
+    people = _emails(svc, site, "principals", sorted({i for r in resolved if r for i in r[0]}))
+    guests = _emails(svc, site, "contacts", sorted({i for r in resolved if r for i in r[1]}))
+    changed = []
+    for (row, link), ids in zip(rows, resolved):
+        if ids is None:
+            continue  # deleted meanwhile: the sweep or its webhook deals with it
+        attendees = [people[i] for i in ids[0] if i in people] + [guests[i] for i in ids[1] if i in guests]
+        attendees = [a for a in attendees if a.lower() != link.mailbox.lower()]
+        now = replace(synced_from_site(row, col, tuple(attendees), site.zone), agenda=link.synced.agenda)
+        if now != link.synced:
+            changed.append((str(row["id"]), "invitees or guests differ from Outlook's attendees"))
+    return changed
+
+
+def _sweep(svc: Services, site: SiteConfig, found: Findings) -> None:
+    """Every link against the ids the site still has: an item gone from the site loses its Outlook event."""
+    rapid, store = svc.rapid(site), svc.store
+    alive = {str(r["id"]) for r in rapid.query("events", None, ("id",)) if "id" in r}
+    links = store.links(site.key)
+    found.swept = len(links)
+    queued = {(t["op"], t["item"]) for t in found.tasks}
+    for link in links:
+        if link.item_id not in alive and ("event.delete", link.item_id) not in queued:
+            found.tasks.append({"op": "event.delete", "site": site.key, "item": link.item_id})
+            log.info("site=%s item=%s sweep: gone from the site, its Outlook event goes too (event=%s)",
+                     site.key, link.item_id, link.event_id)
+    if site.agenda:  # agenda items deleted while their webhooks were lost
+        for item_id in swept_agendas(svc, site):
+            if ("event.update", item_id) not in queued:
+                found.tasks.append({"op": "event.update", "site": site.key, "item": item_id})
+                log.info("site=%s item=%s sweep: agenda items gone from the site", site.key, item_id)
+    registered = {m.meeting_id for m in store.meetings(site.key) if m.subscription_id}
+    col = site.col
+    for row in rapid.query("meetings", None, ("id", f"{col('organiser')}_id")):
+        meeting_id = str(row.get("id", ""))
+        if meeting_id and meeting_id not in registered and lookup_id(row, col("organiser")) \
+                and ("meeting.create", meeting_id) not in queued:
+            found.tasks.append({"op": "meeting.create", "site": site.key, "item": meeting_id})
+            log.info("site=%s meeting=%s sweep: never registered", site.key, meeting_id)
+
+
+def run_catch_up(svc: Services, task: dict) -> str:
+    site = svc.site(task.get("site", ""))
+    found = catch_up_site(svc, site, sweep=bool(task.get("sweep")), full=bool(task.get("full")))
+    return f"caught up ({len(found.tasks)} enqueued)"
