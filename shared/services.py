@@ -86,9 +86,9 @@ class Services:
         """A configured site by key; a job for a site no longer configured can never succeed."""
         site = self.settings.sites.get(str(key).lower())
         if site is None:
-            from .model.errors import JobAbandoned
+            from .model.errors import SITE_GONE, JobAbandoned
 
-            raise JobAbandoned(f"site {key} is no longer configured")
+            raise JobAbandoned(f"site {key} is no longer configured", SITE_GONE)
         return site
 
     def find_subscription(self, sub_id: str):

@@ -78,15 +78,16 @@ def test_no_status_column_means_no_status_writes(stack, site):
 
 
 def test_the_engines_reasons_read_as_plain_words():
-    # the messages sync.resolve_target raises, as it raises them
-    for message, words in (("item 5 has no meeting (meeting_id is empty)", "the event has no meeting"),
-                           ("item 5: meeting 3 does not exist", "its meeting no longer exists"),
-                           ("item 5: meeting 3 has no organiser", "the meeting has no organiser"),
-                           ("item 5: organiser 12 of meeting 3 has no email", "the organiser {name} has no email"),
-                           ("item 5: end 2026-01-01T00:00:00Z is before start 2026-01-02T00:00:00Z",
-                            "it ends before it starts")):
-        key, text, _ = plain_reason(str(JobAbandoned(message)))
-        assert text == f"Not synced: {words}" and key.startswith("not-synced:")
+    # the reasons the engine gives up with (shared/sync/target.py, model/mapping.py), as it raises them
+    from shared.model import errors
+
+    for code, about, words in ((errors.NO_MEETING, None, "the event has no meeting"),
+                               (errors.MEETING_GONE, "3", "its meeting no longer exists"),
+                               (errors.NO_ORGANISER, "3", "the meeting has no organiser"),
+                               (errors.NO_EMAIL, "12", "the organiser {name} has no email"),
+                               (errors.END_BEFORE_START, "2026-01-01T00:00:00Z", "it ends before it starts")):
+        key, text, named = plain_reason(JobAbandoned("item 5: why", code, about))
+        assert text == f"Not synced: {words}" and key == f"not-synced:{code}:{about or ''}" and named == about
 
 
 # -- the operator's status page --------------------------------------------------------------------

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 from .agenda import agenda_html, agenda_of, events_of
@@ -62,6 +63,7 @@ from ..model.mapping import format_utc, parse_utc
 from ..model.rapid_items import sorted_ids
 from ..services import Services
 from ..storage.work_queue import new_job
+from .base import Feature
 
 log = logging.getLogger("rapid_meetings")
 CLOCK_MARGIN_SECONDS = 1.0
@@ -159,3 +161,31 @@ def swept_agendas(svc: Services, site: SiteConfig) -> list[str]:
     differ = _differing(svc, site, {e for events in dead.values() for e in events})
     svc.ops.forget_agenda_items(site.key, sorted(dead))
     return differ
+
+
+class Agenda(Feature):
+    """The event's agenda items as a section of its invitation (SITES `agenda`)."""
+
+    name = "agenda"
+    handlers = {f"agenda.{action}": (lambda svc, t: note_agenda_change(svc, svc.site(t.get("site", "")), t))
+                for action in ("create", "update", "delete")}
+
+    def enabled(self, site):
+        return site.agenda
+
+    def contribute(self, site, item, link, target, ctx):
+        if ctx is None:  # a bulk comparison: the agenda comes from other items (their own webhooks), as last synced
+            agenda = link.synced.agenda if link is not None else ""
+        else:
+            agenda = agenda_html(agenda_of(ctx.services, site, item))
+        return replace(target, synced=replace(target.synced, agenda=agenda))
+
+    def superseded(self, ctx, task):
+        return "coalesce" in task and superseded(ctx.services, ctx.site, task)  # a later agenda update covers it
+
+    def caught_up(self, ctx, since_filter, point_reads):
+        return [(i, "its agenda differs from the invitation's")
+                for i in changed_agendas(ctx.services, ctx.site, since_filter, point_reads)]
+
+    def swept(self, ctx):
+        return [(i, "agenda items gone from the site") for i in swept_agendas(ctx.services, ctx.site)]

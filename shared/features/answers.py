@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..config import SiteConfig
-from ..model.errors import RemoteError, RemoteNotFound, Throttled, TransientError
 from ..model.mapping import format_utc, parse_utc, zone_named
-from ..storage.ops_store import ItemState
+from ..context import SiteContext
 from ..services import Services
+from .base import Feature, write_column
 
 log = logging.getLogger("rapid_meetings")
 MAX_TEXT = 2000
@@ -126,36 +126,34 @@ def site_people(svc: Services, site: SiteConfig, item: dict, principals: tuple[s
     return people
 
 
-def show_answers(svc: Services, site: SiteConfig, item_id: str, event: dict) -> bool:
+def show_answers(ctx: SiteContext, item_id: str, event: dict) -> bool:
     """Write the event's answers to the item's answers column if they changed; True when written.
-    Never writes to Outlook. A site that is busy or unreachable raises (the job is retried); any other
-    refusal is logged and leaves the column as it was."""
-    if not site.answers_column:
-        return False
+    Never writes to Outlook."""
+    site = ctx.site
     answers = answers_of(event)
-    if answers is None:
+    if not site.answers_column or answers is None:
         return False
-    key, ops = answers_key(answers), svc.ops
-    last = ops.written("answers", site.key, item_id)
-    if last is not None and last.key == key:
-        return False
-    if last is None and all(a.response in ("none", "notresponded") for a in answers):
-        return False  # nobody has answered yet: nothing to say
-    rapid = svc.rapid(site)
-    try:
-        item = rapid.get_item("events", item_id)
-        if item is None:
-            return False
-        text = summary(answers, site_people(svc, site, item), site.zone)
-        rapid.update_item("events", item_id, {site.answers_column: text})
-    except RemoteNotFound:
-        ops.forget_written("answers", site.key, item_id)
-        return False
-    except (Throttled, TransientError):
-        raise
-    except RemoteError as e:
-        log.warning("site=%s item=%s answers not written to %s: %s", site.key, item_id, site.answers_column, e)
-        return False
-    ops.save_written("answers", site.key, item_id, ItemState(key, text, format_utc(svc.clock())))
-    log.info("site=%s item=%s invitees' answers: %r (event=%s)", site.key, item_id, text, event.get("id"))
-    return True
+    key = answers_key(answers)
+    quiet = all(a.response in ("none", "notresponded") for a in answers)  # nobody has answered yet: nothing to say
+
+    def words() -> str | None:
+        item = ctx.rapid.get_item("events", item_id)
+        return None if item is None else summary(answers, site_people(ctx.services, site, item), site.zone)
+
+    written = write_column(ctx, "answers", item_id, site.answers_column, key, words, unwritten_key=key if quiet else None)
+    if written:
+        log.info("site=%s item=%s invitees' answers written (event=%s)", site.key, item_id, event.get("id"))
+    return written
+
+
+class Answers(Feature):
+    """The invitees' answers Outlook tracks, in a column of the item (SITES `answers_column`)."""
+
+    name = "answers"
+
+    def enabled(self, site):
+        return bool(site.answers_column)
+
+    def after_sync(self, ctx, outcome):
+        if outcome.kind in ("updated", "echo"):  # read from the event the sync read or wrote anyway
+            show_answers(ctx, outcome.link.item_id, outcome.event)

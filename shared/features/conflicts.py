@@ -31,13 +31,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
 from .answers import MAX_TEXT, answers_of, short_names, site_people
-from ..config import SiteConfig
-from ..model.errors import RemoteError, RemoteNotFound, Throttled, TransientError
+from ..model.errors import RemoteNotFound
 from ..clients.graph import SCHEDULE_LIMIT
 from ..model.mapping import Synced, format_utc, parse_utc, zone_named
-from ..storage.ops_store import ItemState
+from ..context import SiteContext
 from ..model.rapid_items import lookup_id
-from ..services import Services
+from .base import Feature, write_column
 
 log = logging.getLogger("rapid_meetings")
 UTC = timezone.utc
@@ -148,24 +147,12 @@ def conflicts_key(found: tuple[Busy, ...]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def note_conflicts(svc: Services, site: SiteConfig, item_id, mailbox: str, synced: Synced, event: dict | None = None,
+def note_conflicts(ctx: SiteContext, item_id, mailbox: str, synced: Synced, event: dict | None = None,
                    before: Synced | None = None) -> bool:
     """After a create (or a move: `before` is the content before it), read who is busy at the event's time
-    and write it to the site's conflicts column if that changed; True when written. Never raises: the
-    sync's work is done and recorded, a failure here is logged."""
-    if not site.conflicts_column:
-        return False
-    try:
-        return _check(svc, site, str(item_id), mailbox, synced, event or {}, before)
-    except Exception as e:  # a side view of the sync must never fail it
-        expected = isinstance(e, (RemoteError, Throttled, TransientError))
-        log.warning("site=%s item=%s conflicts not checked (%s): the sync's work stands; the next move checks again",
-                    site.key, item_id, e, exc_info=not expected)
-        return False
-
-
-def _check(svc: Services, site: SiteConfig, item_id: str, mailbox: str, synced: Synced, event: dict,
-           before: Synced | None) -> bool:
+    and write it to the site's conflicts column if that changed; True when written."""
+    site = ctx.site
+    item_id = str(item_id)
     start, end = parse_utc(synced.start), parse_utc(synced.end)
     people = list(dict.fromkeys(a.strip().lower() for a in (mailbox, *synced.attendees) if a and a.strip()))
     if len(people) > SCHEDULE_LIMIT:
@@ -175,41 +162,49 @@ def _check(svc: Services, site: SiteConfig, item_id: str, mailbox: str, synced: 
     if end > start:  # an event that takes no time meets nobody
         until = min(end, start + MAX_PERIOD)
         interval = min(1440, max(5, math.ceil((until - start).total_seconds() / 60)))  # one slot: the view is unused
-        schedules = svc.graph(site).get_schedule(mailbox, people[:SCHEDULE_LIMIT], start, until, interval)
-        found = overlaps(schedules, (start, until), own_copies(mailbox, synced, event, before))
-    return _show(svc, site, item_id, mailbox, found, start.astimezone(site.zone).date())
+        schedules = ctx.graph.get_schedule(mailbox, people[:SCHEDULE_LIMIT], start, until, interval)
+        found = overlaps(schedules, (start, until), own_copies(mailbox, synced, event or {}, before))
+    day = start.astimezone(site.zone).date()
+
+    def words() -> str:
+        if not found:
+            return ""
+        item = ctx.rapid.get_item("events", item_id)
+        if item is None:
+            raise RemoteNotFound(f"item {item_id}")
+        return conflicts_text(found, _names(ctx, item, {b.email for b in found}, mailbox.lower()), site.zone, day)
+
+    written = write_column(ctx, "conflicts", item_id, site.conflicts_column, conflicts_key(found), words,
+                           unwritten_key=conflicts_key(()))
+    if written:
+        log.info("site=%s item=%s conflicts: %s", site.key, item_id, f"{len(found)} found" if found else "cleared")
+    return written
 
 
-def _show(svc: Services, site: SiteConfig, item_id: str, organiser: str, found: tuple[Busy, ...], day: date) -> bool:
-    key, ops = conflicts_key(found), svc.ops
-    last = ops.written("conflicts", site.key, item_id)
-    if (last.key if last else conflicts_key(())) == key:
-        return False
-    rapid, text = svc.rapid(site), ""
-    try:
-        if found:
-            item = rapid.get_item("events", item_id)
-            if item is None:
-                ops.forget_written("conflicts", site.key, item_id)
-                return False
-            text = conflicts_text(found, _names(svc, site, item, {b.email for b in found}, organiser.lower()),
-                                  site.zone, day)
-        rapid.update_item("events", item_id, {site.conflicts_column: text})
-    except RemoteNotFound:
-        ops.forget_written("conflicts", site.key, item_id)
-        return False
-    ops.save_written("conflicts", site.key, item_id, ItemState(key, text, format_utc(svc.clock())))
-    log.info("site=%s item=%s conflicts: %r", site.key, item_id, text or "(none: cleared)")
-    return True
+class Conflicts(Feature):
+    """Who is busy when a created or moved event takes place (SITES `conflicts_column`)."""
+
+    name = "conflicts"
+
+    def enabled(self, site):
+        return bool(site.conflicts_column)
+
+    def after_sync(self, ctx, outcome):
+        synced, before = outcome.link.synced, outcome.before
+        moved = before is not None and (synced.start, synced.end, synced.all_day) != (before.start, before.end,
+                                                                                        before.all_day)
+        if outcome.kind == "created" or (outcome.kind == "updated" and moved):
+            note_conflicts(ctx, outcome.link.item_id, outcome.link.mailbox, synced, outcome.event,
+                           before=before if moved else None)
 
 
-def _names(svc: Services, site: SiteConfig, item: dict, emails: set[str], organiser: str) -> dict[str, str]:
+def _names(ctx: SiteContext, item: dict, emails: set[str], organiser: str) -> dict[str, str]:
     """email → the name shown: the site's title (the given name, or the whole title where two share one),
     a guest marked as one; the organiser is a Principal too, found through the item's meeting."""
-    principals = ()
+    site, principals = ctx.site, ()
     if organiser in emails and (meeting_id := lookup_id(item, site.col("meeting"))):
-        meeting = svc.rapid(site).get_item("meetings", meeting_id)
+        meeting = ctx.rapid.get_item("meetings", meeting_id)
         principals = tuple(filter(None, [lookup_id(meeting, site.col("organiser")) if meeting else None]))
-    people = site_people(svc, site, item, principals)
+    people = site_people(ctx.services, site, item, principals)
     short = short_names({e: (people.get(e, ("", False))[0] or e).strip() for e in emails})
     return {e: short[e] + (" (guest)" if people.get(e, ("", False))[1] else "") for e in emails}

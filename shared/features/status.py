@@ -10,43 +10,41 @@ the item's state changes: the state last written is kept in the ops table, so a 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from datetime import datetime
 
-from ..model.errors import JobAbandoned, PreconditionFailed, RemoteError, RemoteNotFound, Throttled, TransientError
+from ..context import SiteContext
+from ..model import errors
+from ..model.errors import JobAbandoned, RemoteError, Throttled, TransientError
 from ..model.mapping import format_utc
-from ..storage.ops_store import ItemState
 from ..services import Services
-from ..storage.store import Conflict
+from ..storage.ops_store import ItemState
+from .base import Feature, write_column
 from .teams import UNAVAILABLE
 
 log = logging.getLogger("rapid_meetings")
 ITEM_OPS = {"event.create", "event.update", "event.delete", "sync.event"}
 NOTIFICATION_NOTE_SECONDS = 30.0   # "last notification received" is kept to this precision, per process
 
-# JobAbandoned messages of the sync engine (shared/sync/engine.py) → (state key, plain words); `{name}` is the
-# organiser's display name. tests/test_sync_status.py pins these against the engine's real messages.
-REASONS = (
-    (re.compile(r"has no meeting"), "no-meeting", "Not synced: the event has no meeting"),
-    (re.compile(r"meeting (\S+) does not exist"), "meeting-gone", "Not synced: its meeting no longer exists"),
-    (re.compile(r"meeting (\S+) has no organiser"), "no-organiser", "Not synced: the meeting has no organiser"),
-    (re.compile(r"organiser (\S+) of meeting \S+ has no email"), "no-email",
-     "Not synced: the organiser {name} has no email"),
-    (re.compile(r"end (\S+) is before start"), "end-before-start", "Not synced: it ends before it starts"),
-    (re.compile(r"column '([^']+)' is not an ISO 8601"), "bad-date", "Not synced: {detail} is not a date and time"),
-)
+# Why the engine gave up on an item (JobAbandoned.code) → the words shown; `{name}` is the organiser's display
+# name, `{detail}` what the reason is about (JobAbandoned.about).
+WORDS = {
+    errors.NO_MEETING: "Not synced: the event has no meeting",
+    errors.MEETING_GONE: "Not synced: its meeting no longer exists",
+    errors.NO_ORGANISER: "Not synced: the meeting has no organiser",
+    errors.NO_EMAIL: "Not synced: the organiser {name} has no email",
+    errors.END_BEFORE_START: "Not synced: it ends before it starts",
+    errors.BAD_DATE: "Not synced: {detail} is not a date and time",
+}
+NOTHING_TO_SHOW = {errors.ITEM_GONE, errors.SITE_GONE}
 
 
-def plain_reason(message: str) -> tuple[str, str, str | None]:
+def plain_reason(error: JobAbandoned) -> tuple[str, str, str | None]:
     """(state key, words, the id or column the words are about) for an abandoned item."""
-    for pattern, code, words in REASONS:
-        match = pattern.search(message)
-        if match:
-            return f"not-synced:{code}:{match.group(1) if match.groups() else ''}", words, \
-                match.group(1) if match.groups() else None
-    short = message.split(": ", 1)[-1][:120]
+    if error.code in WORDS:
+        return f"not-synced:{error.code}:{error.about or ''}", WORDS[error.code], error.about
+    short = str(error).split(": ", 1)[-1][:120]
     return f"not-synced:{short}", f"Not synced: {short}", None
 
 
@@ -74,10 +72,9 @@ def state_after(svc: Services, site, item_id: str, error: BaseException | None) 
         who = "the site" if str(error).startswith("site ") else "Outlook"
         return ItemState("waiting:unreachable", f"Waiting: {who} did not answer, retrying", at)
     if isinstance(error, JobAbandoned):
-        message = str(error)
-        if "does not exist in" in message or "no longer configured" in message:
+        if error.code in NOTHING_TO_SHOW:
             return None
-        key, words, about = plain_reason(message)
+        key, words, about = plain_reason(error)
         if "{name}" in words:
             person = svc.rapid(site).items_by_id("principals", [about], ("title",)).get(about) or {}
             words = words.format(name=person.get("title") or f"(Principals {about})")
@@ -97,61 +94,24 @@ def show_state(svc: Services, site, item_id: str, error: BaseException | None) -
     state = state_after(svc, site, item_id, error)
     if state is None:
         return False
-    ops = svc.ops
-    last = ops.written("state", site.key, item_id)
-    if last is not None and last.key == state.key:
-        return False
-    try:
-        svc.rapid(site).update_item("events", item_id, {site.status_column: state.text})
-    except RemoteNotFound:
-        ops.forget_written("state", site.key, item_id)
-        return False
-    ops.save_written("state", site.key, item_id, state)
-    log.info("site=%s item=%s sync state %s: %r", site.key, item_id, state.key, state.text)
-    return True
+    written = write_column(SiteContext.of(svc, site), "state", item_id, site.status_column, state.key,
+                           lambda: state.text)
+    if written:
+        log.info("site=%s item=%s sync state %s: %r", site.key, item_id, state.key, state.text)
+    return written
 
 
-def _site_of(svc: Services, task: dict):
-    key = task.get("site")
-    if not key and task.get("sub"):
-        sub = svc.find_subscription(task["sub"])
-        key = sub.site if sub is not None else None
-    return svc.settings.sites.get(str(key).lower()) if key else None
+class Status(Feature):
+    """Each Meeting Event's sync state in plain words, in a column of the item (SITES `status_column`)."""
 
+    name = "status"
 
-def _after(svc: Services, op: str, task: dict, error: BaseException | None) -> None:
-    if error is None and op not in ITEM_OPS:
-        return  # the healthy path of other tasks costs nothing
-    try:
-        site = _site_of(svc, task)
-        if site is None:
-            return
-        if isinstance(error, (JobAbandoned, RemoteError)) or (
-                error is not None and not isinstance(error, (Throttled, TransientError))):
-            svc.ops.note_failure(site.key, svc.clock(), op, str(task.get("item") or task.get("event") or ""),
-                                 f"{type(error).__name__}: {error}")
+    def enabled(self, site):
+        return bool(site.status_column)
+
+    def after_task(self, svc, site, op, task, error):
         if op in ITEM_OPS and task.get("item"):
             show_state(svc, site, str(task["item"]), error)
-    except Exception as e:  # telling must never fail the work itself
-        log.warning("task %s: could not record its outcome (%s: %s)", op, type(e).__name__, e)
-
-
-def observed(handlers: dict) -> dict:
-    """The worker's handlers, each telling what happened: failures per site, and the item's state in
-    its status column. Conflicts are the worker's own retries and tell nothing."""
-    def wrap(op, handler):
-        def run(svc: Services, task: dict):
-            try:
-                outcome = handler(svc, task)
-            except (Conflict, PreconditionFailed):
-                raise
-            except Exception as e:
-                _after(svc, op, task, e)
-                raise
-            _after(svc, op, task, None)
-            return outcome
-        return run
-    return {op: wrap(op, handler) for op, handler in handlers.items()}
 
 
 _noted: dict[str, float] = {}

@@ -23,6 +23,7 @@ from ..model.errors import RemoteNotFound
 from ..model.mapping import truthy
 from ..services import Services
 from ..storage.work_queue import new_job
+from .base import Feature
 
 log = logging.getLogger("rapid_meetings")
 PROVIDER = "teamsForBusiness"
@@ -42,15 +43,14 @@ def join_url_of(event: dict) -> str:
     return str(((event or {}).get("onlineMeeting") or {}).get("joinUrl") or "")
 
 
-def online_request(svc: Services, site: SiteConfig, mailbox: str) -> tuple[dict, str]:
+def online_fields(site: SiteConfig, mailbox: str, providers: tuple[str, ...]) -> tuple[dict, dict]:
     """(the event fields that make it a Teams meeting, the link's `online` state). A calendar that offers
     no Teams gets an ordinary event, and the reason is logged (and shown in the sync status)."""
-    providers = svc.graph(site).online_providers(mailbox)
     if PROVIDER not in providers:
         log.warning("site=%s organiser %s cannot have Teams meetings (their calendar offers %s): the event is "
                     "made without one", site.key, mailbox, ", ".join(providers) or "no online meeting provider")
-        return {}, UNAVAILABLE
-    return {"isOnlineMeeting": True, "onlineMeetingProvider": PROVIDER}, PROVIDER
+        return {}, {"online": UNAVAILABLE}
+    return {"isOnlineMeeting": True, "onlineMeetingProvider": PROVIDER}, {"online": PROVIDER}
 
 
 def join_url_columns(site: SiteConfig, link, event: dict) -> dict:
@@ -96,3 +96,48 @@ def fetch_join_url(svc: Services, task: dict) -> str:
     log.info("site=%s item=%s Teams join URL %s (event=%s)", site.key, link.item_id,
              "written to the site" if columns else "known", link.event_id)
     return "join url"
+
+
+class Teams(Feature):
+    """The item asks for a Teams meeting; its join URL goes back to the site."""
+
+    name = "teams"
+    handlers = {JOIN_URL_OP: fetch_join_url}
+
+    def columns(self, site):
+        return (site.teams_column,) if site.teams_column else ()
+
+    def contribute(self, site, item, link, target, ctx):
+        wants = wants_teams(site, item)
+        asks = {"teams": wants}
+        if wants and ctx is not None and (link is None or link.pending or link.online != PROVIDER):
+            asks["teams_providers"] = ctx.graph.online_providers(target.mailbox)  # cached hourly per mailbox
+        return replace(target, asks={**target.asks, **asks})
+
+    def differs(self, site, target, link):
+        if not target.ask("teams") or link.online == PROVIDER:
+            return None
+        if not link.online or PROVIDER in target.ask("teams_providers", ()):
+            return "it asks for a Teams meeting"  # asked later, or its organiser's calendar now offers Teams
+        return None
+
+    def create_fields(self, site, target):
+        if not target.ask("teams"):
+            return {}, {"online": ""}
+        return online_fields(site, target.mailbox, target.ask("teams_providers", ()))
+
+    def patch_fields(self, site, target, link):
+        if self.differs(site, target, link) is None:
+            return {}, {}  # once online it stays online (Graph cannot make it offline again)
+        return online_fields(site, link.mailbox, target.ask("teams_providers", ()))
+
+    def item_columns(self, site, link):
+        return {site.join_url_column: link.join_url} if site.join_url_column and link.join_url else {}
+
+    def from_event(self, site, link, event):
+        return join_url_columns(site, link, event), {"join_url": join_url_of(event) or link.join_url}
+
+    def after_sync(self, ctx, outcome):
+        link = outcome.link
+        if outcome.kind == "created" and link.online == PROVIDER and not link.join_url and ctx.site.join_url_column:
+            await_join_url(ctx.services, ctx.site, link.item_id)  # Graph answered before Teams had the meeting

@@ -11,18 +11,17 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from ..features.agenda_changes import note_agenda_change, superseded
+from ..features.registry import enabled_features, feature_handlers
 from ..sync.catch_up import SCHEDULE_OP, run_catch_up
-from ..model.errors import JobAbandoned, PreconditionFailed, Throttled, TransientError
+from ..model.errors import JobAbandoned, PreconditionFailed, RemoteError, Throttled, TransientError
 from ..sync.inbound import apply_outlook_change
 from ..services import Services
+from ..context import SiteContext
 from ..storage.store import Conflict
 from ..subscriptions.registry import (ROTATE_OP, apply_subscription_item, handle_lifecycle, register_meeting,
-                            remove_subscription_item, rotate)
+                                      remove_subscription_item, rotate)
 from ..sync.engine import apply_site_event
 from .sync_now import HANDLERS as SYNC_NOW_HANDLERS
-from ..features.status import observed
-from ..features.teams import JOIN_URL_OP, fetch_join_url
 from ..storage.work_queue import new_job
 
 log = logging.getLogger("rapid_meetings")
@@ -39,7 +38,8 @@ def _site(svc: Services, task: dict):
 def _site_event(action: str):
     def handler(svc: Services, task: dict) -> str:
         site = _site(svc, task)
-        if "coalesce" in task and superseded(svc, site, task):  # a later agenda update covers this one
+        ctx = SiteContext.of(svc, site)
+        if any(f.superseded(ctx, task) for f in enabled_features(site)):  # a later queued sync covers this one
             return "coalesced"
         return apply_site_event(svc, site, task["item"], action)
     return handler
@@ -52,6 +52,50 @@ def _outlook_change(svc: Services, task: dict) -> str:
     return apply_outlook_change(svc, sub, task["change"], task["event"], task.get("etag"), job=task.get("job", ""))
 
 
+def _task_site(svc: Services, task: dict, error: BaseException | None):
+    """The configured site a task is about (a subscription's, looked up only when something failed)."""
+    key = task.get("site")
+    if not key and task.get("sub") and error is not None:
+        sub = svc.find_subscription(task["sub"])
+        key = sub.site if sub is not None else None
+    return svc.settings.sites.get(str(key).lower()) if key else None
+
+
+def _told(svc: Services, op: str, task: dict, error: BaseException | None) -> None:
+    """Tell what a task did: a failure among the site's failures (the status page), and every feature's
+    `after_task` (the item's status column). Telling never fails the work itself."""
+    try:
+        site = _task_site(svc, task, error)
+        if site is None:
+            return
+        if isinstance(error, (JobAbandoned, RemoteError)) or (
+                error is not None and not isinstance(error, (Throttled, TransientError))):
+            svc.ops.note_failure(site.key, svc.clock(), op, str(task.get("item") or task.get("event") or ""),
+                                 f"{type(error).__name__}: {error}")
+        for feature in enabled_features(site):
+            feature.after_task(svc, site, op, task, error)
+    except Exception as e:
+        log.warning("task %s: could not record its outcome (%s: %s)", op, type(e).__name__, e)
+
+
+def observed(handlers: dict) -> dict:
+    """The worker's handlers, each telling what happened. Conflicts are the worker's own retries and tell
+    nothing."""
+    def wrap(op, handler):
+        def run(svc: Services, task: dict):
+            try:
+                outcome = handler(svc, task)
+            except (Conflict, PreconditionFailed):
+                raise
+            except Exception as e:
+                _told(svc, op, task, e)
+                raise
+            _told(svc, op, task, None)
+            return outcome
+        return run
+    return {op: wrap(op, handler) for op, handler in handlers.items()}
+
+
 HANDLERS = {
     "event.create": _site_event("create"),
     "event.update": _site_event("update"),
@@ -61,12 +105,10 @@ HANDLERS = {
     "subscription_item.delete": lambda svc, t: remove_subscription_item(svc, _site(svc, t), t["item"], t.get("meeting")),
     "outlook.change": _outlook_change,
     "outlook.lifecycle": lambda svc, t: handle_lifecycle(svc, t["sub"], t["event"]),
-    JOIN_URL_OP: fetch_join_url,
     ROTATE_OP: lambda svc, t: rotate(svc, t["sub"]),
-    **{f"agenda.{action}": lambda svc, t: note_agenda_change(svc, _site(svc, t), t)
-       for action in ("create", "update", "delete")},
+    **feature_handlers(),
 }
-# site-side catch-up and "sync now" (issue 12); every handler tells its failures and the item's sync state
+# site-side catch-up and "sync now"; every handler tells its failures and the item's sync state
 HANDLERS = observed({**HANDLERS, SCHEDULE_OP: run_catch_up, **SYNC_NOW_HANDLERS})
 
 

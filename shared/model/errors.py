@@ -60,4 +60,24 @@ class PreconditionFailed(RemoteError):
 
 
 class JobAbandoned(Exception):
-    """A job can never succeed (item gone, no organiser...): log the reason, do not retry."""
+    """A job can never succeed (item gone, no organiser...): log the reason, do not retry.
+
+    `code` says why in a word people's words are made from (features/status.py, one table); `about` is the
+    id or column the reason names. A JobAbandoned without a code is shown by its message."""
+
+    def __init__(self, message: str, code: str = "", about: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.about = about
+
+
+# The reasons the sync engine gives up on an item, as codes (JobAbandoned.code).
+NO_MEETING = "no-meeting"               # the event names no meeting
+MEETING_GONE = "meeting-gone"           # its meeting no longer exists (about: the meeting id)
+NO_ORGANISER = "no-organiser"           # the meeting has no organiser (about: the meeting id)
+NO_EMAIL = "no-email"                   # the organiser has no email (about: the Principals id)
+END_BEFORE_START = "end-before-start"   # about: the end
+BAD_DATE = "bad-date"                   # a date column is not a date-time (about: the column)
+BAD_CONTENT = "bad-content"             # another column the mapping cannot read (about: the column)
+ITEM_GONE = "item-gone"                 # the item no longer exists: nothing to show
+SITE_GONE = "site-gone"                 # the site is no longer configured: nothing to show

@@ -22,10 +22,19 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from .errors import BAD_CONTENT, BAD_DATE, END_BEFORE_START
 from .html_body import compose_body, same_html, split_body
 
 UTC = timezone.utc
 INBOUND_FIELDS = ("title", "description", "start", "end", "all_day", "location")
+
+
+class UnreadableItem(ValueError):
+    """A site item the mapping cannot read; `code` and `about` say why (model/errors.py's reason codes)."""
+
+    def __init__(self, message: str, code: str, about: str):
+        super().__init__(message)
+        self.code, self.about = code, about
 
 
 @dataclass(frozen=True)
@@ -111,7 +120,7 @@ def normalise(synced: Synced, zone: ZoneInfo) -> Synced:
         first, after_last = all_day_span(start, end, zone)
         start, end = local_midnight(first, zone), local_midnight(after_last, zone)
     if end < start:
-        raise ValueError(f"end {synced.end} is before start {synced.start}")
+        raise UnreadableItem(f"end {synced.end} is before start {synced.start}", END_BEFORE_START, synced.end)
     return replace(synced, start=format_utc(start), end=format_utc(end), attendees=attendees,
                    title=synced.title or "", description=synced.description or "",
                    location=synced.location or "")
@@ -277,11 +286,13 @@ def synced_from_site(item: dict, col, attendees: tuple[str, ...], zone: ZoneInfo
         try:
             values[name] = format_utc(parse_utc(item.get(col(name))))
         except (TypeError, ValueError):
-            raise ValueError(f"column {col(name)!r} is not an ISO 8601 date-time: {item.get(col(name))!r}") from None
+            raise UnreadableItem(f"column {col(name)!r} is not an ISO 8601 date-time: {item.get(col(name))!r}",
+                                 BAD_DATE, col(name)) from None
     for name in ("title", "description", "location"):
         value = item.get(col(name))
         if value is not None and not isinstance(value, str):
-            raise ValueError(f"column {col(name)!r} must be text, not {type(value).__name__}")
+            raise UnreadableItem(f"column {col(name)!r} must be text, not {type(value).__name__}", BAD_CONTENT,
+                                 col(name))
     return normalise(Synced(
         title=item.get(col("title")) or "",
         description=item.get(col("description")) or "",

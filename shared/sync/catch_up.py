@@ -14,26 +14,30 @@ so each site is read on a schedule and Outlook brought back in line.
 - the sweep: every link is checked against the ids the site still has; an item deleted while its
   webhooks were lost gets its Outlook event cancelled. Meetings without a registration are registered.
 - `full=True` (a whole-site "sync now"): every item is compared, not only the recent ones.
-- sites with `agenda`: the agenda items modified since the last run, and (sweep) those deleted, give
-  their events; each whose agenda renders differently from its invitation's is synced
-  (shared/features/agenda_changes.py). An event's own comparison leaves the agenda section aside.
+- features with items of their own (the agenda): their `caught_up` and `swept` hooks name the events
+  those items changed (features/agenda_changes.py); an event's own comparison keeps their sections as
+  last synced.
 
-The comparison mirrors sync.resolve_target, in bulk: one query for the changed meetings and one for
-the people, and one item GET only where the scalar columns are unchanged and the multi-lookups (which
-list reads do not show, SPEC §1a) must be read.
+Whether an item differs is the planner's own answer (planner.needs_sync, over the row's target as
+target.row_target builds it, the features reading nothing), in bulk: one query for the changed meetings
+and one for the people, and one item GET only where the scalar columns are unchanged and the
+multi-lookups (which list reads do not show, SPEC §1a) must be read.
 """
 
 from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from ..features.agenda_changes import changed_agendas, swept_agendas
 from ..config import SiteConfig
-from ..model.mapping import format_utc, item_sensitivity, parse_utc, synced_from_site
-from ..features.teams import wants_teams
+from ..context import SiteContext
+from ..features.registry import enabled_features
+from ..model.errors import JobAbandoned
+from ..model.mapping import format_utc, parse_utc
+from .planner import is_cancelled, needs_sync
+from .target import row_target
 from ..model.rapid_items import column_ids, lookup_id
 from ..services import Services
 from ..storage.store import EventLink
@@ -95,12 +99,16 @@ def _event_columns(site: SiteConfig) -> tuple[str, ...]:
     names += [col(n) for n in ("title", "description", "start_date", "end_date", "all_day", "location")]
     if site.multi_lookup == "column":
         names += [col("invitees"), col("guests")]
-    names += [c for c in (site.private_column, site.teams_column) if c]  # what the item asks of Outlook besides
+    names += [c for f in enabled_features(site) for c in f.columns(site)]  # what the item asks of Outlook besides
     return tuple(dict.fromkeys(names))
 
 
-def _is_cancelled(site: SiteConfig, row: dict) -> bool:
-    return str(row.get(site.col("status")) or "").strip().lower() == site.cancelled_status.lower()
+def _target(site: SiteConfig, row: dict, link: EventLink | None, attendees: tuple[str, ...]):
+    """The row's target with the features reading nothing, or the JobAbandoned saying why it has none."""
+    try:
+        return row_target(site, row, link, attendees, enabled_features(site))
+    except JobAbandoned as e:
+        return e
 
 
 def catch_up_site(svc: Services, site: SiteConfig, sweep: bool = False, full: bool = False) -> Findings:
@@ -172,38 +180,21 @@ def _compare(svc: Services, site: SiteConfig, since, found: Findings) -> None:
     unsure = []
     for row in rows:
         item_id = str(row.get("id", ""))
-        link = links.get(item_id)
         if not item_id:
             continue
-        if link is None:
-            if not _is_cancelled(site, row):
-                enqueue("event.update", item_id, "never synced")
-            continue
-        if _is_cancelled(site, row) or link.removing:
-            enqueue("event.update", item_id, "cancelled in the site")
-            continue
-        if lookup_id(row, col("meeting")) != (link.meeting_id or None) and link.meeting_id:
-            enqueue("event.update", item_id, "moved to another meeting")
-            continue
-        try:
-            # the agenda section comes from other items (their own webhooks): not compared here
-            scalars = replace(synced_from_site(row, col, link.synced.attendees, site.zone), agenda=link.synced.agenda)
-        except ValueError:
-            enqueue("event.update", item_id, "unreadable content")  # the worker says why, in the item's status
-            continue
-        if scalars != link.synced:
-            enqueue("event.update", item_id, "content differs from Outlook's")
-        elif item_sensitivity(row, site.private_column, site.sensitivity) != link.sensitivity:
-            enqueue("event.update", item_id, "its privacy differs from Outlook's")
-        elif wants_teams(site, row) and not link.online:
-            enqueue("event.update", item_id, "it asks for a Teams meeting")
-        else:
+        link = links.get(item_id)
+        why = needs_sync(site, row, link, _target(site, row, link, link.synced.attendees if link else ()),
+                         enabled_features(site))
+        if why:
+            enqueue("event.update", item_id, why)
+        elif link is not None and not is_cancelled(site, row):
             unsure.append((row, link))
     for item_id, why in _attendee_changes(svc, site, unsure, found):
         enqueue("event.update", item_id, why)
-    if site.agenda:  # the agenda section: its items' own changes (shared/features/agenda_changes.py)
-        for item_id in changed_agendas(svc, site, flt, POINT_READS):
-            enqueue("event.update", item_id, "its agenda differs from the invitation's")
+    ctx = SiteContext.of(svc, site)
+    for feature in enabled_features(site):  # items the features' own items changed (the agenda's)
+        for item_id, why in feature.caught_up(ctx, flt, POINT_READS):
+            enqueue("event.update", item_id, why)
 
 
 def _emails(svc: Services, site: SiteConfig, list_name: str, ids: list[str]) -> dict[str, str]:
@@ -248,8 +239,7 @@ def _attendee_changes(svc: Services, site: SiteConfig, rows: list[tuple[dict, Ev
             continue  # deleted meanwhile: the sweep or its webhook deals with it
         attendees = [people[i] for i in ids[0] if i in people] + [guests[i] for i in ids[1] if i in guests]
         attendees = [a for a in attendees if a.lower() != link.mailbox.lower()]
-        now = replace(synced_from_site(row, col, tuple(attendees), site.zone), agenda=link.synced.agenda)
-        if now != link.synced:
+        if needs_sync(site, row, link, _target(site, row, link, tuple(attendees)), enabled_features(site)):
             changed.append((str(row["id"]), "invitees or guests differ from Outlook's attendees"))
     return changed
 
@@ -266,11 +256,12 @@ def _sweep(svc: Services, site: SiteConfig, found: Findings) -> None:
             found.tasks.append({"op": "event.delete", "site": site.key, "item": link.item_id})
             log.info("site=%s item=%s sweep: gone from the site, its Outlook event goes too (event=%s)",
                      site.key, link.item_id, link.event_id)
-    if site.agenda:  # agenda items deleted while their webhooks were lost
-        for item_id in swept_agendas(svc, site):
+    ctx = SiteContext.of(svc, site)
+    for feature in enabled_features(site):  # the features' own items deleted while their webhooks were lost
+        for item_id, why in feature.swept(ctx):
             if ("event.update", item_id) not in queued:
                 found.tasks.append({"op": "event.update", "site": site.key, "item": item_id})
-                log.info("site=%s item=%s sweep: agenda items gone from the site", site.key, item_id)
+                log.info("site=%s item=%s sweep: %s", site.key, item_id, why)
     registered = {m.meeting_id for m in store.meetings(site.key) if m.subscription_id}
     col = site.col
     for row in rapid.query("meetings", None, ("id", f"{col('organiser')}_id")):
