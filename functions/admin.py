@@ -46,7 +46,7 @@ def status_page(req: func.HttpRequest) -> func.HttpResponse:
 def rotate_client_states(req: func.HttpRequest) -> func.HttpResponse:
     """Give every Graph subscription (or `?site=tenant/site`'s) a new clientState: one queued job each,
     which makes the subscription again (Graph cannot change a clientState). 202 with how many."""
-    from shared.subscriptions.registry import ROTATE_OP
+    from shared.subscriptions.rotation import queue_rotations
 
     from .http import services
 
@@ -55,7 +55,5 @@ def rotate_client_states(req: func.HttpRequest) -> func.HttpResponse:
     if only is not None and svc.settings.sites.get(only.lower()) is None:
         return func.HttpResponse(json.dumps({"error": "NotFound", "message": f"unknown site {only[:80]}"}),
                                  status_code=404, mimetype="application/json")
-    subs = [s for s in svc.store.subscriptions() if only is None or s.site.lower() == only.lower()]
-    if subs:
-        svc.queue.enqueue([{"op": ROTATE_OP, "site": s.site, "sub": s.id} for s in subs])
-    return func.HttpResponse(json.dumps({"queued": len(subs)}), status_code=202, mimetype="application/json")
+    queued = queue_rotations(svc, only)
+    return func.HttpResponse(json.dumps({"queued": queued}), status_code=202, mimetype="application/json")

@@ -19,7 +19,8 @@ from shared.config import get_settings
 from shared.model.errors import JobAbandoned, Throttled
 from shared.services import Services
 from shared.storage.store import LINKS, SUBSCRIPTIONS, table_key
-from shared.subscriptions.registry import handle_lifecycle, register_meeting, apply_subscription_item
+from shared.subscriptions.lifecycle import handle_lifecycle
+from shared.subscriptions.meetings import apply_subscription_item, register_meeting
 from shared.sync.engine import apply_site_event
 
 from .conftest import settle

@@ -1,0 +1,92 @@
+"""Renewal: the timer keeps every Graph subscription alive, renewing those that expire within
+RENEW_HORIZON in $batch requests of 20 and making again those Graph lost."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from ..clients.graph import BATCH_LIMIT
+from ..model.errors import Throttled
+from ..model.mapping import format_utc, parse_utc
+from ..services import Services
+from ..storage.store import Subscription
+from .graph_subscriptions import RENEW_HORIZON, new_expiry, recreate, update_meeting_items
+
+log = logging.getLogger("rapid_meetings")
+
+
+def run_renewal(svc: Services) -> dict:
+    """One run of the timer: `renew_due`, recorded for the status page (its counts, or what failed)."""
+    started = format_utc(svc.clock())
+    try:
+        outcome = renew_due(svc)
+    except Exception as e:
+        svc.ops.note_run("renewal", "*", started=started, finished=format_utc(svc.clock()),
+                         outcome=f"{type(e).__name__}: {e}"[:500])
+        raise
+    svc.ops.note_run("renewal", "*", started=started, finished=format_utc(svc.clock()), outcome="ok",
+                     counts=outcome)
+    return outcome
+
+
+def renew_due(svc: Services, workers: int = 16) -> dict:
+    """Renew every subscription expiring within the horizon, 20 per $batch; recreate what Graph lost."""
+    horizon = svc.clock() + RENEW_HORIZON
+    due = [s for s in svc.store.subscriptions() if not s.expires or parse_utc(s.expires) <= horizon]
+    by_site = defaultdict(list)
+    for sub in due:
+        by_site[sub.site.lower()].append(sub)
+    chunks = [(key, subs[i:i + BATCH_LIMIT]) for key, subs in by_site.items() for i in range(0, len(subs), BATCH_LIMIT)]
+    totals, renewed = defaultdict(int), []
+    with ThreadPoolExecutor(workers) as pool:
+        for counts, subs in pool.map(lambda chunk: _renew_chunk(svc, *chunk), chunks):
+            renewed += subs
+            for key, count in counts.items():
+                totals[key] += count
+    _show_new_expiries(svc, renewed)
+    log.info("renewal: %d due, %s", len(due), dict(totals))
+    return {"due": len(due), **totals}
+
+
+def _show_new_expiries(svc: Services, renewed: list[Subscription]) -> None:
+    """The renewed expiries on the meetings' Meeting Subscriptions items: one read of each site's meetings."""
+    for key in {sub.site.lower() for sub in renewed}:
+        users = defaultdict(list)
+        for meeting in svc.store.meetings(svc.settings.sites[key].key):
+            users[meeting.subscription_id].append(meeting)
+        for sub in renewed:
+            if sub.site.lower() == key and users.get(sub.id):
+                update_meeting_items(svc, sub, users[sub.id])
+
+
+def _renew_chunk(svc: Services, site_key: str, subs: list[Subscription]) -> tuple[dict, list[Subscription]]:
+    counts, renewed = defaultdict(int), []
+    site = svc.settings.sites.get(site_key)
+    if site is None:
+        counts["skipped"] += len(subs)
+        return counts, renewed
+    expires = new_expiry(svc)
+    answers = svc.graph(site).batch([
+        {"id": str(n), "method": "PATCH", "url": f"/subscriptions/{sub.id}",
+         "headers": {"Content-Type": "application/json"}, "body": {"expirationDateTime": expires}}
+        for n, sub in enumerate(subs)])
+    for n, sub in enumerate(subs):
+        answer = answers.get(str(n), {})
+        status = answer.get("status", 0)
+        if status == 200:
+            renewed.append(replace(sub, expires=(answer.get("body") or {}).get("expirationDateTime", expires)))
+            counts["renewed"] += 1
+        elif status == 404:
+            try:
+                recreate(svc, sub)
+                counts["recreated"] += 1
+            except Throttled:  # another job holds the mailbox (and is recreating it, or will see it)
+                counts["busy"] += 1
+        else:
+            log.warning("site=%s sub=%s renewal answered %s: retried on the next run", site.key, sub.id, status)
+            counts["failed"] += 1
+    svc.store.set_expiries({sub.id: sub.expires for sub in renewed})  # while other workers wait on Graph
+    return counts, renewed
