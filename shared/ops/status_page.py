@@ -14,7 +14,7 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
-from ..config import StorageAccount
+from ..config import SiteConfig, StorageAccount
 from ..model.mapping import format_utc, parse_utc
 from ..services import Services
 from ..storage.work_queue import message_key
@@ -67,12 +67,30 @@ def _job_sites(svc: Services, text: str) -> tuple[set[str], str]:
 
 
 def status(svc: Services, only: str | None = None) -> dict:
-    now, store, ops = svc.clock(), svc.store, svc.ops
+    """Everything the page shows, as plain data: the work queue and its poison queue, the last renewal,
+    then per site (every site, or only `only`) what the stores hold."""
+    now = svc.clock()
     sites = [s for s in svc.settings.sites.values() if only is None or s.key.lower() == only.lower()]
     queue_name = svc.settings.work_queue
     length, oldest = _peek(svc, queue_name, 1)
-    poison_length, poisoned = _peek(svc, f"{queue_name}-poison", PEEK)
-    reasons = ops.job_failures() if poisoned else {}
+    poison_length, poison = _poisoned_jobs(svc, f"{queue_name}-poison")
+    subscriptions = svc.store.subscriptions()
+    renewal = svc.ops.run("renewal", "*")
+    return {
+        "generated": format_utc(now),
+        "queue": {"name": queue_name, "length": length,
+                  "oldest_age_seconds": _age(now, oldest[0].inserted_on) if oldest else None,
+                  "poison_length": poison_length},
+        "renewal": _run(renewal),
+        "sites": [_site_status(svc, now, site, subscriptions, poison) for site in sites],
+    }
+
+
+def _poisoned_jobs(svc: Services, name: str) -> tuple[int, list[dict]]:
+    """The poison queue's length and its first PEEK jobs, each with the sites it is about and the reason
+    the worker recorded when it gave up on it."""
+    length, poisoned = _peek(svc, name, PEEK)
+    reasons = svc.ops.job_failures() if poisoned else {}
     poison = []
     for message in poisoned:
         about, what = _job_sites(svc, message.content)
@@ -80,36 +98,30 @@ def status(svc: Services, only: str | None = None) -> dict:
         poison.append({"id": message.id, "inserted": format_utc(message.inserted_on), "job": what,
                        "sites": sorted(about), "tries": failure.get("dequeue_count"),
                        "reason": failure.get("reason", "unknown (no failure recorded)")})
-    subscriptions = store.subscriptions()
-    renewal = ops.run("renewal", "*")
-    out = {
-        "generated": format_utc(now),
-        "queue": {"name": queue_name, "length": length,
-                  "oldest_age_seconds": _age(now, oldest[0].inserted_on) if oldest else None,
-                  "poison_length": poison_length},
-        "renewal": _run(renewal),
-        "sites": [],
+    return length, poison
+
+
+def _site_status(svc: Services, now: datetime, site: SiteConfig, subscriptions: list, poison: list[dict]) -> dict:
+    """What the stores hold about one site: its links, meetings, subscriptions, runs, poisoned jobs, failures."""
+    store, ops = svc.store, svc.ops
+    links = store.links(site.key)
+    meetings = store.meetings(site.key)
+    subs = sorted((s for s in subscriptions if s.site.lower() == site.key.lower()), key=lambda s: s.expires)
+    runs = ops.runs(site.key)
+    return {
+        "site": site.key,
+        "links": {"count": len(links), "removing": sum(1 for link in links if link.removing),
+                  "by_mailbox": dict(sorted(Counter(link.mailbox for link in links).items()))},
+        "meetings": {"count": len(meetings), "active": sum(1 for m in meetings if m.active),
+                     "without_subscription": sum(1 for m in meetings if not m.subscription_id)},
+        "subscriptions": [{"id": s.id, "mailbox": s.mailbox, "expires": s.expires,
+                           "expires_in_minutes": _minutes(now, s.expires)} for s in subs],
+        "last_notification": ops.last_notification(site.key) or None,
+        "runs": {kind: _run(run) for kind, run in runs.items()},
+        "status_column": site.status_column or None,
+        "poison": [p for p in poison if site.key.lower() in p["sites"]],
+        "failures": [{k: f[k] for k in ("at", "op", "item", "reason")} for f in ops.failures(site.key)],
     }
-    for site in sites:
-        links = store.links(site.key)
-        meetings = store.meetings(site.key)
-        subs = sorted((s for s in subscriptions if s.site.lower() == site.key.lower()), key=lambda s: s.expires)
-        runs = ops.runs(site.key)
-        out["sites"].append({
-            "site": site.key,
-            "links": {"count": len(links), "removing": sum(1 for link in links if link.removing),
-                      "by_mailbox": dict(sorted(Counter(link.mailbox for link in links).items()))},
-            "meetings": {"count": len(meetings), "active": sum(1 for m in meetings if m.active),
-                         "without_subscription": sum(1 for m in meetings if not m.subscription_id)},
-            "subscriptions": [{"id": s.id, "mailbox": s.mailbox, "expires": s.expires,
-                               "expires_in_minutes": _minutes(now, s.expires)} for s in subs],
-            "last_notification": ops.last_notification(site.key) or None,
-            "runs": {kind: _run(run) for kind, run in runs.items()},
-            "status_column": site.status_column or None,
-            "poison": [p for p in poison if site.key.lower() in p["sites"]],
-            "failures": [{k: f[k] for k in ("at", "op", "item", "reason")} for f in ops.failures(site.key)],
-        })
-    return out
 
 
 def _minutes(now: datetime, expires: str) -> int | None:

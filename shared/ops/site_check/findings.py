@@ -1,0 +1,46 @@
+"""What every check reports: a Finding (ok / warn / fail, with the fix) in a named Section. A network
+failure is a finding too, never a traceback; `CannotContinue` ends a section whose next steps need what
+just failed (its finding already recorded)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ...model.errors import RemoteError, Throttled, TransientError
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+NETWORK_ERRORS = (RemoteError, TransientError, Throttled)
+
+
+@dataclass
+class Finding:
+    level: str
+    what: str
+    detail: str = ""
+    fix: str = ""
+
+
+@dataclass
+class Section:
+    name: str
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(self, level: str, what: str, detail: str = "", fix: str = "") -> Finding:
+        finding = Finding(level, what, redact(detail), fix)
+        self.findings.append(finding)
+        return finding
+
+
+class CannotContinue(Exception):
+    """The rest of a section cannot be checked (its finding is already recorded)."""
+
+
+def redact(text: str) -> str:
+    """Function keys (`code=`) and SAS signatures (`sig=`) never reach a report."""
+    return re.sub(r"(?i)\b(code|sig)=[^&\s]+", r"\1=***", text)
+
+
+def counted(count: int, noun: str) -> str:
+    """'1 item', '3 items': the counts in findings read as English."""
+    return f"{count} {noun}{'s' * (count != 1)}"
