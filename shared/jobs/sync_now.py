@@ -27,7 +27,7 @@ from ..model.errors import BadRequest
 from ..intake.webhooks import envelope_item, item_id, known_site, parse_json
 from ..model.rapid_items import is_envelope
 from ..services import Services
-from ..subscriptions.registry import register_meeting
+from ..subscriptions.meetings import register_meeting
 from ..sync.engine import apply_site_event
 
 log = logging.getLogger("rapid_meetings")

@@ -18,8 +18,9 @@ from ..sync.inbound import apply_outlook_change
 from ..services import Services
 from ..context import SiteContext
 from ..storage.store import Conflict
-from ..subscriptions.registry import (ROTATE_OP, apply_subscription_item, handle_lifecycle, register_meeting,
-                                      remove_subscription_item, rotate)
+from ..subscriptions.lifecycle import handle_lifecycle
+from ..subscriptions.meetings import apply_subscription_item, register_meeting, remove_subscription_item
+from ..subscriptions.rotation import ROTATE_OP, rotate
 from ..sync.engine import apply_site_event
 from .sync_now import HANDLERS as SYNC_NOW_HANDLERS
 from ..storage.work_queue import new_job

@@ -15,7 +15,7 @@ from ..model.errors import JobAbandoned
 from ..model.rapid_items import lookup_id, lookup_write
 from ..services import Services
 from ..storage.store import Meeting, Subscription
-from ..sync.engine import organiser_id
+from ..sync.target import organiser_id
 from .graph_subscriptions import ensure_subscription, update_meeting_items
 from .lease import mailbox_lease
 

@@ -14,9 +14,8 @@ so each site is read on a schedule and Outlook brought back in line.
 - the sweep: every link is checked against the ids the site still has; an item deleted while its
   webhooks were lost gets its Outlook event cancelled. Meetings without a registration are registered.
 - `full=True` (a whole-site "sync now"): every item is compared, not only the recent ones.
-- features with items of their own (the agenda): their `caught_up` and `swept` hooks name the events
-  those items changed (features/agenda_changes.py); an event's own comparison keeps their sections as
-  last synced.
+- features with items of their own: their `caught_up` and `swept` hooks name the events those items
+  changed (features/base.py); an event's own comparison keeps what they add as last synced.
 
 Whether an item differs is the planner's own answer (planner.needs_sync, over the row's target as
 target.row_target builds it, the features reading nothing), in bulk: one query for the changed meetings
@@ -192,7 +191,7 @@ def _compare(svc: Services, site: SiteConfig, since, found: Findings) -> None:
     for item_id, why in _attendee_changes(svc, site, unsure, found):
         enqueue("event.update", item_id, why)
     ctx = SiteContext.of(svc, site)
-    for feature in enabled_features(site):  # items the features' own items changed (the agenda's)
+    for feature in enabled_features(site):  # events whose features' own items changed
         for item_id, why in feature.caught_up(ctx, flt, POINT_READS):
             enqueue("event.update", item_id, why)
 

@@ -17,7 +17,7 @@ from . import perform
 from .perform import Replan, say
 from .planner import (UNREAD, CancelInSite, Create, GiveUp, Note, Nothing, Read, Remove, Snapshot, Update,
                       WriteBack, item_columns, plan_site)
-from .target import organiser_id, read_target  # noqa: F401 (organiser_id: the subscriptions' use)
+from .target import read_target
 
 
 def apply_site_event(svc: Services, site, item_id: str, action: str) -> str:

@@ -157,7 +157,7 @@ def update(ctx: SiteContext, features, link: EventLink, plan: Update, event: dic
 
 
 def echo(ctx: SiteContext, features, link: EventLink, event: dict) -> None:
-    """An Outlook change that touches no mapped field (an invitee's answer, Teams' join information): what
+    """An Outlook change that touches no mapped field (an invitee's reply, information Outlook added): what
     the features take from the event, and the change key."""
     columns, recorded = _asked(features, lambda f: f.from_event(ctx.site, link, event))
     if columns:

@@ -78,7 +78,7 @@ class Create:
 
 @dataclass(frozen=True)
 class WriteBack:
-    """Site columns the item lacks (the Outlook id, a join URL), written before anything else."""
+    """Site columns the item lacks (the Outlook id, what features record there), written before anything else."""
 
     columns: dict
 
@@ -264,13 +264,13 @@ def plan_outlook(snap: Snapshot) -> list:
 
 
 def site_content(snap: Snapshot) -> Synced:
-    """The item's content for an Outlook change: its columns, with the attendees and the sections other
-    items make (the agenda) as last synced; an unreadable copy is repaired by Outlook's change."""
-    from ..model.mapping import synced_from_site
+    """The item's content for an Outlook change: its columns, with the attendees and what the features
+    keep without reading (sections other items make) as last synced; an unreadable copy is repaired by
+    Outlook's change."""
+    from .target import row_target
 
     link = snap.link
     try:
-        now = synced_from_site(snap.item, snap.site.col, link.synced.attendees, snap.site.zone)
-    except ValueError:
+        return row_target(snap.site, snap.item, link, link.synced.attendees, snap.features).synced
+    except JobAbandoned:
         return link.synced
-    return replace(now, agenda=link.synced.agenda)
