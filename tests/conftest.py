@@ -21,8 +21,9 @@ def stack():
 
 @pytest.fixture(params=["ignore", "412", "409"])
 def if_match(stack, request):
-    """Conflict scenarios run under Graph's default (If-Match on PATCH /events ignored) and both variants
-    that refuse a stale one: correctness must not depend on it (FACTS, "Corrections")."""
+    """Conflict scenarios run under Graph's default (If-Match on PATCH /events ignored) and both variants that
+    refuse a stale one: correctness must not depend on it (docs/platform-facts.md, "If-Match on PATCH /events
+    is not documented")."""
     stack.graph.if_match = request.param
     yield request.param
     stack.graph.if_match = "ignore"
