@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from devtools.azurite import ROOT, free_port, wait_for_port
 from devtools.stack import site_params, AAD_TENANT, CLIENT_SECRET, FUNCTION_KEY, ORGANISER, OTHER_TENANT
 
-from .conftest import new_meeting, queue_depth, settle
+from .scenario import new_meeting, queue_depth, settle
 
 FUZZ_QUEUE = "fuzz-intake"
 MAX_BODY = 1024 * 1024

@@ -10,13 +10,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from tzlocal.windows_tz import tz_win
 
+from devtools.azurite import eventually
 from devtools.sim.graph.exchange import RESOURCE_SPELLINGS
 from devtools.stack import AAD_TENANT, CLIENT_SECRET, ORGANISER
 from shared.model.mapping import Synced, local_midnight, normalise, outlook_payload, synced_from_outlook
 from shared.intake.notifications import check
 from shared.subscriptions.registry import create_subscription
 
-from .conftest import eventually, new_event, new_meeting, settle
+from .scenario import new_event, new_meeting, settle
 from .test_outlook_to_site import event_writes, services, synced_event  # noqa: F401  (a fixture)
 
 @pytest.fixture

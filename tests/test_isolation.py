@@ -14,9 +14,10 @@ import logging
 import msal
 import pytest
 
+from devtools.azurite import eventually
 from devtools.stack import AAD_TENANT, CLIENT_SECRET, ORGANISER, OTHER_TENANT
 
-from .conftest import eventually, new_event, new_meeting, post, settle
+from .scenario import new_event, new_meeting, post, settle
 
 OLIVIA = "olivia@fabrikam.test"
 CAROL = "carol@contoso.test"

@@ -22,7 +22,7 @@ from shared.storage.store import LINKS, SUBSCRIPTIONS, table_key
 from shared.subscriptions.registry import handle_lifecycle, register_meeting, apply_subscription_item
 from shared.sync.engine import apply_site_event
 
-from .conftest import settle
+from .scenario import settle
 
 BOB = "bob@contoso.test"
 WAIT = 10  # a barrier's safety limit: a broken test fails instead of hanging
