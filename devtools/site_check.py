@@ -1,5 +1,5 @@
-"""The site check (SPEC §6): how each configured site and its Microsoft 365 tenant really look,
-checked with these settings before the first webhook arrives. Changes nothing.
+"""The site check (docs/product-rules.md, "The site check"): how each configured site and its Microsoft 365
+tenant really look, checked with these settings before the first webhook arrives. Changes nothing.
 
     python -m devtools.site_check                       # local.settings.json, for people
     python -m devtools.site_check --json                # the same as JSON

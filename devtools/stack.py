@@ -94,7 +94,8 @@ class Stack:
 
     def _add_site(self, tenant: str, name: str, aad_tenant: str, people: dict, guests: dict,
                   variant: RapidVariant | None = None) -> SiteWorld:
-        # the app must be a Principal of the site, or RAPID refuses it (SPEC §1a)
+        # the app must be a Principal of the site, or RAPID refuses it (docs/rapid-api.md, "The app must be a
+        # Principal of the site")
         sim = self.rapid.add_site(tenant, name, aad_tenant, RAPID_APP, app_principals=[CLIENT_ID], variant=variant)
         world = SiteWorld(sim=sim, tenant=tenant, name=name)
         for email, title in people.items():

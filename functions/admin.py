@@ -1,6 +1,6 @@
-"""Operators' functions, admin level (the master key only). The site check (SPEC §6) runs here with
-the app's real identity, Key Vault references and network. Routes may not start with `admin/`:
-the Functions host keeps that prefix for itself, so they live under `ops/`."""
+"""Operators' functions, admin level (the master key only). The site check (docs/product-rules.md, "The site
+check") runs here with the app's real identity, Key Vault references and network. Routes may not start with
+`admin/`: the Functions host keeps that prefix for itself, so they live under `ops/`."""
 
 import json
 import os

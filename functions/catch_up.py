@@ -1,5 +1,6 @@
-"""The site-side catch-up timer (SPEC §4 rule 8): every 5 minutes it enqueues a catch-up for each site
-whose interval (CATCH_UP_MINUTES, default 15) has passed, with a sweep every SWEEP_HOURS (default 24)."""
+"""The site-side catch-up timer (docs/product-rules.md, "Rule 8. Catch up after gaps, on both sides"): every 5
+minutes it enqueues a catch-up for each site whose interval (CATCH_UP_MINUTES, default 15) has passed, with a
+sweep every SWEEP_HOURS (default 24)."""
 
 import logging
 

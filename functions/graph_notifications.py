@@ -1,5 +1,6 @@
-"""Graph's change and lifecycle notifications (SPEC §3): answer the validation handshake; verify,
-persist and answer 202 well within Graph's 3 seconds; 5xx when nothing could be persisted."""
+"""Graph's change and lifecycle notifications (docs/product-rules.md, "The functions"): answer the validation
+handshake; verify, persist and answer 202 well within Graph's 3 seconds; 5xx when nothing could be
+persisted (docs/platform-facts.md, "Answer notifications within 3 seconds")."""
 
 import azure.functions as func
 

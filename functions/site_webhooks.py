@@ -1,4 +1,5 @@
-"""The site's internal webhooks (SPEC §3): validate, persist a job, answer 202."""
+"""The site's internal webhooks: validate, persist a job, answer 202 (docs/product-rules.md, "The
+functions")."""
 
 import azure.functions as func
 
@@ -61,7 +62,8 @@ def subscriptions_delete(req: func.HttpRequest) -> func.HttpResponse:
 
 
 # Meeting Agendas (issue 15): the event's invitation follows its agenda; a burst costs one Outlook update
-# (shared/features/agenda_changes.py). "Items Deleted" may carry items, ids or the envelope (SPEC §1a).
+# (shared/features/agenda_changes.py). "Items Deleted" may carry items, ids or the envelope
+# (docs/rapid-api.md, "The Items Deleted body is not published").
 
 @bp.route(route=f"{PREFIX}/agenda/create", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @answers

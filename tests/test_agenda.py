@@ -13,12 +13,13 @@ import time
 
 import pytest
 
+from devtools.azurite import eventually
 from devtools.stack import ORGANISER
 from shared.features.agenda import AGENDA_HEADING, AgendaEntry, agenda_html, agenda_of, events_of
 from shared.config import ConfigError, settings_from
 from shared.model.html_body import split_body
 
-from .conftest import eventually, new_meeting, post, settle, svc
+from .scenario import new_meeting, post, settle, svc
 
 AGENDA_SITES = ("acme/agenda-lookup", "acme/agenda-link")
 # the agenda sites' meetings are Carol's: Alice's calendar keeps only acme/sales's subscription (other tests

@@ -8,10 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from devtools.azurite import eventually
 from devtools.stack import ORGANISER
 from shared.features.answers import answers_of, summary
 
-from .conftest import column_writes, eventually, new_event, new_meeting, settle, site_with
+from .scenario import column_writes, new_event, new_meeting, settle, site_with
 
 COLUMN = "answers"
 GRAPH_WRITES = ("POST", "PATCH", "DELETE")

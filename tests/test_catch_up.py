@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 from datetime import timedelta
 
-from devtools.azurite import free_port
+from devtools.azurite import eventually, free_port
 from devtools.stack import ORGANISER
 from shared.model.mapping import format_utc
 
-from .conftest import eventually, new_event, new_meeting, post, settle, svc
+from .scenario import new_event, new_meeting, post, settle, svc
 
 SYNC = "acme/sales/0/services/rapid-meetings/sync"
 

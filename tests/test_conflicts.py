@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
+from devtools.azurite import eventually
 from devtools.sim import GraphSimulator
 from devtools.stack import AAD_TENANT, CLIENT_ID, CLIENT_SECRET, GRAPH_ROLES, ORGANISER, OTHER_TENANT
 from shared.config import ConfigError, settings_from
@@ -20,7 +21,7 @@ from shared.features.conflicts import Busy, OwnCopy, conflicts_text, overlaps, o
 from shared.model.mapping import Synced
 from shared.ops.site_check import FAIL, OK, check_env
 
-from .conftest import column_writes, eventually, new_event, new_meeting, settle, site_with, svc
+from .scenario import column_writes, new_event, new_meeting, settle, site_with, svc
 
 COLUMN = "conflicts"
 BOB, CAROL = "bob@contoso.test", "carol@contoso.test"

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from devtools.azurite import ROOT, free_port, wait_for_port
 from devtools.stack import site_params, AAD_TENANT, CLIENT_SECRET, FUNCTION_KEY, ORGANISER, OTHER_TENANT
 
-from .conftest import new_meeting, queue_depth, settle
+from .scenario import new_meeting, queue_depth, settle
 
 FUZZ_QUEUE = "fuzz-intake"
 MAX_BODY = 1024 * 1024
@@ -190,7 +190,8 @@ def meaning(body: bytes):
 
 
 def valid_id(value) -> str | None:
-    """An item id the app accepts (SPEC §3: the item is a JSON object with `id`), as text; else None."""
+    """An item id the app accepts (the item is a JSON object with `id`: docs/product-rules.md, "A webhook is a
+    signal, the site is the truth"), as text; else None."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         return None
     if isinstance(value, int) and value < 0:
@@ -480,7 +481,8 @@ def test_notifications_for_no_subscription_of_ours_are_refused_and_enqueue_nothi
 
 
 def acted_on(note, sub, users: tuple[str, ...]) -> bool:
-    """SPEC §4.6: only a notification of our subscription, with its clientState, tenant and mailbox."""
+    """Only a notification of our subscription, with its clientState, tenant and mailbox
+    (docs/product-rules.md, "Rule 6. Isolation")."""
     text = lambda key: note.get(key) if isinstance(note.get(key), str) and note.get(key) else None  # noqa: E731
     if not isinstance(note, dict) or text("subscriptionId") != sub.id or text("clientState") != sub.client_state:
         return False

@@ -10,13 +10,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from tzlocal.windows_tz import tz_win
 
+from devtools.azurite import eventually
 from devtools.sim.graph.exchange import RESOURCE_SPELLINGS
 from devtools.stack import AAD_TENANT, CLIENT_SECRET, ORGANISER
 from shared.model.mapping import Synced, local_midnight, normalise, outlook_payload, synced_from_outlook
 from shared.intake.notifications import check
 from shared.subscriptions.graph_subscriptions import create_subscription
 
-from .conftest import eventually, new_event, new_meeting, settle
+from .scenario import new_event, new_meeting, settle
 from .test_outlook_to_site import event_writes, services, synced_event  # noqa: F401  (a fixture)
 
 @pytest.fixture
@@ -228,7 +229,9 @@ def test_an_exchange_etag_decodes_to_the_events_change_key_and_anything_else_to_
 
     change_key = new_change_key()
     assert change_key_in_etag(notification_etag(change_key)) == change_key
-    published = 'W/"CQAAABYAAADkrWGo7bouTKlsgTZMr9KwAAAUWRHf"'  # FACTS' example: 8-byte header + 22 bytes
+    # the published example (docs/platform-facts.md, "Notification etags are not changeKeys"): 8-byte
+    # header + 22 bytes
+    published = 'W/"CQAAABYAAADkrWGo7bouTKlsgTZMr9KwAAAUWRHf"'
     assert change_key_in_etag(published) == "5K1hqO26LkypbIE2TK/SsAAAFFkR3w=="
     for other in (f'W/"{change_key}"', notification_etag(change_key, "opaque"), 'W/"not base64!"', "", None):
         assert change_key_in_etag(other) is None  # the fallback: read the event

@@ -10,13 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from devtools.azurite import eventually
 from devtools.stack import CLIENT_SECRET, FUNCTION_KEY, ORGANISER, site_params
 from shared.config import get_settings
 from shared.model.errors import BadRequest, RemoteError, Throttled
 from shared.intake.webhooks import site_tasks
 from shared.clients.remote import MAX_RETRY_AFTER, checked
 
-from .conftest import eventually, new_event, new_meeting, post, queue_depth, settle
+from .scenario import new_event, new_meeting, post, queue_depth, settle
 from .test_isolation import change_note, services
 
 

@@ -1,4 +1,5 @@
-"""Isolation and secrets (issue 5, item 3; SPEC §4 rules 5 and 6).
+"""Isolation and secrets (issue 5, item 3; docs/product-rules.md, "Rule 5. Bad input gets a clear error and
+changes nothing" and "Rule 6. Isolation").
 
 Two sites share the app: acme/sales (tenant AAD_TENANT, organiser alice) and globex/ops (OTHER_TENANT,
 organiser olivia). One site's webhooks and the other's subscriptions can never read or change each other's
@@ -13,9 +14,10 @@ import logging
 import msal
 import pytest
 
+from devtools.azurite import eventually
 from devtools.stack import AAD_TENANT, CLIENT_SECRET, ORGANISER, OTHER_TENANT
 
-from .conftest import eventually, new_event, new_meeting, post, settle
+from .scenario import new_event, new_meeting, post, settle
 
 OLIVIA = "olivia@fabrikam.test"
 CAROL = "carol@contoso.test"

@@ -5,10 +5,11 @@ from datetime import datetime, timezone
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from devtools import demo
+from devtools.azurite import eventually
 from devtools.localhost import next_fire
 from devtools.stack import ORGANISER
 
-from .conftest import eventually, settle
+from .scenario import settle
 
 
 def queue(stack, name):

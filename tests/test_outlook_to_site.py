@@ -6,11 +6,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
+from devtools.azurite import eventually
 from devtools.stack import AAD_TENANT, CLIENT_ID, MASTER_KEY, ORGANISER
 from shared.model.mapping import format_utc
 from shared.storage.store import Subscription
 
-from .conftest import eventually, new_event, new_meeting, post, settle
+from .scenario import new_event, new_meeting, post, settle
 
 
 def services():

@@ -14,9 +14,10 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
+from devtools.azurite import eventually
 from devtools.stack import ORGANISER
 
-from .conftest import eventually, settle
+from .scenario import settle
 
 XSS = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"

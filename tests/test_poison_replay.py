@@ -3,9 +3,10 @@
 import io
 
 from devtools import poison
+from devtools.azurite import eventually
 from devtools.stack import ORGANISER
 
-from .conftest import eventually, new_event, new_meeting, settle
+from .scenario import new_event, new_meeting, settle
 from .test_local_host import queue
 
 

@@ -23,7 +23,7 @@ from shared.subscriptions.lifecycle import handle_lifecycle
 from shared.subscriptions.meetings import apply_subscription_item, register_meeting
 from shared.sync.engine import apply_site_event
 
-from .conftest import settle
+from .scenario import settle
 
 BOB = "bob@contoso.test"
 WAIT = 10  # a barrier's safety limit: a broken test fails instead of hanging

@@ -6,10 +6,11 @@ from dataclasses import replace
 
 import pytest
 
+from devtools.azurite import eventually
 from devtools.sim.rapid.variant import RapidVariant
 from devtools.stack import AAD_TENANT, ORGANISER, WEBHOOKS
 
-from .conftest import eventually, new_event, new_meeting, settle
+from .scenario import new_event, new_meeting, settle
 
 VARIANTS = {
     "published defaults": ("sales", {}),

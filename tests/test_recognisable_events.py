@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from devtools.azurite import eventually
 from devtools.stack import ORGANISER
 
-from .conftest import eventually, new_event, new_meeting, settle, site_with
+from .scenario import new_event, new_meeting, settle, site_with
 
 PRIVATE = "private_event"
 

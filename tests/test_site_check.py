@@ -1,4 +1,5 @@
-"""The site check (SPEC §6) against the simulated sites, in each RAPID variant, and a misconfigured world.
+"""The site check (docs/product-rules.md, "The site check") against the simulated sites, in each RAPID
+variant, and a misconfigured world.
 
 The sites here are this file's own (no webhooks installed, so nothing syncs); the check only reads.
 """
@@ -241,8 +242,9 @@ def test_a_misconfigured_world_names_each_problem_and_exits_non_zero(stack, chec
 
 
 def test_a_multi_lookup_override_to_a_missing_column_is_named_and_nothing_crashes(stack, checked, graph_roles):
-    # the query reader's inScoped(…, attendeez, …) is refused with 400: RapidClient retries once with a
-    # fresh token (SPEC §1a), then the refusal must come back as a finding like any other
+    # the query reader's inScoped(…, attendeez, …) is refused with 400: RapidClient retries once with a fresh
+    # token (docs/rapid-api.md, "An expired token may answer 400"), then the refusal must come back as a
+    # finding like any other
     report = check_env(_env(stack, _entry(checked, columns={"invitees": "attendeez"})))
     column = _find(report, "acme/checked", "column attendeez not in Meeting Events")
     assert column.level == FAIL and "close: attendees" in column.detail and "columns.invitees" in column.fix

@@ -2,10 +2,11 @@
 
 import concurrent.futures
 
+from devtools.azurite import eventually
 from devtools.stack import ORGANISER
 from shared.clients.graph import TAG_ID
 
-from .conftest import eventually, new_event, new_meeting, post, settle
+from .scenario import new_event, new_meeting, post, settle
 
 EVENTS = "acme/sales/0/services/rapid-meetings/event"
 

@@ -13,11 +13,12 @@ import pytest
 import requests
 from bs4 import BeautifulSoup
 
+from devtools.azurite import eventually
 from devtools.stack import MASTER_KEY
 from shared.model.errors import JobAbandoned
 from shared.features.status import plain_reason
 
-from .conftest import column_writes, eventually, new_event, new_meeting, settle, site_with, svc
+from .scenario import column_writes, new_event, new_meeting, settle, site_with, svc
 
 COLUMN = "sync_status"
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import pytest
 
+from devtools.azurite import eventually
 from devtools.stack import ORGANISER
 from shared.model.html_body import TEAMS_LINK
 
-from .conftest import eventually, new_event, new_meeting, settle, site_with, svc
+from .scenario import new_event, new_meeting, settle, site_with, svc
 
 JOIN = "teams_link"
 ASKS = "teams_meeting"

@@ -10,7 +10,7 @@ import requests
 from devtools.azurite import ROOT, free_port, wait_for_port
 from devtools.stack import FUNCTION_KEY, site_params
 
-from .conftest import queue_depth
+from .scenario import queue_depth
 
 EVENTS = "acme/sales/0/services/rapid-meetings/event"
 INTAKE_QUEUE = "intake-check"

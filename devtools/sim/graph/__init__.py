@@ -245,9 +245,10 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
         key = req.mailbox = self._mailbox_key(unquote(m.group("u")))
         slot = (self._app_id(req), key)
         # Outlook's limit: 4 concurrent requests per app and mailbox (throttling-limits.md, "Outlook service
-        # limits"; ../shared/FACTS.md). A 5th is refused with 429, code ApplicationThrottled and the message
-        # "Application is over its MailboxConcurrency limit." (Microsoft Q&A 734143 and 1660054), Retry-After set.
-        # Inner requests of a $batch count like any other (json-batching.md: Outlook runs them in parallel).
+        # limits"; docs/platform-facts.md, "Outlook throttling"). A 5th is refused with 429, code
+        # ApplicationThrottled and the message "Application is over its MailboxConcurrency limit." (Microsoft
+        # Q&A 734143 and 1660054), Retry-After set. Inner requests of a $batch count like any other
+        # (json-batching.md: Outlook runs them in parallel).
         with self.lock:
             n = self._inflight.get(slot, 0) + 1
             if self.enforce_concurrency_limit and n > MAILBOX_CONCURRENCY:

@@ -82,7 +82,8 @@ def notification_etag(change_key: str, form: str = "exchange") -> str:
 # The published examples spell the same resource several ways: "Users/{id}/Events/{id}"
 # (concepts/outlook-change-notifications-overview.md, concepts/change-notifications-delivery-webhooks.md),
 # "users/{user-guid}@{tenant-guid}/events/{id}" and the OData key form "Users('{id}')/Events('{id}')"
-# (the @odata.id of the api-reference examples); ../shared/FACTS.md, "Corrections". Graph may use any.
+# (the @odata.id of the api-reference examples); docs/platform-facts.md, "Notification resources come in
+# several spellings". Graph may use any.
 RESOURCE_SPELLINGS = {
     "Users/{user}/Events/{event}": lambda u, t, e: f"Users/{u}/Events/{e}",
     "users/{user}@{tenant}/events/{event}": lambda u, t, e: f"users/{u}@{t}/events/{e}",

@@ -17,11 +17,12 @@ MIN_SUBSCRIPTION_MINUTES = 45
 MAILBOX_CONCURRENCY = 4
 # App roles (application permissions) each endpoint needs, from the "Permissions" table of its page:
 # api-reference/v1.0/api/user-get.md (User.Read.All, least privileged; User.ReadBasic.All is refused for
-# app-only reads in practice, ../shared/FACTS.md), event-get/-update/-delete/-cancel.md, user-list-events.md,
-# event-delta.md, user-list-calendarview.md (Calendars.Read to read, Calendars.ReadWrite to write),
-# subscription-post-subscriptions.md (events: Calendars.Read), includes/permissions/calendar-getschedule-
-# permissions.md (getSchedule: Calendars.ReadBasic, least privileged, then Calendars.Read, Calendars.ReadWrite;
-# older revisions of calendar-getschedule.md list the last two only). A $batch's inner requests are each checked.
+# app-only reads in practice, docs/platform-facts.md, "Reading a user needs User.Read.All"),
+# event-get/-update/-delete/-cancel.md, user-list-events.md, event-delta.md, user-list-calendarview.md
+# (Calendars.Read to read, Calendars.ReadWrite to write), subscription-post-subscriptions.md (events:
+# Calendars.Read), includes/permissions/calendar-getschedule-permissions.md (getSchedule:
+# Calendars.ReadBasic, least privileged, then Calendars.Read, Calendars.ReadWrite; older revisions of
+# calendar-getschedule.md list the last two only). A $batch's inner requests are each checked.
 DEFAULT_ROLES = ("Calendars.ReadWrite",)
 READ_USERS = ("User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")
 READ_CALENDARS = ("Calendars.Read", "Calendars.ReadWrite")

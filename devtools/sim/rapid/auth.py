@@ -3,10 +3,12 @@
 - The token is an Azure AD token for RAPID's application (PowerPlatformConnectors "certified-connectors/
   RAPID Platform/apiProperties.json", `oAuthSettings.customParameters.resourceUri` =
   cd5db0ec-1419-4ae6-9434-21cfb83fc42d; here the site's `app_id`), of the site's Azure AD tenant.
-- An expired token answers 401, or 400 as public clients report (SPEC §1a "Errors"):
+- An expired token answers 401, or 400 as public clients report (docs/rapid-api.md, "An expired token may
+  answer 400"):
   `RapidVariant.expired_token_status`. The error body `{"name": "TokenExpiredError", "message": "jwt
   expired"}` is a guess (the names jsonwebtoken uses; RAPID's API errors are `{name, message}`).
-- The calling application must be added to the site as a Principal with rights (SPEC §1a "Auth");
+- The calling application must be added to the site as a Principal with rights (docs/rapid-api.md, "The app
+  must be a Principal of the site");
   the 403 wording is the simulator's.
 """
 

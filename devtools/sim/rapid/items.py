@@ -81,8 +81,9 @@ def profile(site: SiteSim, item: Item, variant: RapidVariant) -> dict:
 
 
 def full_row(site: SiteSim, item: Item, variant: RapidVariant) -> dict:
-    """An `All$` row: every column, no links (Rapid-Docs "API Concepts.md", "How to create an item":
-    "the built in all$ datasource which contains every field"; SPEC §1a: no multi-lookups in rows)."""
+    """An `All$` row: every column, no links (Rapid-Docs "API Concepts.md", "How to create an item": "the
+    built in all$ datasource which contains every field"; docs/rapid-api.md, "Multi-lookups are links, not
+    columns": none in rows)."""
     row = {"id": item.id, "sys_type_id": site.schemas[item.list].sys_type_id}
     row.update(_fields(site, item, variant))
     row["__metadata"] = {"type": item.list}

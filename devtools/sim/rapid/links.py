@@ -6,9 +6,9 @@ multi-lookup field have the column name of that field baked into them" (scoped l
 `LinkedItemsToAdd` / `LinkedItemsToRemove` as '{list name}/{id}' strings ("How to link two items").
 Links are symmetric: either end finds the other (`linkedTo`, `inScoped`, `inUniversal`).
 
-Not published (SPEC §1a): the JSON of a link in a profile's `LinkedItems`, and the shape of
-`ScopedLinkedItemsToAdd` entries. The simulator's guesses are behind `RapidVariant.link_shape` and
-`parse_scoped`.
+Not published (docs/rapid-api.md, "Multi-lookups are links, not columns"): the JSON of a link in a profile's
+`LinkedItems`, and the shape of `ScopedLinkedItemsToAdd` entries. The simulator's guesses are behind
+`RapidVariant.link_shape` and `parse_scoped`.
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ class LinkStore:
 
     def remove(self, list_name: str, item_id: int, other_list: str, other_id: int, column: str | None = None,
                any_column: bool = False) -> int:
-        """Unlink two items: the universal link (or the scoped one of `column`), or every link between
-        them with any_column (`LinkedItemsToRemove`, which SPEC §1a says also removes scoped links)."""
+        """Unlink two items: the universal link (or the scoped one of `column`), or every link between them
+        with any_column (`LinkedItemsToRemove`, which also removes scoped links: docs/rapid-api.md,
+        "Multi-lookups are links, not columns")."""
         gone = [link for link, ol, oid in self.of(list_name, item_id)
                 if (ol, oid) == (other_list, other_id) and (any_column or link.column == column)]
         for link in gone:
@@ -105,10 +106,11 @@ class LinkStore:
 
 
 def render(link: Link, other_list: str, other_id: int, shape: str) -> dict:
-    """One entry of a profile's `LinkedItems`, seen from the item at the other end. Unpublished: SPEC
-    §1a says public clients read "each link carrying its own `id` and a key named after the
-    multi-lookup column it belongs to" ("column-key"); the other two are the alternatives it allows.
-    For a universal link (no column) the key is `item_id` (column-key) or `link` (path): a guess."""
+    """One entry of a profile's `LinkedItems`, seen from the item at the other end. Unpublished:
+    docs/rapid-api.md, "Multi-lookups are links, not columns", says public clients read "each link
+    carrying its own `id` and a key named after the multi-lookup column it belongs to" ("column-key");
+    the other two are the alternatives it allows. For a universal link (no column) the key is `item_id`
+    (column-key) or `link` (path): a guess."""
     if shape == "descriptor":
         return {"id": link.id, "column": link.column, "list": other_list, "item_id": other_id}
     if shape == "path":

@@ -6,7 +6,7 @@ what tables are available on a site" (`/openapi/lists`), "How to get a tables sc
 column's `ColumnName`, `FieldType`, `Settings.LookupBindings`); PowerPlatformConnectors
 "certified-connectors/RAPID Platform/apiDefinition.swagger.json", GetLists (an array of table names)
 and GetFieldListSchema (an object whose `Schema` holds the item's JSON schema). The Meetings bundle's
-tables and columns are SPEC §2.
+tables and columns are docs/rapid-api.md, "The Meetings bundle".
 """
 
 from __future__ import annotations
@@ -98,8 +98,9 @@ def field_type(value) -> str:
     return "Text"
 
 
-# The Meetings bundle (SPEC §2): sys_type_ids are the simulator's own (distinct ints); the lookups are
-# the contract's; other columns are the ones SPEC §2 names (more appear as they are written).
+# The Meetings bundle (docs/rapid-api.md, "The Meetings bundle"): sys_type_ids are the simulator's own
+# (distinct ints); the lookups are the contract's; other columns are the ones that section names (more appear
+# as they are written).
 MEETINGS_BUNDLE: dict[str, dict] = {
     "Principals": {"sys_type_id": 3, "columns": {"title": "Text", "email": "Text"}},
     "External Contacts": {"sys_type_id": 46, "columns": {"title": "Text", "email": "Text"}},
@@ -111,11 +112,11 @@ MEETINGS_BUNDLE: dict[str, dict] = {
                                    "status": "Text"},
                        "lookups": [("meeting", "Meetings", False), ("invitees", "Principals", True),
                                    ("guests", "External Contacts", True), ("attendees", "Principals", True)]},
-    # Meeting Agendas (SPEC §2 "sorted topics of an event | title, rank/order, link to the event"): the
-    # order is the system `rank` ("String", API Concepts.md, "How to get a tables schema"); an owner and a
-    # duration in minutes are what agenda items commonly carry. The link to the event is unpublished:
-    # a single lookup named after its table, like `meeting` (the default, RapidVariant.agenda_link
-    # "lookup"), or a universal link ("link": `agenda_bundle` drops the lookup).
+    # Meeting Agendas (docs/rapid-api.md, "The Meetings bundle": "sorted topics of an event", title, rank, a
+    # link to the event): the order is the system `rank` ("String", API Concepts.md, "How to get a tables
+    # schema"); an owner and a duration in minutes are what agenda items commonly carry. The link to the event
+    # is unpublished: a single lookup named after its table, like `meeting` (the default,
+    # RapidVariant.agenda_link "lookup"), or a universal link ("link": `agenda_bundle` drops the lookup).
     "Meeting Agendas": {"sys_type_id": 43, "columns": {"title": "Text", "duration": "Integer"},
                         "lookups": [("meeting_event", "Meeting Events", False), ("owner", "Principals", False)]},
     "Meeting Minutes": {"sys_type_id": 44, "columns": {"title": "Text"},

@@ -8,7 +8,7 @@ Routes and answers (each handler names its source):
   PUT    /lists/{List}/items/{id} (and /{View}/items/{id})     update only the posted keys
   DELETE /lists/{List}/items/{id}               soft delete
   GET    /openapi/lists, /openapi/{List}/schema[/single]
-Errors are `{"name", "message"}` (SPEC §1a "Errors": public clients read that shape).
+Errors are `{"name", "message"}` (docs/rapid-api.md, "Errors": public clients read that shape).
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ class RapidSimulator(SimServer):
     def __init__(self, token_key: str = DEFAULT_TOKEN_KEY, latency: float = 0.0,
                  latency_paths: list[str] | None = None, ca=None):
         super().__init__(token_key, latency, latency_paths)
-        self._ca = ca  # a trustme.CA: serve https (RAPID's API is https://api.rapidplatform.com, SPEC §1)
+        # a trustme.CA: serve https (RAPID's API is https://api.rapidplatform.com, docs/rapid-api.md, "A
+        # site's API address")
+        self._ca = ca
         self.sites: dict[tuple[str, str], SiteSim] = {}
         r = self.route
         r("GET", _LIST + r"/items/(?P<id>[^/]+)", self._get)
@@ -194,8 +196,8 @@ class RapidSimulator(SimServer):
         return Response(201, profiles)
 
     def _delete(self, req: Request) -> Response:
-        """Soft delete (SPEC §1a). One item fires "Item Deleted" with its profile when webhooks fire.
-        The answer is unpublished: `RapidVariant.delete_answer`."""
+        """Soft delete (docs/rapid-api.md, "Writes and what they answer"). One item fires "Item Deleted" with
+        its profile when webhooks fire. The answer is unpublished: `RapidVariant.delete_answer`."""
         call = self._call(req)
         fire = call.webhooks(req)
         with self.lock:
@@ -210,7 +212,7 @@ class RapidSimulator(SimServer):
 
     def _query(self, req: Request) -> Response:
         """views.query; the body per `RapidVariant.list_body` (Rapid-Docs "API Concepts.md": "as a JSON
-        array"; public clients unwrap `value`, SPEC §1a)."""
+        array"; public clients unwrap `value`, docs/rapid-api.md, "Reading a view")."""
         call = self._call(req)
         with self.lock:
             site = call.site

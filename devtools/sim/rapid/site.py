@@ -55,7 +55,8 @@ class SiteSim:
         self.write_log: list[Write] = []
         # The person behind the Python API (RAPID's UI); not an item of Principals, so test ids stay put.
         self.person = Principal(1000, "Site Admin", "User")
-        # None: any application may call; a list: only these app ids (SPEC §1a "Auth").
+        # None: any application may call; a list: only these app ids (docs/rapid-api.md, "The app must be a
+        # Principal of the site").
         self.app_principals: list[str] | None = list(app_principals) if app_principals is not None else None
         self._principals: dict[str, Principal] = {}
         self._next_id = {name: 1 for name in self.schemas}

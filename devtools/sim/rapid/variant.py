@@ -20,41 +20,43 @@ AGENDA_LINKS = ("lookup", "link")
 
 @dataclass
 class RapidVariant:
-    # JSON of one link in a profile's `LinkedItems`. Unpublished (SPEC §1a "The exact JSON of a link is
-    # not published"); public clients read "an `id` and a key named after the multi-lookup column".
+    # JSON of one link in a profile's `LinkedItems`. Unpublished (docs/rapid-api.md, "Multi-lookups are links,
+    # not columns"); public clients read "an `id` and a key named after the multi-lookup column".
     link_shape: str = "column-key"
     # Rapid-Docs "API Concepts.md", "How to get an item": "including the items universal links".
     # False: a site whose single GET carries no `LinkedItems` at all (only queries show links).
     links_in_get: bool = True
-    # SPEC §1a: "A multi-lookup column is not a column of the item". True: an older/custom site that
+    # docs/rapid-api.md, "Multi-lookups are links, not columns". True: an older/custom site that
     # also shows (and stores) a multi-lookup as a plain id list `<column>: [ids]`.
     multi_lookup_column: bool = False
-    # Rapid-Docs "API Concepts.md", "How to get a bunch of items" says "as a JSON array"; public
-    # clients unwrap `value` (SPEC §1a). "value": `{"value": [...]}`; "array": a bare JSON array.
+    # Rapid-Docs "API Concepts.md", "How to get a bunch of items" says "as a JSON array"; public clients
+    # unwrap `value` (docs/rapid-api.md, "Reading a view"). "value": `{"value": [...]}`; "array": a bare JSON
+    # array.
     list_body: str = "value"
     # PowerPlatformConnectors "certified-connectors/RAPID Platform/apiDefinition.swagger.json",
-    # CreateListItem: 201 (array). Rapid-Docs "API Concepts.md", "How to create an item": "reply with
-    # the generated item" -> "object200". "empty201": a 201 whose body was lost or left out (SPEC §1a
-    # lists "201" among the shapes a client must accept).
+    # CreateListItem: 201 (array). Rapid-Docs "API Concepts.md", "How to create an item": "reply with the
+    # generated item" -> "object200". "empty201": a 201 whose body was lost or left out (docs/rapid-api.md,
+    # "Writes and what they answer": a client must accept every shape).
     post_answer: str = "array201"
     # Same swagger, UpdateListItem: "204 The item was updated successfully". Rapid-Docs "API
     # Concepts.md", "How to update an item": "Returns the updated item in JSON" -> "item200".
     put_answer: str = "empty204"
     # Unpublished (no source shows a DELETE answer): "empty204" or "item200" (the deleted profile).
     delete_answer: str = "empty204"
-    # Body of the "Items Deleted" webhook. Unpublished (SPEC §1a "Webhooks"): "items" (array of
-    # profiles), "ids" (array of ints), "envelope" (the remote-action envelope of Rapid-Docs
-    # "perform-remote-action.md", "Post Body", with `item` an array of profiles).
+    # Body of the "Items Deleted" webhook. Unpublished (docs/rapid-api.md, "The Items Deleted body is not
+    # published"): "items" (array of profiles), "ids" (array of ints), "envelope" (the remote-action envelope
+    # of Rapid-Docs "perform-remote-action.md", "Post Body", with `item` an array of profiles).
     deleted_body: str = "items"
     # Status of a request whose bearer token has expired. 401 by default; 400 is what public clients
-    # report seeing (SPEC §1a "Errors": "A 400 can mean an expired token").
+    # report seeing (docs/rapid-api.md, "An expired token may answer 400").
     expired_token_status: int = 401
-    # How a Meeting Agendas item names its Meeting Event. Unpublished (SPEC §2 says only "link to the
-    # event"; the seed 000_… says the bundle links Minutes to Agenda items and Events). "lookup": a single
-    # lookup `meeting_event` (`meeting_event_id`), named after its table as Meeting Events' `meeting` is;
-    # "link": a universal link (Rapid-Docs "creating-items-within-items.md": an item created in another's
-    # context "will be linked through the lookup. If there is no lookup between the tables a universal
-    # link will be created"). Part of the site's design: read when the site is made.
+    # How a Meeting Agendas item names its Meeting Event. Unpublished (docs/rapid-api.md, "The Meetings
+    # bundle": "a link to the event"; RAPID's "Outlook Integration" page says the bundle links Minutes to
+    # Agenda items and Events). "lookup": a single lookup `meeting_event` (`meeting_event_id`), named after
+    # its table as Meeting Events' `meeting` is; "link": a universal link (Rapid-Docs
+    # "creating-items-within-items.md": an item created in another's context "will be linked through the
+    # lookup. If there is no lookup between the tables a universal link will be created"). Part of the site's
+    # design: read when the site is made.
     agenda_link: str = "lookup"
 
     def __post_init__(self):

@@ -1,8 +1,9 @@
 """The site's internal webhooks, their delivery (a thread, retries with back-off), and remote actions.
 
-- Triggers and bodies: seed `000_…` (the RAPID integration guide: "Item Created", "Item Updated",
-  "Item Deleted", "Items Deleted" webhooks with callback URLs); the body is the item profile (SPEC §1a
-  "Webhooks"); the "Items Deleted" body is unpublished (`RapidVariant.deleted_body`).
+- Triggers and bodies: Rapid-Docs "docs/Rapid/4-Developer Manual/Omnichannel/outlook-integration/
+  outlook-integration.md" (the integration guide: "Item Created", "Item Updated", "Item Deleted",
+  "Items Deleted" webhooks with callback URLs); the body is the item profile (docs/rapid-api.md, "Site
+  webhooks"); the "Items Deleted" body is unpublished (`RapidVariant.deleted_body`).
 - `webhooks=true|false` and its default (false for application users): Rapid-Docs
   "blog/2023-07-20-1.30.12 - Rapid Platform", "Breaking Change - API user webhook control".
 - Bulk creates fire nothing unless `bulkEvents=true`: Rapid-Docs "docs/Rapid/4-Developer Manual/API
