@@ -21,7 +21,8 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from ..model.mapping import format_utc, parse_utc
-from .store import FAILURES, Conflict, Store, _entity, _fields, from_key, table_key
+from .store import FAILURES, Store
+from .tables import Conflict, entity_values, from_key, make_entity, table_key
 
 OPS = "opsstate"
 KEEP_FAILURES = 20
@@ -63,7 +64,7 @@ class OpsStore(Store):
         entity = self._get(OPS, f"run|{site}", kind)
         if entity is None:
             return Run(kind=kind, site=site)
-        data = _fields(entity)
+        data = entity_values(entity)
         return Run(kind=kind, site=site, scheduled=data.get("scheduled", ""), started=data.get("started", ""),
                    finished=data.get("finished", ""), outcome=data.get("outcome", ""),
                    counts=json.loads(data.get("counts") or "{}"), watermark=data.get("watermark", ""))
@@ -72,7 +73,7 @@ class OpsStore(Store):
         """Merge what is known about a run (a run in progress and its timer may write different fields)."""
         if "counts" in values:
             values["counts"] = json.dumps(values["counts"], sort_keys=True)
-        entity = _entity(f"run|{site}", kind, **values)
+        entity = make_entity(f"run|{site}", kind, **values)
         self._table(OPS).upsert_entity(entity, mode=UpdateMode.MERGE)
 
     def runs(self, site: str) -> dict[str, Run]:
@@ -81,7 +82,7 @@ class OpsStore(Store):
     # -- notifications
 
     def note_notification(self, site: str, when: datetime) -> None:
-        self._table(OPS).upsert_entity(_entity("notified", site, at=format_utc(when)), mode=UpdateMode.REPLACE)
+        self._table(OPS).upsert_entity(make_entity("notified", site, at=format_utc(when)), mode=UpdateMode.REPLACE)
 
     def last_notification(self, site: str) -> str:
         entity = self._get(OPS, "notified", site)
@@ -95,13 +96,11 @@ class OpsStore(Store):
         return ItemState(entity["key"], entity["text"], entity["at"]) if entity else None
 
     def save_written(self, kind: str, site: str, item_id: str, state: ItemState) -> None:
-        self._table(OPS).upsert_entity(_entity(f"{kind}|{site}", item_id, **asdict(state)), mode=UpdateMode.REPLACE)
+        entity = make_entity(f"{kind}|{site}", item_id, **asdict(state))
+        self._table(OPS).upsert_entity(entity, mode=UpdateMode.REPLACE)
 
     def forget_written(self, kind: str, site: str, item_id: str) -> None:
-        try:
-            self._table(OPS).delete_entity(table_key(f"{kind}|{site}"), table_key(item_id))
-        except ResourceNotFoundError:
-            pass
+        self._delete(OPS, f"{kind}|{site}", item_id)
 
     # -- the agenda index: which event(s) each agenda item belongs to (shared/features/agenda_changes.py)
 
@@ -117,8 +116,8 @@ class OpsStore(Store):
         table = self._table(OPS)
         for n in range(0, len(fresh), 100):
             chunk = fresh[n:n + 100]
-            table.submit_transaction([("upsert", _entity(f"agenda|{site}", i, events=e), {"mode": UpdateMode.REPLACE})
-                                      for i, e in chunk])
+            table.submit_transaction([("upsert", make_entity(f"agenda|{site}", i, events=e),
+                                       {"mode": UpdateMode.REPLACE}) for i, e in chunk])
             if len(memo) > 50_000:
                 memo.clear()
             memo.update({(site, i): e for i, e in chunk})
@@ -132,10 +131,7 @@ class OpsStore(Store):
         memo = self.__dict__.setdefault("_agenda_memo", {})
         for agenda_id in agenda_ids:
             memo.pop((site, agenda_id), None)
-            try:
-                self._table(OPS).delete_entity(table_key(f"agenda|{site}"), table_key(agenda_id))
-            except ResourceNotFoundError:
-                pass
+            self._delete(OPS, f"agenda|{site}", agenda_id)
 
     def agenda_due(self, site: str, event_id: str) -> AgendaDue | None:
         """The agenda update of the event last enqueued: when it becomes visible, its job."""
@@ -144,7 +140,7 @@ class OpsStore(Store):
 
     def set_agenda_due(self, site: str, event_id: str, due: str, job: str, etag: str | None) -> bool:
         """Record the update just enqueued (ETag-checked); False when another writer got there first."""
-        entity = _entity(f"agendadue|{site}", event_id, due=due, job=job)
+        entity = make_entity(f"agendadue|{site}", event_id, due=due, job=job)
         try:
             if etag is None:
                 self._create(OPS, entity)
@@ -160,8 +156,8 @@ class OpsStore(Store):
         # newest first: row keys sort by the time left until year 10000
         order = f"{int((parse_utc('9999-01-01T00:00:00Z') - when).total_seconds() * 1000):015d}"
         table = self._table(OPS)
-        table.upsert_entity(_entity(f"fail|{site}", f"{order}|{op}|{item}"[:400], at=format_utc(when), op=op,
-                                    item=item, reason=reason[:1000]), mode=UpdateMode.REPLACE)
+        table.upsert_entity(make_entity(f"fail|{site}", f"{order}|{op}|{item}"[:400], at=format_utc(when), op=op,
+                                        item=item, reason=reason[:1000]), mode=UpdateMode.REPLACE)
         for old in self.failures(site, limit=1000)[KEEP_FAILURES:]:
             try:
                 table.delete_entity(table_key(f"fail|{site}"), old["row"])
@@ -172,7 +168,7 @@ class OpsStore(Store):
         rows = self._table(OPS).query_entities("PartitionKey eq @pk", parameters={"pk": table_key(f"fail|{site}")})
         out = []
         for entity in rows:
-            out.append({"row": entity["RowKey"], **_fields(entity)})
+            out.append({"row": entity["RowKey"], **entity_values(entity)})
             if len(out) >= limit:
                 break
         return out
@@ -180,4 +176,5 @@ class OpsStore(Store):
     # -- why poisoned jobs failed (written by the sync worker, Store.record_failure)
 
     def job_failures(self) -> dict[str, dict]:
-        return {from_key(e["RowKey"]): _fields(e) for e in self._table(FAILURES).query_entities("PartitionKey eq 'failure'")}
+        rows = self._table(FAILURES).query_entities("PartitionKey eq 'failure'")
+        return {from_key(e["RowKey"]): entity_values(e) for e in rows}

@@ -1,36 +1,23 @@
 """The app's own state in Azure Table Storage: event links, Graph subscriptions, meetings.
 
 Every write that replaces an entity is ETag-checked, so two workers racing on one item cannot
-silently overwrite each other (the loser gets `Conflict` and re-runs its decision).
+silently overwrite each other (the loser gets `Conflict` and re-runs its decision). Keys, entities
+and those checked writes are tables.py's; `Conflict`, `table_key` and `from_key` are imported from here too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from urllib.parse import quote, unquote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableServiceClient, UpdateMode
+from azure.data.tables import UpdateMode
 
-from ..config import StorageAccount
 from ..model.mapping import Synced
+from .tables import Conflict, Tables, entity_values, from_key, make_entity, table_key
 
 LINKS, SUBSCRIPTIONS, MEETINGS, FAILURES = "eventlinks", "subscriptions", "meetings", "jobfailures"
 LEASE_SECONDS = 60.0  # longer than any piece of work done under a lease; a dead holder's lease expires
-
-
-class Conflict(Exception):
-    """Someone else wrote the entity first; read again and decide again."""
-
-
-def table_key(value) -> str:
-    """A Table key for any id: escapes what keys forbid (/ \\ # ? controls) and '%' itself."""
-    return quote(str(value), safe="!$&'()*+,;=:@ ~-._")
-
-
-def from_key(key: str) -> str:
-    return unquote(key)
 
 
 @dataclass
@@ -79,64 +66,20 @@ class Meeting:
     etag: str | None = field(default=None, repr=False, compare=False)
 
 
-def _entity(pk: str, rk: str, **values) -> dict:
-    return {"PartitionKey": table_key(pk), "RowKey": table_key(rk), **values}
-
-
-def _fields(entity) -> dict:
-    return {k: v for k, v in entity.items() if k not in ("PartitionKey", "RowKey", "Timestamp", "etag")}
-
-
-class Store:
-    def __init__(self, storage: "str | StorageAccount"):
-        options = {"retry_total": 3, "retry_backoff_factor": 0.2, "connection_timeout": 3}
-        if isinstance(storage, StorageAccount):
-            self._service = TableServiceClient(storage.url("table"), credential=storage.credential(), **options)
-        else:
-            self._service = TableServiceClient.from_connection_string(storage, **options)
-        self._tables = {}
-
-    def _table(self, name: str):
-        if name not in self._tables:
-            client = self._service.get_table_client(name)
-            try:
-                client.create_table()
-            except ResourceExistsError:
-                pass
-            self._tables[name] = client
-        return self._tables[name]
-
-    def _get(self, table: str, pk: str, rk: str):
-        try:
-            return self._table(table).get_entity(table_key(pk), table_key(rk))
-        except ResourceNotFoundError:
-            return None
-
-    def _replace(self, table: str, entity: dict, etag: str | None) -> str:
-        try:
-            meta = self._table(table).update_entity(
-                entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified)
-        except (ResourceModifiedError, ResourceNotFoundError) as e:
-            raise Conflict(f"{table} {entity['PartitionKey']}/{entity['RowKey']} changed meanwhile") from e
-        return meta["etag"]
-
-    def _create(self, table: str, entity: dict) -> str:
-        try:
-            return self._table(table).create_entity(entity)["etag"]
-        except ResourceExistsError as e:
-            raise Conflict(f"{table} {entity['PartitionKey']}/{entity['RowKey']} exists") from e
+class Store(Tables):
+    """Event links, Graph subscriptions, meetings, leases, and why poisoned jobs failed."""
 
     # -- event links: one entity per item ("item|<id>") and a reverse one per Outlook event ("event|<id>"),
     #    in the site's partition so both are written in one transaction.
 
     def _link_entity(self, link: EventLink) -> dict:
-        return _entity(link.site, f"item|{link.item_id}", event_id=link.event_id, mailbox=link.mailbox,
-                       synced=link.synced.to_json(), change_key=link.change_key, meeting_id=link.meeting_id,
-                       removing=link.removing, sensitivity=link.sensitivity, online=link.online,
-                       join_url=link.join_url)
+        return make_entity(link.site, f"item|{link.item_id}", event_id=link.event_id, mailbox=link.mailbox,
+                           synced=link.synced.to_json(), change_key=link.change_key, meeting_id=link.meeting_id,
+                           removing=link.removing, sensitivity=link.sensitivity, online=link.online,
+                           join_url=link.join_url)
 
     def _link_from(self, site: str, entity) -> EventLink:
-        data = _fields(entity)
+        data = entity_values(entity)
         return EventLink(site=site, item_id=from_key(entity["RowKey"]).split("|", 1)[1], event_id=data["event_id"],
                          mailbox=data["mailbox"], synced=Synced.from_json(data["synced"]),
                          change_key=data.get("change_key", ""), meeting_id=data.get("meeting_id", ""),
@@ -157,13 +100,13 @@ class Store:
         """A new link; a pending one (no event id yet) has no reverse row. Conflict when the item has one."""
         if link.pending:
             return replace(link, etag=self._create(LINKS, self._link_entity(link)))
-        reverse = _entity(link.site, f"event|{link.event_id}", item_id=link.item_id)
+        reverse = make_entity(link.site, f"event|{link.event_id}", item_id=link.item_id)
         return self._link_transaction(link, [("create", self._link_entity(link)), ("upsert", reverse)])
 
     def complete_link(self, pending: EventLink, event_id: str, **changes) -> EventLink:
         """A pending link learns its event, with the reverse row, in one transaction (ETag-checked)."""
         link = replace(pending, event_id=event_id, **changes)
-        reverse = _entity(link.site, f"event|{event_id}", item_id=link.item_id)
+        reverse = make_entity(link.site, f"event|{event_id}", item_id=link.item_id)
         return self._link_transaction(link, [
             ("update", self._link_entity(link), {"mode": UpdateMode.REPLACE, "etag": pending.etag,
                                                  "match_condition": MatchConditions.IfNotModified}),
@@ -185,16 +128,12 @@ class Store:
     def delete_link(self, link: EventLink) -> None:
         """Forget a link; the item row goes first, so a failure in between leaves only a stale reverse row
         (which get_link_by_event ignores)."""
-        table = self._table(LINKS)
         for rk in (f"item|{link.item_id}",) + ((f"event|{link.event_id}",) if link.event_id else ()):
-            try:
-                table.delete_entity(table_key(link.site), table_key(rk))
-            except ResourceNotFoundError:
-                pass
+            self._delete(LINKS, link.site, rk)
 
     def claim_change(self, site: str, event_id: str, change_key: str, owner: str) -> bool:
         """Claim one Outlook change (event, changeKey) for one job: concurrent duplicates lose."""
-        entity = _entity(site, f"claim|{event_id}|{change_key}", owner=owner)
+        entity = make_entity(site, f"claim|{event_id}|{change_key}", owner=owner)
         try:
             self._create(LINKS, entity)
             return True
@@ -203,10 +142,7 @@ class Store:
             return current is None or current["owner"] == owner
 
     def release_change(self, site: str, event_id: str, change_key: str) -> None:
-        try:
-            self._table(LINKS).delete_entity(table_key(site), table_key(f"claim|{event_id}|{change_key}"))
-        except ResourceNotFoundError:
-            pass
+        self._delete(LINKS, site, f"claim|{event_id}|{change_key}")
 
     def links(self, site: str) -> list[EventLink]:
         prefix = table_key("item|")
@@ -219,10 +155,10 @@ class Store:
 
     def _sub_entity(self, sub: Subscription) -> dict:
         data = {k: v for k, v in vars(sub).items() if k not in ("id", "etag")}
-        return _entity("sub", sub.id, **data)
+        return make_entity("sub", sub.id, **data)
 
     def _sub_from(self, entity) -> Subscription:
-        return Subscription(id=from_key(entity["RowKey"]), etag=entity.metadata["etag"], **_fields(entity))
+        return Subscription(id=from_key(entity["RowKey"]), etag=entity.metadata["etag"], **entity_values(entity))
 
     def get_subscription(self, sub_id: str) -> Subscription | None:
         entity = self._get(SUBSCRIPTIONS, "sub", sub_id)
@@ -237,7 +173,7 @@ class Store:
 
     def acquire_lease(self, name: str, holder: str, now: float, ttl: float = LEASE_SECONDS) -> str | None:
         """The lease's ETag when `holder` now holds it; None while another holder's lease runs."""
-        entity = _entity("lease", name, holder=holder, until=now + ttl)
+        entity = make_entity("lease", name, holder=holder, until=now + ttl)
         try:
             return self._create(SUBSCRIPTIONS, entity)
         except Conflict:
@@ -260,29 +196,25 @@ class Store:
     def put_subscription(self, sub: Subscription) -> Subscription:
         table = self._table(SUBSCRIPTIONS)
         meta = table.upsert_entity(self._sub_entity(sub), mode=UpdateMode.REPLACE)
-        table.upsert_entity(_entity("mailbox", f"{sub.site}|{sub.mailbox.lower()}", subscription_id=sub.id))
+        table.upsert_entity(make_entity("mailbox", f"{sub.site}|{sub.mailbox.lower()}", subscription_id=sub.id))
         return replace(sub, etag=meta["etag"])
 
     def save_subscription(self, sub: Subscription) -> Subscription:
         return replace(sub, etag=self._replace(SUBSCRIPTIONS, self._sub_entity(sub), sub.etag))
 
     def delete_subscription(self, sub: Subscription) -> None:
-        table = self._table(SUBSCRIPTIONS)
         index = self._get(SUBSCRIPTIONS, "mailbox", f"{sub.site}|{sub.mailbox.lower()}")
         keys = [("sub", sub.id)]
         if index and index["subscription_id"] == sub.id:
             keys.append(("mailbox", f"{sub.site}|{sub.mailbox.lower()}"))
         for pk, rk in keys:
-            try:
-                table.delete_entity(table_key(pk), table_key(rk))
-            except ResourceNotFoundError:
-                pass
+            self._delete(SUBSCRIPTIONS, pk, rk)
 
     def set_expiries(self, expiries: dict[str, str]) -> None:
         """Record renewed expiry times, 100 to a transaction (a renewal run may renew thousands)."""
         table, items = self._table(SUBSCRIPTIONS), list(expiries.items())
         for i in range(0, len(items), 100):
-            ops = [("update", _entity("sub", sub_id, expires=expires), {"mode": UpdateMode.MERGE})
+            ops = [("update", make_entity("sub", sub_id, expires=expires), {"mode": UpdateMode.MERGE})
                    for sub_id, expires in items[i:i + 100]]
             try:
                 table.submit_transaction(ops)
@@ -300,11 +232,11 @@ class Store:
     # -- meetings
 
     def _meeting_entity(self, m: Meeting) -> dict:
-        return _entity(m.site, m.meeting_id, mailbox=m.mailbox, subscription_id=m.subscription_id,
-                       subscription_item_id=m.subscription_item_id, active=m.active)
+        return make_entity(m.site, m.meeting_id, mailbox=m.mailbox, subscription_id=m.subscription_id,
+                           subscription_item_id=m.subscription_item_id, active=m.active)
 
     def _meeting_from(self, site: str, entity) -> Meeting:
-        data = _fields(entity)
+        data = entity_values(entity)
         return Meeting(site=site, meeting_id=from_key(entity["RowKey"]), etag=entity.metadata["etag"], **data)
 
     def get_meeting(self, site: str, meeting_id: str) -> Meeting | None:
@@ -325,14 +257,12 @@ class Store:
     # -- why jobs failed, so poisoned messages can be explained and replayed
 
     def record_failure(self, key: str, reason: str, dequeue_count: int) -> None:
-        self._table(FAILURES).upsert_entity(_entity("failure", key, reason=reason[:2000], dequeue_count=dequeue_count))
+        entity = make_entity("failure", key, reason=reason[:2000], dequeue_count=dequeue_count)
+        self._table(FAILURES).upsert_entity(entity)
 
     def failure(self, key: str) -> dict | None:
         entity = self._get(FAILURES, "failure", key)
-        return _fields(entity) if entity else None
+        return entity_values(entity) if entity else None
 
     def forget_failure(self, key: str) -> None:
-        try:
-            self._table(FAILURES).delete_entity("failure", table_key(key))
-        except ResourceNotFoundError:
-            pass
+        self._delete(FAILURES, "failure", key)
