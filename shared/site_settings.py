@@ -41,7 +41,7 @@ DEFAULT_COLUMNS = {
 # RAPID's own application (its API's resource id): the certified Power Platform connector's
 # `resourceUri` (microsoft/PowerPlatformConnectors, certified-connectors/RAPID Platform/apiProperties.json)
 DEFAULT_RAPID_SCOPE = "cd5db0ec-1419-4ae6-9434-21cfb83fc42d/.default"
-# How a multi-lookup (invitees, guests) is read; RAPID does not publish the JSON of a link (SPEC §1a):
+# How a multi-lookup (invitees, guests) is read; RAPID does not publish the JSON of a link (docs/rapid-api.md, "Multi-lookups are links, not columns"):
 #   links  - the scoped links in the single item GET (`LinkedItems`)
 #   query  - a list query on the target list: $filter=inScoped(<events list>, <column>, <item id>)
 #   column - a plain column holding a list of ids (older or custom sites)

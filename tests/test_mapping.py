@@ -179,7 +179,7 @@ def test_a_real_outlook_edit_of_the_body_is_still_a_change():
 
 
 def test_an_item_is_private_only_when_its_column_says_so_and_public_again_when_it_stops():
-    from shared.model.mapping import item_sensitivity, look_on_create
+    from shared.features.recognisable import item_sensitivity, look_on_create
 
     assert item_sensitivity({"p": True}, "p", "") == "private"
     assert item_sensitivity({"p": "no"}, "p", "") == "normal"

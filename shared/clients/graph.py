@@ -80,7 +80,7 @@ class GraphClient:
 
     def update_event(self, mailbox: str, event_id: str, patch: dict) -> dict:
         """PATCH an event; the answer is the whole event after the write. No If-Match: event-update.md
-        documents none, and Graph may honour it, refuse with 409 or ignore it (FACTS, "Corrections")."""
+        documents none, and Graph may honour it, refuse with 409 or ignore it (docs/platform-facts.md, "If-Match on PATCH /events is not documented")."""
         return self._call("PATCH", f"{_user(mailbox)}/events/{quote(event_id, safe='')}", "update event",
                           json=patch, headers={"Prefer": UTC_PREFER}).json()
 

@@ -1,4 +1,4 @@
-"""A RAPID site's REST API as published (SPEC §1a); every shape detail lives here or in rapid_items.
+"""A RAPID site's REST API as published (docs/rapid-api.md); every shape detail lives here or in rapid_items.
 
 Every write this app makes carries webhooks=false (application users default to it since 1.30.12,
 Rapid-Docs blog 2023-07-20; saying so keeps it true on older sites), so the app's own writes never
@@ -48,7 +48,7 @@ class RapidClient:
                 return send(self._session, method, self._site.rapid_url + path, what,
                             headers={"Authorization": f"Bearer {token}"}, **kwargs)
             except RemoteError as e:
-                # an expired token: 401, or 400 as public clients see it (SPEC §1a); refresh it once
+                # an expired token: 401, or 400 as public clients see it (docs/rapid-api.md, "An expired token may answer 400"); refresh it once
                 if e.status not in (400, 401) or fresh:
                     raise
                 log.info("%s answered %s (%s): retrying once with a fresh token", what, e.status, e)
@@ -99,7 +99,7 @@ class RapidClient:
         return found
 
     def multi_lookup_ids(self, list_name: str, item: dict, column: str, target_list: str) -> list[str]:
-        """The targets of a multi-lookup, read as the site's `multi_lookup` setting says (SPEC §1a)."""
+        """The targets of a multi-lookup, read as the site's `multi_lookup` setting says (docs/rapid-api.md, "Multi-lookups are links, not columns")."""
         strategy = self._site.multi_lookup
         if strategy == "column":
             return column_ids(item, column)

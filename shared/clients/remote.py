@@ -35,7 +35,7 @@ def _error_message(response: requests.Response) -> str:
         return response.text[:200]
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(body, dict) and "message" in body and not isinstance(error, dict):
-        # RAPID: {"name", "message"} (SPEC §1a); Graph nests {"error": {"code", "message"}}
+        # RAPID: {"name", "message"} (docs/rapid-api.md, "Errors"); Graph nests {"error": {"code", "message"}}
         return f"{body.get('name') or body.get('error') or 'error'}: {body.get('message')}"[:300]
     if isinstance(error, dict):
         return f"{error.get('code', '')}: {error.get('message', '')}"[:300]

@@ -3,13 +3,13 @@ as a clearly marked section at the end of its Outlook body (SITES `agenda: true`
 nothing here is read). The section is written from the site's agenda and never read back into the site.
 
 Reading (`agenda_of`): one list read per event sync, `All$?linkedTo=Meeting Events/<id>`, paged like every
-list read. How the bundle ties an agenda item to its event is not published (SPEC §2: "link to the
-event"): a single lookup (`meeting_event_id`, named after its table like Meeting Events' `meeting`) or a
+list read. How the bundle ties an agenda item to its event is not published (docs/rapid-api.md, "The Meetings bundle":
+"a link to the event"): a single lookup (`meeting_event_id`, named after its table like Meeting Events' `meeting`) or a
 universal link (what RAPID makes when an item is created in another's context without a lookup,
 Rapid-Docs "creating-items-within-items.md"). `linkedTo` finds both ("any items that are universally
 linked, target and origin of a multi lookup or have single lookups pointing at the item", API Concepts,
 "How to get a bunch of linked items"), so a site needs no setting for it; `events_of` reads either from a
-webhook's profile. Owners are a single lookup to Principals: its display text (`owner`, SPEC §1a) is the
+webhook's profile. Owners are a single lookup to Principals: its display text (`owner`: docs/rapid-api.md, "Single lookups are three keys") is the
 name; only owners shown without one are read from Principals (one more read, `items_by_id`).
 
 Order: `rank` is a String system field (API Concepts, "How to get a tables schema"), so ranks that are

@@ -7,7 +7,7 @@ universal links), carried in the task as `events`. The worker then (`note_agenda
 
 1. **Finds the events to update.** The events the body names, and the events the item was last seen with
    (the index below: an item moved to another event leaves the first one too). When the body names none
-   (an "Items Deleted" body of ids only, SPEC §1a, or a site whose profiles carry no links), the index
+   (an "Items Deleted" body of ids only, docs/rapid-api.md, "The Items Deleted body is not published", or a site whose profiles carry no links), the index
    says; failing that, the item is read (a deleted one too, where the site still shows it).
 2. **The index** (`opsstate`, partition `agenda|<site>`, agenda item → its events) is written whenever an
    event's agenda is read (`agenda.agenda_of`, one transaction per 100 items, skipped for what this
@@ -143,7 +143,7 @@ def changed_agendas(svc: Services, site: SiteConfig, since_filter: str | None, p
     for row in rapid.query("agendas", since_filter):
         if "id" not in row:
             continue
-        named = events_of(row, site)       # a lookup shows in list rows; links do not (SPEC §1a)
+        named = events_of(row, site)       # a lookup shows in list rows; links do not (docs/rapid-api.md, "Multi-lookups are links, not columns")
         before = svc.ops.agenda_events(site.key, str(row["id"]))  # an item moved away leaves its old event too
         touched.update(named or [], before or [])
         if named is None and before is None:

@@ -150,6 +150,7 @@ class Answers(Feature):
     """The invitees' answers Outlook tracks, in a column of the item (SITES `answers_column`)."""
 
     name = "answers"
+    skipped = "not written"
 
     def enabled(self, site):
         return bool(site.answers_column)

@@ -65,6 +65,7 @@ class Outcome:
 
 class Feature:
     name = ""
+    skipped = "not done"     # how a log line says its after-sync work did not happen ("conflicts not checked")
     handlers: dict[str, Callable] = {}
 
     def enabled(self, site) -> bool:
@@ -108,20 +109,25 @@ class Feature:
 
 
 def run_after_sync(ctx: "SiteContext", features, outcome: Outcome) -> None:
-    """Each feature's after-sync work. The sync's own work is done and recorded: a failure here is logged
-    and noted among the site's failures (the status page shows it), and never fails the sync."""
+    """Each feature's after-sync work. The sync's own work is done and recorded: a failure here never fails
+    it. A refusal, throttling or an outage is logged (the next change tries again); anything else is a bug,
+    logged with its trace and noted among the site's failures (the status page shows it)."""
     for feature in features:
         try:
             feature.after_sync(ctx, outcome)
         except Exception as e:
             expected = isinstance(e, (RemoteError, Throttled, TransientError))
-            log.warning("site=%s item=%s %s not done (%s): the sync's work stands; the next change tries again",
-                        ctx.site.key, outcome.link.item_id, feature.name, e, exc_info=not expected)
-            try:
-                ctx.ops.note_failure(ctx.site.key, ctx.now(), f"after-sync.{feature.name}", outcome.link.item_id,
-                                     f"{type(e).__name__}: {e}")
-            except Exception as noted:
-                log.warning("site=%s could not note the failure (%s)", ctx.site.key, type(noted).__name__)
+            log.warning("site=%s item=%s %s %s (%s): the sync's work stands; the next change tries again",
+                        ctx.site.key, outcome.link.item_id, feature.name, feature.skipped, e, exc_info=not expected)
+            if not expected:
+                _note(ctx, f"after-sync.{feature.name}", outcome.link.item_id, e)
+
+
+def _note(ctx: "SiteContext", op: str, item_id: str, error: Exception) -> None:
+    try:
+        ctx.ops.note_failure(ctx.site.key, ctx.now(), op, item_id, f"{type(error).__name__}: {error}")
+    except Exception as noted:
+        log.warning("site=%s could not note the failure (%s)", ctx.site.key, type(noted).__name__)
 
 
 def write_column(ctx: "SiteContext", kind: str, item_id: str, column: str, key: str, words: Callable[[], str | None],

@@ -185,6 +185,7 @@ class Conflicts(Feature):
     """Who is busy when a created or moved event takes place (SITES `conflicts_column`)."""
 
     name = "conflicts"
+    skipped = "not checked"
 
     def enabled(self, site):
         return bool(site.conflicts_column)

@@ -21,7 +21,7 @@ CHANGES = {"created", "updated", "deleted"}
 LIFECYCLE = {"reauthorizationRequired", "subscriptionRemoved", "missed"}
 MAX_NOTIFICATIONS = 1000    # per POST: Graph batches notifications, never this many
 MAX_SUBSCRIPTIONS = 100     # distinct subscription ids per POST: each unknown one costs a table read
-# Graph spells a notification's resource several ways (FACTS, "Corrections"): Users/{guid}/Events/{id},
+# Graph spells a notification's resource several ways (docs/platform-facts.md, "Notification resources come in several spellings"): Users/{guid}/Events/{id},
 # users/{guid}@{tenant-guid}/events/{id}, Users('{guid}')/Events('{id}'); compared case-insensitively.
 _KEY = r"(?:/([^/'()]+)|\('([^'/]+)'\))"
 RESOURCE = re.compile(rf"^/?users{_KEY}/(?:calendar/)?events{_KEY}$", re.IGNORECASE)

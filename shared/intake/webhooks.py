@@ -97,7 +97,7 @@ def envelope_item(data: dict, site: SiteConfig):
 
 
 def _items_of(data, many: bool, site: SiteConfig) -> list:
-    """The items a site webhook body carries (SPEC §1a): an item profile; for "Items Deleted" also a
+    """The items a site webhook body carries (docs/rapid-api.md, "Site webhooks", "The Items Deleted body is not published"): an item profile; for "Items Deleted" also a
     list of items or of ids; or RAPID's remote-action envelope around either."""
     if is_envelope(data):
         data, many = envelope_item(data, site), True  # "Single Request" sends the selected items as one array

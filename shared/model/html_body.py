@@ -2,7 +2,7 @@
 
 Exchange stores an event's HTML body as a document of its own making: it wraps what it was sent in
 `<html><head><meta …></head><body>…</body></html>`, adds CRLFs, drops comments and scripts, and puts
-loose text in its own `<div>`s (../shared/FACTS.md, "Exchange rewrites HTML bodies"). So an
+loose text in its own `<div>`s (docs/platform-facts.md, "Exchange rewrites HTML bodies"). So an
 Outlook body is compared with a site description by what survives that round trip: the text, where
 blocks break it, and the formatting that carries meaning (bold, italics, links, lists, tables...).
 Parsed with Beautiful Soup over Python's own HTML parser, never with regular expressions.

@@ -182,32 +182,6 @@ def outlook_patch(old: Synced, new: Synced, zone: ZoneInfo) -> dict:
     return patch
 
 
-def look_on_create(category: str, show_as: str, reminder_minutes: int | None, sensitivity: str) -> dict:
-    """What makes our events recognisable in Outlook (event.md: categories, showAs,
-    reminderMinutesBeforeStart, sensitivity), set when the event is created. Afterwards Outlook owns
-    them, except sensitivity, which follows the item (`item_sensitivity`); an Outlook edit of other
-    fields never touches them, and our patches never name them unless the item's privacy changed."""
-    look: dict = {}
-    if category:
-        look["categories"] = [category]
-    if show_as:
-        look["showAs"] = show_as
-    if reminder_minutes is not None:
-        look["isReminderOn"] = True
-        look["reminderMinutesBeforeStart"] = reminder_minutes
-    if sensitivity:
-        look["sensitivity"] = sensitivity
-    return look
-
-
-def item_sensitivity(item: dict, private_column: str, default: str) -> str:
-    """The sensitivity an item asks for: `private` when its private column is truthy; else the site's
-    default (`normal` once a private column exists, so an item made public again is public); "" = none."""
-    if private_column and truthy(item.get(private_column)):
-        return "private"
-    return default or ("normal" if private_column else "")
-
-
 def _known(text: str, known: tuple[str, ...]) -> str:
     """`text` as one of the `known` texts when it says the same (Exchange's rewrite is no change)."""
     return next((k for k in known if same_html(text, k)), text)

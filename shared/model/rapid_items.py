@@ -1,4 +1,4 @@
-"""How a RAPID site represents items, as published (SPEC §1a). Pure: no I/O, cheap to import.
+"""How a RAPID site represents items, as published (docs/rapid-api.md). Pure: no I/O, cheap to import.
 
 Sources: RAPID-Platform-Projects/Rapid-Docs, "API Concepts" (item profile, links, webhooks) and
 "Perform Remote Action" (the envelope), the Lodash filtering page (a Get All Items answer showing a

@@ -1,4 +1,4 @@
-"""The site-side catch-up (SPEC §4 rule 8): site webhooks can be lost (the app down longer than the site
+"""The site-side catch-up (docs/product-rules.md, "Rule 8. Catch up after gaps, on both sides"): site webhooks can be lost (the app down longer than the site
 retries, a webhook deleted or misconfigured, an edit by another application user, which fires none),
 so each site is read on a schedule and Outlook brought back in line.
 
@@ -20,7 +20,8 @@ so each site is read on a schedule and Outlook brought back in line.
 Whether an item differs is the planner's own answer (planner.needs_sync, over the row's target as
 target.row_target builds it, the features reading nothing), in bulk: one query for the changed meetings
 and one for the people, and one item GET only where the scalar columns are unchanged and the
-multi-lookups (which list reads do not show, SPEC §1a) must be read.
+multi-lookups (which list reads do not show: docs/rapid-api.md,
+"Multi-lookups are links, not columns") must be read.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def catch_up_site(svc: Services, site: SiteConfig, sweep: bool = False, full: bo
 
 
 def _compare(svc: Services, site: SiteConfig, since, found: Findings) -> None:
-    rapid, store, col = svc.rapid(site), svc.store, site.col
+    rapid, col = svc.rapid(site), site.col
     flt = f"modified gt '{format_utc(since)}'" if since else None
     meetings = rapid.query("meetings", flt, ("id", "modified", f"{col('organiser')}_id"))
     rows = rapid.query("events", flt, _event_columns(site))
@@ -152,7 +153,17 @@ def _compare(svc: Services, site: SiteConfig, since, found: Findings) -> None:
             found.tasks.append({"op": op, "site": site.key, "item": item_id})
             log.info("site=%s item=%s catch-up: %s", site.key, item_id, why)
 
-    # meetings: registered, and still with the organiser their events are in
+    _compare_meetings(svc, site, meetings, enqueue)
+    _compare_events(svc, site, rows, found, enqueue)
+    ctx = SiteContext.of(svc, site)
+    for feature in enabled_features(site):  # events whose features' own items changed
+        for item_id, why in feature.caught_up(ctx, flt, POINT_READS):
+            enqueue("event.update", item_id, why)
+
+
+def _compare_meetings(svc: Services, site: SiteConfig, meetings: list[dict], enqueue) -> None:
+    """Meetings: registered, and still with the organiser their events are in."""
+    store, col = svc.store, site.col
     organisers = {str(m["id"]): lookup_id(m, col("organiser")) for m in meetings if "id" in m}
     emails = _emails(svc, site, "principals", [o for o in organisers.values() if o])
     moved = set()
@@ -170,7 +181,10 @@ def _compare(svc: Services, site: SiteConfig, since, found: Findings) -> None:
             if link.meeting_id in moved:
                 enqueue("event.update", link.item_id, "its meeting's organiser changed")
 
-    # events: a sync only where the mapped content differs from what was last synced
+
+def _compare_events(svc: Services, site: SiteConfig, rows: list[dict], found: Findings, enqueue) -> None:
+    """Events: a sync only where the planner says the item differs from what was last synced."""
+    store, features = svc.store, enabled_features(site)
     if len(rows) > POINT_READS:  # a long window (a first or full run): one query for every link
         every = {link.item_id: link for link in store.links(site.key)}
         links = {str(r["id"]): every.get(str(r["id"])) for r in rows if "id" in r}
@@ -182,18 +196,13 @@ def _compare(svc: Services, site: SiteConfig, since, found: Findings) -> None:
         if not item_id:
             continue
         link = links.get(item_id)
-        why = needs_sync(site, row, link, _target(site, row, link, link.synced.attendees if link else ()),
-                         enabled_features(site))
+        why = needs_sync(site, row, link, _target(site, row, link, link.synced.attendees if link else ()), features)
         if why:
             enqueue("event.update", item_id, why)
         elif link is not None and not is_cancelled(site, row):
             unsure.append((row, link))
     for item_id, why in _attendee_changes(svc, site, unsure, found):
         enqueue("event.update", item_id, why)
-    ctx = SiteContext.of(svc, site)
-    for feature in enabled_features(site):  # events whose features' own items changed
-        for item_id, why in feature.caught_up(ctx, flt, POINT_READS):
-            enqueue("event.update", item_id, why)
 
 
 def _emails(svc: Services, site: SiteConfig, list_name: str, ids: list[str]) -> dict[str, str]:

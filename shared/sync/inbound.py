@@ -1,9 +1,10 @@
 """Outlook → site: a change to an Outlook event this app created flows back to its site item.
 
-Only linked events are ever written to a site. A notification is a signal: the event is read, and a
-change key equal to the one we last wrote or read is our own echo (or a duplicate). The planner
-(sync/planner.py `plan_outlook`) decides; this module reads what it asks for, and keeps two deliveries
-of one change from applying it side by side.
+Only linked events are ever written to a site (docs/product-rules.md, "Rule 1. Only what the site
+registered is synced"). A notification is a signal: the event is read, and a change key equal to the one
+we last wrote or read is our own echo (or a duplicate). The planner (sync/planner.py `plan_outlook`)
+decides; this module reads what it asks for, and keeps two deliveries of one change from applying it
+side by side.
 """
 
 from __future__ import annotations

@@ -71,8 +71,8 @@ def _create_event(ctx: SiteContext, item: dict, target: Target, fields: dict) ->
             raise
         event = {"answer": str(e)}
     if not event.get("id"):
-        # Graph knew the transactionId and did not answer with the event (what it answers is not documented,
-        # docs/platform-facts.md): the event is the one carrying our tag
+        # Graph knew the transactionId and did not answer with the event (what it says then is not documented:
+        # docs/platform-facts.md, "transactionId drops a duplicate create"): the event is the one carrying our tag
         event = _tagged_event(ctx, target.mailbox, item_id, event.get("answer") or "no event")
     outlook = synced_from_outlook(event, site.zone, target.synced.attendees, target.synced.texts())
     if outlook != target.synced:  # a repeated transactionId gave back the first attempt's event, as it was then

@@ -1,4 +1,4 @@
-"""The site check (SPEC §6): what a configured site and its Microsoft 365 tenant really look like,
+"""The site check (docs/product-rules.md, "The site check"): what a configured site and its Microsoft 365 tenant really look like,
 read with the app's own settings, identity and network. It changes nothing: GETs to the site and to
 Graph, the notification URL's validation handshake (a POST to this app that writes nothing), and for a
 site with a conflicts column one getSchedule (a POST to Graph that only reads free/busy).

@@ -64,7 +64,7 @@ def check_single_lookups(section: Section, site: SiteConfig, client, pages: dict
 
 
 def link_shape(link, column: str) -> str | None:
-    """How one entry of `LinkedItems` names its multi-lookup column (unpublished, SPEC §1a)."""
+    """How one entry of `LinkedItems` names its multi-lookup column (unpublished: docs/rapid-api.md, "Multi-lookups are links, not columns")."""
     if not isinstance(link, dict):
         return None
     if column in link and column != "id":

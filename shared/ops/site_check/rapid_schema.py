@@ -1,4 +1,4 @@
-"""The columns the app reads or writes (SPEC §2), checked against each list's schema, or against the
+"""The columns the app reads or writes (docs/rapid-api.md, "The Meetings bundle"), checked against each list's schema, or against the
 keys of its first items when the site publishes no schema; and the optional Meeting Events columns a
 site switches features on with."""
 
@@ -9,7 +9,7 @@ import difflib
 from ...config import SiteConfig
 from .findings import FAIL, OK, WARN, Section
 
-# The columns the app reads or writes, per list (SPEC §2), as keys of SiteConfig.col()
+# The columns the app reads or writes, per list (docs/rapid-api.md, "The Meetings bundle"), as keys of SiteConfig.col()
 LIST_COLUMNS = {
     "meetings": ("title", "organiser"),
     "events": ("title", "meeting", "start_date", "end_date", "all_day", "location", "description",
