@@ -174,7 +174,7 @@ def test_privacy_is_asked_on_create_and_sent_only_when_it_changed():
     assert recorded == {"sensitivity": "private"}
     assert feature.patch_fields(private, tgt, link(sensitivity="private")) == ({}, {"sensitivity": "private"})
     [update] = planner.plan_site(site_snap(private, item, evt=event()))
-    assert update.to_outlook == {"sensitivity": "private"} and update.link_fields == {"sensitivity": "private"}
+    assert update.to_outlook == {"sensitivity": "private"} and update.link_fields == {"people": "", "sensitivity": "private"}
 
 
 def test_teams_is_asked_when_the_calendar_offers_it_and_an_ordinary_event_otherwise():

@@ -47,6 +47,7 @@ class Target:
     synced: object          # model.mapping.Synced
     meeting_id: str
     asks: dict = field(default_factory=dict)
+    people: str = ""        # who the mailbox and attendees were read from (sync/target.people_key)
 
     def ask(self, name: str, default=None):
         return self.asks.get(name, default)

@@ -73,7 +73,7 @@ def sync_now_tasks(settings: Settings, tenant: str, site: str, body: bytes) -> l
 def sync_event(svc: Services, task: dict) -> str:
     site = svc.site(task["site"])
     item = str(task["item"])
-    to_outlook = apply_site_event(svc, site, item, "update")
+    to_outlook = apply_site_event(svc, site, item, "update", fresh=True)
     link = svc.store.get_link(site.key, item)
     if link is None or link.removing or link.pending:
         return f"sync now: {to_outlook}"

@@ -42,7 +42,7 @@ def _site_event(action: str):
         ctx = SiteContext.of(svc, site)
         if any(f.superseded(ctx, task) for f in enabled_features(site)):  # a later queued sync covers this one
             return "coalesced"
-        return apply_site_event(svc, site, task["item"], action)
+        return apply_site_event(svc, site, task["item"], action, fresh=bool(task.get("fresh")))
     return handler
 
 

@@ -33,6 +33,7 @@ class EventLink:
     sensitivity: str = ""   # the sensitivity we last set on the event ("" = none: Outlook's own)
     online: str = ""        # Teams: "" not asked, the provider asked for, or "unavailable" (the calendar offers none)
     join_url: str = ""      # the join URL last written to the site
+    people: str = ""        # who the attendees were read from (sync/target.people_key): the same people, no re-read
     etag: str | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -76,7 +77,7 @@ class Store(Tables):
         return make_entity(link.site, f"item|{link.item_id}", event_id=link.event_id, mailbox=link.mailbox,
                            synced=link.synced.to_json(), change_key=link.change_key, meeting_id=link.meeting_id,
                            removing=link.removing, sensitivity=link.sensitivity, online=link.online,
-                           join_url=link.join_url)
+                           join_url=link.join_url, people=link.people)
 
     def _link_from(self, site: str, entity) -> EventLink:
         data = entity_values(entity)
@@ -85,7 +86,7 @@ class Store(Tables):
                          change_key=data.get("change_key", ""), meeting_id=data.get("meeting_id", ""),
                          removing=bool(data.get("removing", False)), sensitivity=data.get("sensitivity", ""),
                          online=data.get("online", ""), join_url=data.get("join_url", ""),
-                         etag=entity.metadata["etag"])
+                         people=data.get("people", ""), etag=entity.metadata["etag"])
 
     def get_link(self, site: str, item_id: str) -> EventLink | None:
         entity = self._get(LINKS, site, f"item|{item_id}")

@@ -150,7 +150,9 @@ def _compare(svc: Services, site: SiteConfig, since, found: Findings) -> None:
     def enqueue(op: str, item_id: str, why: str) -> None:
         if (op, item_id) not in queued:
             queued.add((op, item_id))
-            found.tasks.append({"op": op, "site": site.key, "item": item_id})
+            # an item the catch-up found different is synced from the site as it is now (no link memo)
+            found.tasks.append({"op": op, "site": site.key, "item": item_id, **({"fresh": True} if op == "event.update"
+                                                                                 else {})})
             log.info("site=%s item=%s catch-up: %s", site.key, item_id, why)
 
     _compare_meetings(svc, site, meetings, enqueue)

@@ -20,10 +20,11 @@ from .planner import (UNREAD, CancelInSite, Create, GiveUp, Note, Nothing, Read,
 from .target import read_target
 
 
-def apply_site_event(svc: Services, site, item_id: str, action: str) -> str:
-    """Make Outlook follow a Meeting Event item. Returns the decision, for logs and tests."""
+def apply_site_event(svc: Services, site, item_id: str, action: str, fresh: bool = False) -> str:
+    """Make Outlook follow a Meeting Event item. Returns the decision, for logs and tests. `fresh`: read
+    everything the item asks for from the site (the catch-up and sync now compare the site as it is now)."""
     ctx = SiteContext.of(svc, site)
-    snap = Snapshot(site, enabled_features(site), item_id=str(item_id), action=action,
+    snap = Snapshot(site, enabled_features(site), item_id=str(item_id), action=action, fresh=fresh,
                     link=ctx.store.get_link(site.key, str(item_id)))
     while True:
         try:
@@ -40,7 +41,7 @@ def read_part(ctx: SiteContext, snap: Snapshot, part: str) -> Snapshot:
         return replace(snap, item=ctx.rapid.get_item("events", snap.item_id))
     if part == "target":
         try:
-            return replace(snap, target=read_target(ctx, snap.item, snap.link, snap.features))
+            return replace(snap, target=read_target(ctx, snap.item, snap.link, snap.features, snap.fresh))
         except JobAbandoned as e:
             return replace(snap, target=e)
     if part == "event":

@@ -84,7 +84,7 @@ def _create_event(ctx: SiteContext, item: dict, target: Target, fields: dict) ->
 def _link_created(ctx: SiteContext, pending: EventLink, event: dict, target: Target, recorded: dict) -> EventLink:
     try:
         return ctx.store.complete_link(pending, event["id"], synced=target.synced, meeting_id=target.meeting_id,
-                                       change_key=event.get("changeKey", ""), **recorded)
+                                       people=target.people, change_key=event.get("changeKey", ""), **recorded)
     except Conflict:
         existing = ctx.store.get_link(ctx.site.key, pending.item_id)
         if existing is None:
@@ -106,7 +106,8 @@ def create(ctx: SiteContext, features, item: dict, target: Target, pending: Even
     fields, recorded = _asked(features, lambda f: f.create_fields(site, target))
     if pending is None:
         pending = ctx.store.create_link(EventLink(site=site.key, item_id=item_id, event_id="", mailbox=target.mailbox,
-                                                  synced=target.synced, meeting_id=target.meeting_id, **recorded))
+                                                  synced=target.synced, meeting_id=target.meeting_id,
+                                                  people=target.people, **recorded))
     event = _create_event(ctx, item, target, fields)
     recorded.update(_asked(features, lambda f: ({}, f.from_event(site, pending, event)[1]))[1])
     link = _link_created(ctx, pending, event, target, recorded)

@@ -12,7 +12,7 @@ notification, site catch-up, sweep, sync now, a retry - ends here; the catch-up'
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..features.base import Target
 from ..model.errors import ITEM_GONE, JobAbandoned
@@ -39,6 +39,8 @@ class Snapshot:
     event_id: str = ""
     mailbox: str = ""              # an Outlook entry: the mailbox its subscription watches
     meeting_active: bool = True    # an Outlook entry: syncing back is on for the item's meeting
+    fresh: bool = False            # a site entry that compares the site as it is now (catch-up, sync now): no
+                                   # part of the target is taken from the link
 
 
 # -- actions --------------------------------------------------------------------------------------------
@@ -170,7 +172,7 @@ def _plan_update(snap: Snapshot, target: Target) -> list:
         return steps + [Read("event")]
     if snap.event is None:
         return steps + [CancelInSite("Outlook event is gone")]
-    fields, link_fields = {}, {}
+    fields, link_fields = {}, {"people": target.people}
     for feature in snap.features:
         more, recorded = feature.patch_fields(site, target, link)
         fields.update(more)

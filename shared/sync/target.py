@@ -4,6 +4,8 @@ each enabled feature adds (features/base.py `contribute`). The reads of one snap
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..context import SiteContext
 from ..features.base import Target
 from ..model import errors
@@ -25,25 +27,36 @@ def _emails(items: dict[str, dict], ids: list[str], column: str) -> list[str]:
     return [items[i][column] for i in ids if i in items and items[i].get(column)]
 
 
-def _people(ctx: SiteContext, item: dict, meeting: dict, meeting_id: str) -> tuple[str, list[str]]:
-    """(the organiser's mailbox, the attendees' addresses without the organiser)."""
+def people_key(organiser: str, invitees: list[str], guests: list[str]) -> str:
+    """Who an item's mailbox and attendees come from: the organiser's, the invitees' and the guests' ids."""
+    return f"{organiser}|{','.join(sorted(invitees))}|{','.join(sorted(guests))}"
+
+
+def _people(ctx: SiteContext, item: dict, meeting: dict, meeting_id: str, link, fresh: bool
+            ) -> tuple[str, tuple[str, ...], str]:
+    """(the organiser's mailbox, the attendees' addresses without the organiser, who they come from). The
+    same people as the link was made from are taken from the link, unless the job must read afresh (the
+    catch-up and sync now: what they compare is the people's addresses now)."""
     site, rapid, item_id, email = ctx.site, ctx.rapid, item.get("id"), ctx.site.col("email")
     organiser_ids = [organiser_id(site, meeting, f"item {item_id}")]
     invitee_ids = rapid.multi_lookup_ids("events", item, site.col("invitees"), "principals")
+    guest_ids = (rapid.multi_lookup_ids("events", item, site.col("guests"), "contacts")
+                 if site.guests_as_attendees else [])
+    key = people_key(organiser_ids[0], invitee_ids, guest_ids)
+    if not fresh and link is not None and not link.pending and link.people == key and link.meeting_id == meeting_id:
+        return link.mailbox, link.synced.attendees, key
     principals = rapid.items_by_id("principals", organiser_ids + invitee_ids, (email,))  # one query for both
     organiser = _emails(principals, organiser_ids, email)
     if not organiser:
         raise JobAbandoned(f"item {item_id}: organiser {organiser_ids[0]} of meeting {meeting_id} has no email",
                            errors.NO_EMAIL, organiser_ids[0])
     attendees = _emails(principals, invitee_ids, email)
-    guest_ids = (rapid.multi_lookup_ids("events", item, site.col("guests"), "contacts")
-                 if site.guests_as_attendees else [])
     if guest_ids:
         attendees += _emails(rapid.items_by_id("contacts", guest_ids, (email,)), guest_ids, email)
-    return organiser[0], [a for a in attendees if a.lower() != organiser[0].lower()]
+    return organiser[0], tuple(a for a in attendees if a.lower() != organiser[0].lower()), key
 
 
-def read_target(ctx: SiteContext, item: dict, link, features) -> Target:
+def read_target(ctx: SiteContext, item: dict, link, features, fresh: bool = False) -> Target:
     """The organiser's mailbox and the mapped content; JobAbandoned (with its reason's code) when they
     cannot be known."""
     site, item_id = ctx.site, item.get("id")
@@ -53,8 +66,9 @@ def read_target(ctx: SiteContext, item: dict, link, features) -> Target:
     meeting = ctx.rapid.get_item("meetings", meeting_id)
     if meeting is None:
         raise JobAbandoned(f"item {item_id}: meeting {meeting_id} does not exist", errors.MEETING_GONE, meeting_id)
-    mailbox, attendees = _people(ctx, item, meeting, meeting_id)
-    return row_target(site, item, link, tuple(attendees), features, ctx, mailbox=mailbox, meeting_id=meeting_id)
+    mailbox, attendees, people = _people(ctx, item, meeting, meeting_id, link, fresh)
+    target = row_target(site, item, link, attendees, features, ctx, mailbox=mailbox, meeting_id=meeting_id)
+    return replace(target, people=people)
 
 
 def row_target(site, row: dict, link, attendees: tuple[str, ...], features, ctx: SiteContext | None = None,
