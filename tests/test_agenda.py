@@ -15,6 +15,7 @@ import pytest
 
 from devtools.azurite import eventually
 from devtools.stack import ORGANISER
+from shared.context import SiteContext
 from shared.features.agenda import AGENDA_HEADING, AgendaEntry, agenda_html, agenda_of, events_of
 from shared.config import ConfigError, settings_from
 from shared.model.html_body import split_body
@@ -51,9 +52,9 @@ def updates(monkeypatch):
     ran: list[str] = []
     apply = worker.apply_site_event
 
-    def counted(services, site, item_id, action):
+    def counted(services, site, item_id, action, **how):
         ran.append(str(item_id))
-        return apply(services, site, item_id, action)
+        return apply(services, site, item_id, action, **how)
     monkeypatch.setattr(worker, "apply_site_event", counted)
     return ran
 
@@ -176,7 +177,7 @@ def test_an_events_agenda_is_read_in_rank_order_with_owners_and_minutes_in_one_s
     settle(stack)
     site = svc().settings.sites[agenda_site.key]
     stack.rapid.reset_log()
-    entries = agenda_of(svc(), site, agenda_site.sim.get("Meeting Events", item["id"]))
+    entries = agenda_of(SiteContext.of(svc(), site), agenda_site.sim.get("Meeting Events", item["id"]))
     assert [(e.title, e.owner, e.minutes) for e in entries] == [
         ("Welcome", "Carol Invitee", 5), ("Numbers", "Bob Invitee", 20), ("Numbers again", "", None),
         ("Wrap up", "", None), ("Any other business", "", None)]

@@ -30,7 +30,7 @@ from ..model.html_body import AGENDA_HEADING  # how the body's splitter finds th
 from ..model.rapid_items import lookup_id, universal_link_ids
 
 if TYPE_CHECKING:
-    from ..services import Services
+    from ..context import SiteContext
 
 log = logging.getLogger("rapid_meetings")
 UNTITLED = "(untitled)"
@@ -81,10 +81,11 @@ def _text(value) -> str:
     return " ".join(value.split()) if isinstance(value, str) else ""
 
 
-def agenda_of(svc: Services, site: SiteConfig, event_item: dict) -> list[AgendaEntry]:
+def agenda_of(ctx: SiteContext, event_item: dict) -> list[AgendaEntry]:
     """The event's agenda items in rank order (one site read; one more only for owners shown without a name).
     Remembers which event each item belongs to (shared/features/agenda_changes.py reads it when an item is deleted)."""
-    rapid, col, event_id = svc.rapid(site), site.col, str(event_item["id"])
+    site, rapid, event_id = ctx.site, ctx.rapid, str(event_item["id"])
+    col = site.col
     lookup = col("agenda_event")
     rows = [r for r in rapid.query("agendas", linked_to=("events", event_id)) if "id" in r
             # an item whose own lookup names another event is only linked to this one in passing
@@ -106,7 +107,7 @@ def agenda_of(svc: Services, site: SiteConfig, event_item: dict) -> list[AgendaE
                            owner=names.get(owners[str(r["id"])] or "", ""), minutes=_minutes(r.get(duration)))
                for r in rows]
     if entries:
-        svc.ops.note_agenda_events(site.key, {e.id: [event_id] for e in entries})
+        ctx.ops.note_agenda_events(site.key, {e.id: [event_id] for e in entries})
     return entries
 
 

@@ -58,10 +58,9 @@ from dataclasses import replace
 from datetime import timedelta
 
 from .agenda import agenda_html, agenda_of, events_of
-from ..config import SiteConfig
 from ..model.mapping import format_utc, parse_utc
 from ..model.rapid_items import sorted_ids
-from ..services import Services
+from ..context import SiteContext
 from ..storage.work_queue import new_job
 from .base import Feature
 
@@ -69,10 +68,11 @@ log = logging.getLogger("rapid_meetings")
 CLOCK_MARGIN_SECONDS = 1.0
 
 
-def schedule_event_update(svc: Services, site: SiteConfig, event_id: str, why: str = "agenda changed") -> str | None:
+def schedule_event_update(ctx: SiteContext, event_id: str, why: str = "agenda changed") -> str | None:
     """An `event.update` of the event after the settle delay, unless one that has not started yet will
     read the site after now anyway. The id of the job sent, or None when one already covers this change."""
-    ops, now, settle = svc.ops, svc.clock(), svc.settings.agenda_settle_seconds
+    site = ctx.site
+    ops, now, settle = ctx.ops, ctx.now(), ctx.settings.agenda_settle_seconds
     due = ops.agenda_due(site.key, event_id)
     if due is not None and now < parse_utc(due.due) - timedelta(seconds=CLOCK_MARGIN_SECONDS):
         log.info("site=%s item=%s %s: the update due at %s covers it (job=%s)", site.key, event_id, why, due.due,
@@ -80,20 +80,21 @@ def schedule_event_update(svc: Services, site: SiteConfig, event_id: str, why: s
         return None
     job_id = uuid.uuid4().hex
     task = {"op": "event.update", "site": site.key, "item": event_id, "coalesce": {"job": job_id, "sent": format_utc(now)}}
-    svc.queue.send(new_job([task], job_id=job_id), delay_seconds=settle)
+    ctx.queue.send(new_job([task], job_id=job_id), delay_seconds=settle)
     ops.set_agenda_due(site.key, event_id, format_utc(now + timedelta(seconds=settle)), job_id,
                        due.etag if due else None)
     log.info("site=%s item=%s %s: Outlook update in %ss (job=%s)", site.key, event_id, why, settle, job_id)
     return job_id
 
 
-def superseded(svc: Services, site: SiteConfig, task: dict) -> bool:
+def superseded(ctx: SiteContext, task: dict) -> bool:
     """True when a coalesced update (`coalesce` in its task) is covered by a later one: the event's row
     names another job, due more than the margin after this one was sent."""
+    site = ctx.site
     token = task.get("coalesce")
     if not isinstance(token, dict) or not token.get("job") or not token.get("sent"):
         return False
-    due = svc.ops.agenda_due(site.key, str(task["item"]))
+    due = ctx.ops.agenda_due(site.key, str(task["item"]))
     if due is None or due.job == token["job"]:
         return False
     if parse_utc(due.due) > parse_utc(token["sent"]) + timedelta(seconds=CLOCK_MARGIN_SECONDS):
@@ -103,63 +104,67 @@ def superseded(svc: Services, site: SiteConfig, task: dict) -> bool:
     return False
 
 
-def note_agenda_change(svc: Services, site: SiteConfig, task: dict) -> str:
+def note_agenda_change(ctx: SiteContext, task: dict) -> str:
     """An agenda item was created, changed or deleted: schedule its event(s)' update (see the docstring)."""
+    site = ctx.site
     item_id, action = task["item"], task["op"].rpartition(".")[2]
     if not site.agenda:
         return "noop"  # switched off since the webhook was accepted
-    before = svc.ops.agenda_events(site.key, item_id)
+    before = ctx.ops.agenda_events(site.key, item_id)
     named = task.get("events")
     if named is None and not (action == "delete" and before is not None):
-        item = svc.rapid(site).get_item("agendas", item_id, deleted=True)
+        item = ctx.rapid.get_item("agendas", item_id, deleted=True)
         named = events_of(item, site) if item is not None else None
     if named is not None and sorted_ids(named) != sorted_ids(before or []):
-        svc.ops.note_agenda_events(site.key, {item_id: sorted_ids(named)})
+        ctx.ops.note_agenda_events(site.key, {item_id: sorted_ids(named)})
     events = sorted_ids([*(named or []), *(before or [])])
     if not events:
         # every item an invitation lists was indexed when it was read: one never seen is in no invitation
         log.info("site=%s agenda item %s %sd: no event known for it (the site does not say, and no invitation "
                  "this app wrote lists it): nothing to update", site.key, item_id, action)
         return "noop"
-    sent = [schedule_event_update(svc, site, event, f"agenda item {item_id} {action}d") for event in events]
+    sent = [schedule_event_update(ctx, event, f"agenda item {item_id} {action}d") for event in events]
     return "scheduled" if any(sent) else "coalesced"
 
 
-def _differing(svc: Services, site: SiteConfig, event_ids) -> list[str]:
+def _differing(ctx: SiteContext, event_ids) -> list[str]:
     """The linked events among these whose agenda, read now, is not the one their invitation shows."""
+    site = ctx.site
     differ = []
     for event_id in sorted_ids(event_ids):
-        link = svc.store.get_link(site.key, event_id)
+        link = ctx.store.get_link(site.key, event_id)
         if link is None or link.pending or link.removing:
             continue  # never synced, or going: the event's own sync decides
-        if agenda_html(agenda_of(svc, site, {"id": event_id})) != link.synced.agenda:
+        if agenda_html(agenda_of(ctx, {"id": event_id})) != link.synced.agenda:
             differ.append(event_id)
     return differ
 
 
-def changed_agendas(svc: Services, site: SiteConfig, since_filter: str | None, point_reads: int = 200) -> list[str]:
+def changed_agendas(ctx: SiteContext, since_filter: str | None, point_reads: int = 200) -> list[str]:
     """Catch-up: events whose agenda items were modified (`since_filter`) and whose agenda now differs."""
-    rapid, touched, unknown = svc.rapid(site), set(), []
+    site = ctx.site
+    rapid, touched, unknown = ctx.rapid, set(), []
     for row in rapid.query("agendas", since_filter):
         if "id" not in row:
             continue
         named = events_of(row, site)       # a lookup shows in list rows; links do not (docs/rapid-api.md, "Multi-lookups are links, not columns")
-        before = svc.ops.agenda_events(site.key, str(row["id"]))  # an item moved away leaves its old event too
+        before = ctx.ops.agenda_events(site.key, str(row["id"]))  # an item moved away leaves its old event too
         touched.update(named or [], before or [])
         if named is None and before is None:
             unknown.append(str(row["id"]))
     for agenda_id in unknown[:point_reads]:
         item = rapid.get_item("agendas", agenda_id)
         touched.update((events_of(item, site) or []) if item else [])
-    return _differing(svc, site, touched)
+    return _differing(ctx, touched)
 
 
-def swept_agendas(svc: Services, site: SiteConfig) -> list[str]:
+def swept_agendas(ctx: SiteContext) -> list[str]:
     """Sweep: events that lost agenda items while their webhooks were lost, and whose agenda now differs."""
-    alive = {str(r["id"]) for r in svc.rapid(site).query("agendas", None, ("id",)) if "id" in r}
-    dead = {i: events for i, events in svc.ops.agenda_index(site.key).items() if i not in alive}
-    differ = _differing(svc, site, {e for events in dead.values() for e in events})
-    svc.ops.forget_agenda_items(site.key, sorted(dead))
+    site = ctx.site
+    alive = {str(r["id"]) for r in ctx.rapid.query("agendas", None, ("id",)) if "id" in r}
+    dead = {i: events for i, events in ctx.ops.agenda_index(site.key).items() if i not in alive}
+    differ = _differing(ctx, {e for events in dead.values() for e in events})
+    ctx.ops.forget_agenda_items(site.key, sorted(dead))
     return differ
 
 
@@ -167,8 +172,8 @@ class Agenda(Feature):
     """The event's agenda items as a section of its invitation (SITES `agenda`)."""
 
     name = "agenda"
-    handlers = {f"agenda.{action}": (lambda svc, t: note_agenda_change(svc, svc.site(t.get("site", "")), t))
-                for action in ("create", "update", "delete")}
+    handlers = {f"agenda.{action}": lambda svc, t: note_agenda_change(
+        SiteContext.of(svc, svc.site(t.get("site", ""))), t) for action in ("create", "update", "delete")}
 
     def enabled(self, site):
         return site.agenda
@@ -177,15 +182,15 @@ class Agenda(Feature):
         if ctx is None:  # a bulk comparison: the agenda comes from other items (their own webhooks), as last synced
             agenda = link.synced.agenda if link is not None else ""
         else:
-            agenda = agenda_html(agenda_of(ctx.services, site, item))
+            agenda = agenda_html(agenda_of(ctx, item))
         return replace(target, synced=replace(target.synced, agenda=agenda))
 
     def superseded(self, ctx, task):
-        return "coalesce" in task and superseded(ctx.services, ctx.site, task)  # a later agenda update covers it
+        return "coalesce" in task and superseded(ctx, task)  # a later agenda update covers it
 
     def caught_up(self, ctx, since_filter, point_reads):
         return [(i, "its agenda differs from the invitation's")
-                for i in changed_agendas(ctx.services, ctx.site, since_filter, point_reads)]
+                for i in changed_agendas(ctx, since_filter, point_reads)]
 
     def swept(self, ctx):
-        return [(i, "agenda items gone from the site") for i in swept_agendas(ctx.services, ctx.site)]
+        return [(i, "agenda items gone from the site") for i in swept_agendas(ctx)]

@@ -19,10 +19,8 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..config import SiteConfig
 from ..model.mapping import format_utc, parse_utc, zone_named
 from ..context import SiteContext
-from ..services import Services
 from .base import Feature, write_column
 
 log = logging.getLogger("rapid_meetings")
@@ -109,11 +107,11 @@ def summary(answers: tuple[Answer, ...], people: dict[str, tuple[str, bool]], zo
     return words if len(words) <= MAX_TEXT else words[:MAX_TEXT - 1] + "…"
 
 
-def site_people(svc: Services, site: SiteConfig, item: dict, principals: tuple[str, ...] = ()
-                ) -> dict[str, tuple[str, bool]]:
+def site_people(ctx: SiteContext, item: dict, principals: tuple[str, ...] = ()) -> dict[str, tuple[str, bool]]:
     """email → (title, is a guest) of the item's invitees and guests, and of more `principals` (ids, e.g.
     the organiser's) read in the same query, as the site names them."""
-    rapid, email = svc.rapid(site), site.col("email")
+    site, rapid = ctx.site, ctx.rapid
+    email = site.col("email")
     people = {}
     lists = (("invitees", "principals", False),) + ((("guests", "contacts", True),) if site.guests_as_attendees else ())
     for column, list_name, guest in lists:
@@ -138,7 +136,7 @@ def show_answers(ctx: SiteContext, item_id: str, event: dict) -> bool:
 
     def words() -> str | None:
         item = ctx.rapid.get_item("events", item_id)
-        return None if item is None else summary(answers, site_people(ctx.services, site, item), site.zone)
+        return None if item is None else summary(answers, site_people(ctx, item), site.zone)
 
     written = write_column(ctx, "answers", item_id, site.answers_column, key, words, unwritten_key=key if quiet else None)
     if written:

@@ -206,6 +206,6 @@ def _names(ctx: SiteContext, item: dict, emails: set[str], organiser: str) -> di
     if organiser in emails and (meeting_id := lookup_id(item, site.col("meeting"))):
         meeting = ctx.rapid.get_item("meetings", meeting_id)
         principals = tuple(filter(None, [lookup_id(meeting, site.col("organiser")) if meeting else None]))
-    people = site_people(ctx.services, site, item, principals)
+    people = site_people(ctx, item, principals)
     short = short_names({e: (people.get(e, ("", False))[0] or e).strip() for e in emails})
     return {e: short[e] + (" (guest)" if people.get(e, ("", False))[1] else "") for e in emails}

@@ -48,22 +48,22 @@ def plain_reason(error: JobAbandoned) -> tuple[str, str, str | None]:
     return f"not-synced:{short}", f"Not synced: {short}", None
 
 
-def _local_time(svc: Services, site) -> str:
-    now = svc.clock().astimezone(site.zone)
+def _local_time(ctx: SiteContext) -> str:
+    now = ctx.now().astimezone(ctx.site.zone)
     return f"{now:%H:%M} on {now.day} {now:%b}"
 
 
-def state_after(svc: Services, site, item_id: str, error: BaseException | None) -> ItemState | None:
+def state_after(ctx: SiteContext, item_id: str, error: BaseException | None) -> ItemState | None:
     """The item's state once its task ran (or failed with `error`); None when there is nothing to show
     (the item is gone, the site is no longer configured)."""
-    at = format_utc(svc.clock())
+    at = format_utc(ctx.now())
     if error is None:
-        link = svc.store.get_link(site.key, item_id)
+        link = ctx.store.get_link(ctx.site.key, item_id)
         if link is not None and not link.removing:
             if link.online == UNAVAILABLE:
-                return ItemState("synced:no-teams", f"In Outlook since {_local_time(svc, site)}, without Teams: the "
+                return ItemState("synced:no-teams", f"In Outlook since {_local_time(ctx)}, without Teams: the "
                                  "organiser's calendar offers no Teams meetings", at)
-            return ItemState("synced", f"In Outlook since {_local_time(svc, site)}", at)
+            return ItemState("synced", f"In Outlook since {_local_time(ctx)}", at)
         return ItemState("not-in-outlook", "Not in Outlook: cancelled or removed", at)
     if isinstance(error, Throttled):
         who = "the site" if str(error).startswith("site ") else "Outlook"
@@ -76,7 +76,7 @@ def state_after(svc: Services, site, item_id: str, error: BaseException | None) 
             return None
         key, words, about = plain_reason(error)
         if "{name}" in words:
-            person = svc.rapid(site).items_by_id("principals", [about], ("title",)).get(about) or {}
+            person = ctx.rapid.items_by_id("principals", [about], ("title",)).get(about) or {}
             words = words.format(name=person.get("title") or f"(Principals {about})")
         elif "{detail}" in words:
             words = words.format(detail=about)
@@ -87,15 +87,15 @@ def state_after(svc: Services, site, item_id: str, error: BaseException | None) 
     return ItemState("failed", "Not synced: an error occurred; an operator has been told", at)
 
 
-def show_state(svc: Services, site, item_id: str, error: BaseException | None) -> bool:
+def show_state(ctx: SiteContext, item_id: str, error: BaseException | None) -> bool:
     """Write the item's state to its status column if it changed; True when a site write was made."""
+    site = ctx.site
     if not site.status_column:
         return False
-    state = state_after(svc, site, item_id, error)
+    state = state_after(ctx, item_id, error)
     if state is None:
         return False
-    written = write_column(SiteContext.of(svc, site), "state", item_id, site.status_column, state.key,
-                           lambda: state.text)
+    written = write_column(ctx, "state", item_id, site.status_column, state.key, lambda: state.text)
     if written:
         log.info("site=%s item=%s sync state %s: %r", site.key, item_id, state.key, state.text)
     return written
@@ -111,7 +111,7 @@ class Status(Feature):
 
     def after_task(self, svc, site, op, task, error):
         if op in ITEM_OPS and task.get("item"):
-            show_state(svc, site, str(task["item"]), error)
+            show_state(SiteContext.of(svc, site), str(task["item"]), error)
 
 
 _noted: dict[str, float] = {}

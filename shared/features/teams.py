@@ -21,6 +21,7 @@ from dataclasses import replace
 from ..config import SiteConfig
 from ..model.errors import RemoteNotFound
 from ..model.mapping import truthy
+from ..context import SiteContext
 from ..services import Services
 from ..storage.work_queue import new_job
 from .base import Feature
@@ -61,14 +62,15 @@ def join_url_columns(site: SiteConfig, link, event: dict) -> dict:
     return {}
 
 
-def await_join_url(svc: Services, site: SiteConfig, item_id: str, tries: int = 0) -> bool:
+def await_join_url(ctx: SiteContext, item_id: str, tries: int = 0) -> bool:
     """Queue the next read of a Teams meeting whose join URL Graph has not filled in yet; False when the
     wait is over (logged)."""
+    site = ctx.site
     if tries >= len(JOIN_URL_DELAYS):
         log.warning("site=%s item=%s Teams gave no join URL within %d s: left to the next change of the event",
                     site.key, item_id, sum(JOIN_URL_DELAYS))
         return False
-    svc.queue.send(new_job([{"op": JOIN_URL_OP, "site": site.key, "item": item_id, "tries": tries}]),
+    ctx.queue.send(new_job([{"op": JOIN_URL_OP, "site": site.key, "item": item_id, "tries": tries}]),
                    delay_seconds=JOIN_URL_DELAYS[tries])
     return True
 
@@ -76,23 +78,24 @@ def await_join_url(svc: Services, site: SiteConfig, item_id: str, tries: int = 0
 def fetch_join_url(svc: Services, task: dict) -> str:
     """A follow-up read of a Teams meeting created without its join URL (one Graph read)."""
     site = svc.site(task["site"])
-    link = svc.store.get_link(site.key, task["item"])
+    ctx = SiteContext.of(svc, site)
+    link = ctx.store.get_link(site.key, task["item"])
     if link is None or link.pending or link.removing or link.online != PROVIDER or link.join_url:
         return "noop"
     try:
-        event = svc.graph(site).get_event(link.mailbox, link.event_id)
+        event = ctx.graph.get_event(link.mailbox, link.event_id)
     except RemoteNotFound:
         return "noop"  # gone: the removal is someone else's job
     url = join_url_of(event)
     if not url:
-        return "waiting" if await_join_url(svc, site, link.item_id, int(task.get("tries", 0)) + 1) else "gave up"
+        return "waiting" if await_join_url(ctx, link.item_id, int(task.get("tries", 0)) + 1) else "gave up"
     columns = join_url_columns(site, link, event)
     if columns:
         try:
-            svc.rapid(site).update_item("events", link.item_id, columns)
+            ctx.rapid.update_item("events", link.item_id, columns)
         except RemoteNotFound:
             return "noop"
-    svc.store.save_link(replace(link, join_url=url))
+    ctx.store.save_link(replace(link, join_url=url))
     log.info("site=%s item=%s Teams join URL %s (event=%s)", site.key, link.item_id,
              "written to the site" if columns else "known", link.event_id)
     return "join url"
@@ -140,4 +143,4 @@ class Teams(Feature):
     def after_sync(self, ctx, outcome):
         link = outcome.link
         if outcome.kind == "created" and link.online == PROVIDER and not link.join_url and ctx.site.join_url_column:
-            await_join_url(ctx.services, ctx.site, link.item_id)  # Graph answered before Teams had the meeting
+            await_join_url(ctx, link.item_id)  # Graph answered before Teams had the meeting

@@ -26,6 +26,7 @@ from ..config import Settings
 from ..model.errors import BadRequest
 from ..intake.webhooks import envelope_item, item_id, known_site, parse_json
 from ..model.rapid_items import is_envelope
+from ..context import SiteContext
 from ..services import Services
 from ..subscriptions.meetings import register_meeting
 from ..sync.engine import apply_site_event
@@ -108,7 +109,7 @@ def sync_meeting(svc: Services, task: dict) -> str:
 
 def sync_site(svc: Services, task: dict) -> str:
     site = svc.site(task["site"])
-    found = catch_up_site(svc, site, sweep=True, full=True)
+    found = catch_up_site(SiteContext.of(svc, site), sweep=True, full=True)
     subs = [s for s in svc.store.subscriptions() if s.site.lower() == site.key.lower()]
     if subs:  # the delta catch-up of each calendar, as after a "missed" lifecycle notification
         svc.queue.enqueue([{"op": "outlook.lifecycle", "sub": s.id, "event": "missed"} for s in subs])

@@ -66,8 +66,8 @@ class Findings:
                 "item_reads": self.item_reads, "swept_links": self.swept, "enqueued": len(self.tasks), **ops}
 
 
-def _interval(svc: Services, site: SiteConfig) -> timedelta:
-    return timedelta(minutes=site.catch_up_minutes or svc.settings.catch_up_minutes)
+def _interval(settings, site: SiteConfig) -> timedelta:
+    return timedelta(minutes=site.catch_up_minutes or settings.catch_up_minutes)
 
 
 def schedule_due(svc: Services) -> list[str]:
@@ -76,7 +76,7 @@ def schedule_due(svc: Services) -> list[str]:
     for site in svc.settings.sites.values():
         run = ops.run("catch_up", site.key)
         last = max((parse_utc(t) for t in (run.scheduled, run.started) if t), default=None)
-        if last is not None and now - last < _interval(svc, site):
+        if last is not None and now - last < _interval(svc.settings, site):
             continue
         sweep = ops.run("sweep", site.key)
         last_sweep = max((parse_utc(t) for t in (sweep.scheduled, sweep.started) if t), default=None)
@@ -111,25 +111,26 @@ def _target(site: SiteConfig, row: dict, link: EventLink | None, attendees: tupl
         return e
 
 
-def catch_up_site(svc: Services, site: SiteConfig, sweep: bool = False, full: bool = False) -> Findings:
+def catch_up_site(ctx: SiteContext, sweep: bool = False, full: bool = False) -> Findings:
     """One catch-up run for one site; enqueues what must be synced and records the run."""
-    ops, now = svc.ops, svc.clock()
+    site = ctx.site
+    ops, now = ctx.ops, ctx.now()
     run = ops.run("catch_up", site.key)
     since = None if full or not run.watermark else \
-        parse_utc(run.watermark) - timedelta(minutes=svc.settings.catch_up_margin_minutes)
+        parse_utc(run.watermark) - timedelta(minutes=ctx.settings.catch_up_margin_minutes)
     ops.note_run("catch_up", site.key, started=format_utc(now))
     found = Findings()
     try:
-        _compare(svc, site, since, found)
+        _compare(ctx, since, found)
         if sweep or full:
             ops.note_run("sweep", site.key, started=format_utc(now))
-            _sweep(svc, site, found)
+            _sweep(ctx, found)
         if found.tasks:
-            svc.queue.enqueue(found.tasks)
+            ctx.queue.enqueue(found.tasks)
     except Exception as e:
-        ops.note_run("catch_up", site.key, finished=format_utc(svc.clock()), outcome=f"{type(e).__name__}: {e}"[:500])
+        ops.note_run("catch_up", site.key, finished=format_utc(ctx.now()), outcome=f"{type(e).__name__}: {e}"[:500])
         raise
-    finished = format_utc(svc.clock())
+    finished = format_utc(ctx.now())
     ops.note_run("catch_up", site.key, finished=finished, outcome="ok", counts=found.counts(),
                  watermark=format_utc(now))
     if sweep or full:
@@ -139,8 +140,9 @@ def catch_up_site(svc: Services, site: SiteConfig, sweep: bool = False, full: bo
     return found
 
 
-def _compare(svc: Services, site: SiteConfig, since, found: Findings) -> None:
-    rapid, col = svc.rapid(site), site.col
+def _compare(ctx: SiteContext, since, found: Findings) -> None:
+    site = ctx.site
+    rapid, col = ctx.rapid, site.col
     flt = f"modified gt '{format_utc(since)}'" if since else None
     meetings = rapid.query("meetings", flt, ("id", "modified", f"{col('organiser')}_id"))
     rows = rapid.query("events", flt, _event_columns(site))
@@ -155,19 +157,19 @@ def _compare(svc: Services, site: SiteConfig, since, found: Findings) -> None:
                                                                                  else {})})
             log.info("site=%s item=%s catch-up: %s", site.key, item_id, why)
 
-    _compare_meetings(svc, site, meetings, enqueue)
-    _compare_events(svc, site, rows, found, enqueue)
-    ctx = SiteContext.of(svc, site)
+    _compare_meetings(ctx, meetings, enqueue)
+    _compare_events(ctx, rows, found, enqueue)
     for feature in enabled_features(site):  # events whose features' own items changed
         for item_id, why in feature.caught_up(ctx, flt, POINT_READS):
             enqueue("event.update", item_id, why)
 
 
-def _compare_meetings(svc: Services, site: SiteConfig, meetings: list[dict], enqueue) -> None:
+def _compare_meetings(ctx: SiteContext, meetings: list[dict], enqueue) -> None:
     """Meetings: registered, and still with the organiser their events are in."""
-    store, col = svc.store, site.col
+    site = ctx.site
+    store, col = ctx.store, site.col
     organisers = {str(m["id"]): lookup_id(m, col("organiser")) for m in meetings if "id" in m}
-    emails = _emails(svc, site, "principals", [o for o in organisers.values() if o])
+    emails = _emails(ctx, "principals", [o for o in organisers.values() if o])
     moved = set()
     for meeting_id, organiser in organisers.items():
         known = store.get_meeting(site.key, meeting_id)
@@ -184,9 +186,10 @@ def _compare_meetings(svc: Services, site: SiteConfig, meetings: list[dict], enq
                 enqueue("event.update", link.item_id, "its meeting's organiser changed")
 
 
-def _compare_events(svc: Services, site: SiteConfig, rows: list[dict], found: Findings, enqueue) -> None:
+def _compare_events(ctx: SiteContext, rows: list[dict], found: Findings, enqueue) -> None:
     """Events: a sync only where the planner says the item differs from what was last synced."""
-    store, features = svc.store, enabled_features(site)
+    site = ctx.site
+    store, features = ctx.store, enabled_features(site)
     if len(rows) > POINT_READS:  # a long window (a first or full run): one query for every link
         every = {link.item_id: link for link in store.links(site.key)}
         links = {str(r["id"]): every.get(str(r["id"])) for r in rows if "id" in r}
@@ -203,23 +206,25 @@ def _compare_events(svc: Services, site: SiteConfig, rows: list[dict], found: Fi
             enqueue("event.update", item_id, why)
         elif link is not None and not is_cancelled(site, row):
             unsure.append((row, link))
-    for item_id, why in _attendee_changes(svc, site, unsure, found):
+    for item_id, why in _attendee_changes(ctx, unsure, found):
         enqueue("event.update", item_id, why)
 
 
-def _emails(svc: Services, site: SiteConfig, list_name: str, ids: list[str]) -> dict[str, str]:
+def _emails(ctx: SiteContext, list_name: str, ids: list[str]) -> dict[str, str]:
+    site = ctx.site
     if not ids:
         return {}
     email = site.col("email")
-    return {i: r[email] for i, r in svc.rapid(site).items_by_id(list_name, ids, (email,)).items() if r.get(email)}
+    return {i: r[email] for i, r in ctx.rapid.items_by_id(list_name, ids, (email,)).items() if r.get(email)}
 
 
-def _attendee_changes(svc: Services, site: SiteConfig, rows: list[tuple[dict, EventLink]],
+def _attendee_changes(ctx: SiteContext, rows: list[tuple[dict, EventLink]],
                       found: Findings) -> list[tuple[str, str]]:
     """Items whose columns are as last synced: do their invitees and guests still give its attendees?"""
+    site = ctx.site
     if not rows:
         return []
-    rapid, col = svc.rapid(site), site.col
+    rapid, col = ctx.rapid, site.col
 
     def targets(pair):
         row, _ = pair
@@ -241,8 +246,8 @@ def _attendee_changes(svc: Services, site: SiteConfig, rows: list[tuple[dict, Ev
         with ThreadPoolExecutor(min(READERS, len(rows))) as pool:
             resolved = list(pool.map(targets, rows))
         found.item_reads += len(rows)
-    people = _emails(svc, site, "principals", sorted({i for r in resolved if r for i in r[0]}))
-    guests = _emails(svc, site, "contacts", sorted({i for r in resolved if r for i in r[1]}))
+    people = _emails(ctx, "principals", sorted({i for r in resolved if r for i in r[0]}))
+    guests = _emails(ctx, "contacts", sorted({i for r in resolved if r for i in r[1]}))
     changed = []
     for (row, link), ids in zip(rows, resolved):
         if ids is None:
@@ -254,9 +259,10 @@ def _attendee_changes(svc: Services, site: SiteConfig, rows: list[tuple[dict, Ev
     return changed
 
 
-def _sweep(svc: Services, site: SiteConfig, found: Findings) -> None:
+def _sweep(ctx: SiteContext, found: Findings) -> None:
     """Every link against the ids the site still has: an item gone from the site loses its Outlook event."""
-    rapid, store = svc.rapid(site), svc.store
+    site = ctx.site
+    rapid, store = ctx.rapid, ctx.store
     alive = {str(r["id"]) for r in rapid.query("events", None, ("id",)) if "id" in r}
     links = store.links(site.key)
     found.swept = len(links)
@@ -266,7 +272,6 @@ def _sweep(svc: Services, site: SiteConfig, found: Findings) -> None:
             found.tasks.append({"op": "event.delete", "site": site.key, "item": link.item_id})
             log.info("site=%s item=%s sweep: gone from the site, its Outlook event goes too (event=%s)",
                      site.key, link.item_id, link.event_id)
-    ctx = SiteContext.of(svc, site)
     for feature in enabled_features(site):  # the features' own items deleted while their webhooks were lost
         for item_id, why in feature.swept(ctx):
             if ("event.update", item_id) not in queued:
@@ -283,6 +288,6 @@ def _sweep(svc: Services, site: SiteConfig, found: Findings) -> None:
 
 
 def run_catch_up(svc: Services, task: dict) -> str:
-    site = svc.site(task.get("site", ""))
-    found = catch_up_site(svc, site, sweep=bool(task.get("sweep")), full=bool(task.get("full")))
+    ctx = SiteContext.of(svc, svc.site(task.get("site", "")))
+    found = catch_up_site(ctx, sweep=bool(task.get("sweep")), full=bool(task.get("full")))
     return f"caught up ({len(found.tasks)} enqueued)"
