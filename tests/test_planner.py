@@ -17,7 +17,7 @@ from shared.model.errors import JobAbandoned
 from shared.model.mapping import outlook_payload, synced_from_site
 from shared.storage.store import EventLink
 from shared.sync import planner
-from shared.sync.planner import (UNREAD, CancelInSite, Create, Echo, GiveUp, Note, Nothing, Read, Remove,
+from shared.sync.planner import (UNREAD, CancelInSite, Echo, GiveUp, Note, Nothing, Read, Remove,
                                  Snapshot, Update, WriteBack)
 from shared.sync.target import row_target
 
@@ -291,3 +291,65 @@ def test_the_catch_up_asks_the_planner_whether_an_item_differs(row, linked, why)
     except JobAbandoned as e:
         tgt = e
     assert planner.needs_sync(SITE, row, linked, tgt, enabled_features(SITE)) == why
+
+
+# -- after the sync: what each feature does with the outcome ---------------------------------------------------
+
+def outcome(kind, linked=None, before=None, event_=None):
+    from shared.features.base import Outcome
+
+    return Outcome(kind, linked or link(), event_ or event(), before=before)
+
+
+@pytest.mark.parametrize("kind, before, needed, moved", [
+    ("created", None, True, False),                                             # who is busy then?
+    ("updated", replace(content(), start="2026-12-07T08:00:00Z"), True, True),  # moved: asked again
+    ("updated", replace(content(), title="Old title"), False, False),           # same time: not asked
+    ("echo", None, False, False),                                               # an answer: not asked
+])
+def test_conflicts_are_read_after_a_create_or_a_move_only(kind, before, needed, moved):
+    from shared.features.conflicts import Conflicts
+
+    assert Conflicts.check_needed(outcome(kind, before=before)) == (needed, before if moved else None)
+
+
+@pytest.mark.parametrize("kind, online, join_url, column, awaited", [
+    ("created", PROVIDER, "", "join", True),
+    ("created", PROVIDER, "https://teams.test/j/1", "join", False),   # the join URL came with the create
+    ("created", PROVIDER, "", "", False),                             # the site shows no join URL
+    ("created", UNAVAILABLE, "", "join", False),                      # an ordinary event
+    ("updated", PROVIDER, "", "join", False),
+])
+def test_a_join_url_is_awaited_only_for_a_teams_meeting_created_without_one(kind, online, join_url, column, awaited):
+    from shared.features.teams import Teams
+
+    site = replace(SITE, teams=True, join_url_column=column)
+    assert Teams.join_url_awaited(site, outcome(kind, link(online=online, join_url=join_url))) is awaited
+
+
+def test_answers_are_read_from_events_the_sync_read_or_wrote_and_never_change_outlook():
+    from shared.features.answers import answers_key, answers_of
+
+    answered = event(attendees=[{"emailAddress": {"address": BOB, "name": "Bob"}, "type": "required",
+                                 "status": {"response": "accepted", "time": "2026-12-03T09:05:00Z"}},
+                                {"emailAddress": {"address": "room@contoso.test"}, "type": "resource",
+                                 "status": {"response": "accepted"}}])
+    [answer] = answers_of(answered)  # a room is never an invitee's answer
+    assert (answer.email, answer.response, answer.time) == (BOB, "accepted", "2026-12-03T09:05:00Z")
+    assert answers_key(answers_of(answered)) != answers_key(answers_of(event(attendees=[])))
+    assert answers_of({"id": "E1"}) is None  # read without attendees: nothing can be said
+    on = replace(SITE, answers_column="answers")
+    assert planner.plan_outlook(Snapshot(on, enabled_features(on), item_id="7", link=link(), change="updated",
+                                         event_id="E1", mailbox=ALICE, event=answered)) == [
+        Echo("Outlook change touches no mapped field: site untouched")]
+
+
+@pytest.mark.parametrize("code, about, key, words", [
+    (errors.NO_MEETING, None, "not-synced:no-meeting:", "Not synced: the event has no meeting"),
+    (errors.BAD_DATE, "start_date", "not-synced:bad-date:start_date", "Not synced: {detail} is not a date and time"),
+    ("", None, "not-synced:why", "Not synced: why"),                  # a reason without a code: its message
+])
+def test_the_status_column_words_come_from_the_reason_code(code, about, key, words):
+    from shared.features.status import plain_reason
+
+    assert plain_reason(JobAbandoned("item 7: why", code, about))[:2] == (key, words)

@@ -190,13 +190,20 @@ class Conflicts(Feature):
     def enabled(self, site):
         return bool(site.conflicts_column)
 
-    def after_sync(self, ctx, outcome):
+    @staticmethod
+    def check_needed(outcome) -> tuple[bool, object]:
+        """(whether who is busy must be read, the content before a move): after a create, and after a move
+        of either side; never after an edit that keeps the time. Pure."""
         synced, before = outcome.link.synced, outcome.before
         moved = before is not None and (synced.start, synced.end, synced.all_day) != (before.start, before.end,
                                                                                         before.all_day)
-        if outcome.kind == "created" or (outcome.kind == "updated" and moved):
-            note_conflicts(ctx, outcome.link.item_id, outcome.link.mailbox, synced, outcome.event,
-                           before=before if moved else None)
+        return outcome.kind == "created" or (outcome.kind == "updated" and moved), before if moved else None
+
+    def after_sync(self, ctx, outcome):
+        needed, before = self.check_needed(outcome)
+        if needed:
+            note_conflicts(ctx, outcome.link.item_id, outcome.link.mailbox, outcome.link.synced, outcome.event,
+                           before=before)
 
 
 def _names(ctx: SiteContext, item: dict, emails: set[str], organiser: str) -> dict[str, str]:

@@ -140,7 +140,13 @@ class Teams(Feature):
     def from_event(self, site, link, event):
         return join_url_columns(site, link, event), {"join_url": join_url_of(event) or link.join_url}
 
-    def after_sync(self, ctx, outcome):
+    @staticmethod
+    def join_url_awaited(site, outcome) -> bool:
+        """A Teams meeting created without its join URL (Graph answered before Teams had the meeting), for a
+        site that shows it: it is read again later. Pure."""
         link = outcome.link
-        if outcome.kind == "created" and link.online == PROVIDER and not link.join_url and ctx.site.join_url_column:
-            await_join_url(ctx, link.item_id)  # Graph answered before Teams had the meeting
+        return outcome.kind == "created" and link.online == PROVIDER and not link.join_url and bool(site.join_url_column)
+
+    def after_sync(self, ctx, outcome):
+        if self.join_url_awaited(ctx.site, outcome):
+            await_join_url(ctx, outcome.link.item_id)

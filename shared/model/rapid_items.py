@@ -5,7 +5,7 @@ Sources: RAPID-Platform-Projects/Rapid-Docs, "API Concepts" (item profile, links
 single lookup as `business_id` / `business` / `business$type`); the certified connector
 (microsoft/PowerPlatformConnectors, certified-connectors/RAPID Platform/apiDefinition.swagger.json).
 What they leave open (the JSON of a link, the "Items Deleted" body) is read tolerantly here, in one
-place, and reported by the site check (shared/ops/site_check.py).
+place, and reported by the site check (shared/ops/site_check/).
 """
 
 from __future__ import annotations
