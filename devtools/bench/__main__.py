@@ -21,8 +21,8 @@ from .requests_per_change import figure2_requests_per_change, tokens_row
 from .table import print_report
 from .throughput import figure4_throughput
 
-# the order they run in: 5 before any host (a cold interpreter on a quiet machine), 6 after 4 (it edits
-# 4's events), 3 and 7 late (their 10,000 rows slow Azurite down for whatever follows)
+# the order they run in: 5 before any host (a cold interpreter on a quiet machine); 6 after 4 (it edits
+# 4's events); 3 and 7 late (their 10,000 rows stay in Azurite for whatever follows)
 FIGURES = (("1", figure1_intake), ("2", figure2_requests_per_change), ("4", figure4_throughput),
            ("6", figure6_propagation), ("3", figure3_renewal), ("7", figure7_catch_up),
            ("8", figure8_conflict_check))

@@ -2,6 +2,9 @@
 Azure queue send_message per notification on the same Azurite, with the same client threads.
 
 An intake-only host (no queue triggers, its own WORK_QUEUE) answers, so nothing drains the queue meanwhile.
+Both run on an Azurite of their own, stopped afterwards: Azurite stays slow for a minute or more after the
+~100,000 messages this figure queues (even once their queues are deleted), which made figure 4, next,
+measure Azurite (5× its CPU per change) rather than the app.
 """
 
 from __future__ import annotations
@@ -12,25 +15,27 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+from ..azurite import Azurite
 from .harness import World, pct, progress
 from .host import cpu_seconds
 from .sizes import CLIENTS, INTAKE_SECONDS
 
-QUEUES = ("bench-intake", "bench-baseline")
-
 
 def figure1_intake(world: World) -> None:
-    progress("figure 1: notification intake (intake-only host: no queue triggers, own WORK_QUEUE)")
-    host = world.new_host("intake", triggers=False, env={"WORK_QUEUE": "bench-intake"})
+    from shared.storage.store import Store
+
+    progress("figure 1: notification intake (intake-only host: no queue triggers, own WORK_QUEUE and Azurite)")
+    azurite = Azurite().start()
     try:
-        world.guarded("1 intake", lambda: measure(world, host))
+        Store(azurite.connection_string).put_subscription(world.alice_sub)  # the one the notifications name
+        host = world.new_host("intake", triggers=False, env={"WORK_QUEUE": "bench-intake",
+                                                              "AzureWebJobsStorage": azurite.connection_string})
+        try:
+            world.guarded("1 intake", lambda: measure(world, host, azurite))
+        finally:
+            host.stop()
     finally:
-        host.stop()
-        for name in QUEUES:  # Azurite slows down as its queues fill up
-            try:
-                world.queue_client(name).delete_queue()
-            except Exception:
-                pass
+        azurite.stop()
 
 
 def notification(sub) -> dict:
@@ -96,15 +101,14 @@ def queue_load(connection: str, sub, clients: int, duration: float) -> float:
     return sum(sent) / (time.perf_counter() - start)
 
 
-def measure(world: World, host) -> None:
+def measure(world: World, host, azurite: Azurite) -> None:
+    from azure.storage.queue import QueueClient
+
     from ..stack import FUNCTION_KEY
 
-    sub, connection = world.alice_sub, world.stack.azurite.connection_string
+    sub, connection = world.alice_sub, azurite.connection_string
     url = f"http://127.0.0.1:{host.port}/graph/notifications?code={FUNCTION_KEY}"
-    try:
-        world.queue_client("bench-baseline").create_queue()
-    except Exception:
-        pass
+    QueueClient.from_connection_string(connection, "bench-baseline").create_queue()
     post_load(url, sub, 1, 1, count=20)     # warm: services built, subscription cached
     post_load(url, sub, 100, 1, count=5)
     progress(f"  baseline: {CLIENTS} clients × queue send_message, {INTAKE_SECONDS:.0f} s")
@@ -112,8 +116,8 @@ def measure(world: World, host) -> None:
     results, cpu = {}, {}
     for size in (1, 10, 100):
         progress(f"  app: {CLIENTS} clients × POST of {size} notification(s), {INTAKE_SECONDS:.0f} s")
-        results[size], cpu[size] = busy_cores(world, host, lambda: post_load(url, sub, size, CLIENTS,
-                                                                             duration=INTAKE_SECONDS))
+        results[size], cpu[size] = busy_cores(host, azurite, lambda: post_load(url, sub, size, CLIENTS,
+                                                                               duration=INTAKE_SECONDS))
     base2 = queue_load(connection, sub, CLIENTS, INTAKE_SECONDS / 2)  # again, to see drift
     rows(world, results, cpu, (base + base2) / 2)
     _, single, _, _ = post_load(url, sub, 100, 1, count=60)
@@ -122,10 +126,10 @@ def measure(world: World, host) -> None:
                       f"p99 {pct(single, 99) * 1000:.0f} ms")
 
 
-def busy_cores(world: World, host, load):
+def busy_cores(host, azurite: Azurite, load):
     """`load()`'s result, and the cores the host, Azurite and this process kept busy meanwhile."""
     def sample():
-        return host.cpu(), cpu_seconds(world.azurite_pid()), cpu_seconds(os.getpid()), time.perf_counter()
+        return host.cpu(), cpu_seconds(azurite.process.pid), cpu_seconds(os.getpid()), time.perf_counter()
 
     c0 = sample()
     result = load()
