@@ -43,7 +43,8 @@ def agenda_meeting(world: World):
 def report(world: World, one, many, delay: float) -> None:
     c = one.cost
     world.report.row("2 requests/change: agenda change", c.brief(), "G 1 read + 1 PATCH", "—",
-                     "1 Graph read + 1 PATCH, 0 site writes", c.graph == 2 and c.graph_reads == 1 and c.site_writes == 0)
+                     "1 Graph read + 1 PATCH, 0 site writes",
+                     c.graph == 2 and c.graph_reads == 1 and c.site_writes == 0)
     c = many.cost
     world.report.row("2 requests/burst: 20 agenda changes", c.brief() + f" = G {c.graph / 20:.2f}/change",
                      "G 40 one update per change", f"{c.graph / 40:.3f}×", "1 Graph read + 1 PATCH per burst",

@@ -176,7 +176,8 @@ def report(world: World, tuned: dict, base: dict, tuned_idle: list[float], base_
         f"6: steady = changes arriving as a Poisson process ({PROP_RATE:g}/s each way, both ways at once, sent "
         f"over {tuned['sent']:.0f} s); baseline = the same arrivals ({PROP_BASELINE_EACH} each way, fewer to "
         f"keep the run short) on a host with the Functions defaults {DEFAULT_QUEUE_SETTINGS}. Idle probes: one "
-        f"change at a time, alternating direction, each after the work settled plus {IDLE_GAP[0]:g}–{IDLE_GAP[1]:g} s. "
+        f"change at a time, alternating direction, each after the work settled plus "
+        f"{IDLE_GAP[0]:g}–{IDLE_GAP[1]:g} s. "
         f"Start = the site webhook's or Graph notification's 202 ({SIM_CLOCK_NOTE}).")
     world.report.note(f"6: idle probes, seconds: tuned {[round(x, 2) for x in tuned_idle]}, "
                       f"default polling {[round(x, 2) for x in base_idle]}")
