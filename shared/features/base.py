@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from ..model.errors import RemoteError, RemoteNotFound, Throttled, TransientError
+from ..model.mapping import format_utc
+from ..storage.ops_store import ItemState
 
 if TYPE_CHECKING:
     from ..context import SiteContext
@@ -137,9 +139,6 @@ def write_column(ctx: "SiteContext", kind: str, item_id: str, column: str, key: 
     the words say, without times) differs from the key last written (kept in the ops table under `kind`);
     `unwritten_key` is the key of a column never written (its empty state). `words()` may read the site and
     answer None to write nothing. True when written. An item gone from the site forgets the kept state."""
-    from ..storage.ops_store import ItemState
-    from ..model.mapping import format_utc
-
     ops, site = ctx.ops, ctx.site
     last = ops.written(kind, site.key, item_id)
     if (last.key if last else unwritten_key) == key:

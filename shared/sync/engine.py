@@ -65,7 +65,7 @@ def _run(ctx: SiteContext, snap: Snapshot) -> tuple[Snapshot, str | None]:
         elif isinstance(step, Remove):
             decision, link = perform.remove(ctx, link, step.why), None
         elif isinstance(step, Create):
-            decision = perform.create(ctx, snap.features, snap.item, step.target, link if link else None,
+            decision = perform.create(ctx, snap.features, snap.item, step.target, link,
                                       lambda made: item_columns(snap, made))
         elif isinstance(step, WriteBack):
             snap = replace(snap, item=perform.write_back(ctx, snap.item, step.columns) or snap.item)

@@ -15,7 +15,7 @@ from ..features.base import Outcome, Target, run_after_sync
 from ..model.errors import RemoteError, RemoteNotFound, TransientError
 from ..model.mapping import keep_outlook_parts, outlook_patch, outlook_payload, site_fields, synced_from_outlook
 from ..storage.store import Conflict, EventLink
-from .planner import Update, settle
+from .planner import Update, is_cancelled, settle
 
 log = logging.getLogger("rapid_meetings")
 TRANSACTION_NS = uuid.UUID("5f2b0c8e-7d8a-4f6e-9a51-2c1f3e4d5a6b")
@@ -113,8 +113,6 @@ def create(ctx: SiteContext, features, item: dict, target: Target, pending: Even
     link = _link_created(ctx, pending, event, target, recorded)
     # The item may have been deleted or cancelled while we created its event: such a delete may have
     # found only the pending link, so the answer to this write (made after linking) decides.
-    from .planner import is_cancelled
-
     now = write_back(ctx, item, item_columns(link), read_back=True)
     if now is None or now.get("deleted") or is_cancelled(site, now):
         return remove(ctx, link, "deleted or cancelled while its event was being created")

@@ -19,6 +19,7 @@ from ..model.errors import ITEM_GONE, JobAbandoned
 from ..model.mapping import Synced, synced_from_outlook
 from ..model.rapid_items import lookup_id
 from .reconcile import Plan, reconcile
+from .target import row_target
 
 UNREAD = object()  # a part of the snapshot not read (yet)
 
@@ -269,8 +270,6 @@ def site_content(snap: Snapshot) -> Synced:
     """The item's content for an Outlook change: its columns, with the attendees and what the features
     keep without reading (sections other items make) as last synced; an unreadable copy is repaired by
     Outlook's change."""
-    from .target import row_target
-
     link = snap.link
     try:
         return row_target(snap.site, snap.item, link, link.synced.attendees, snap.features).synced
