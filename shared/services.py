@@ -7,6 +7,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
+from . import clock
 from .config import Settings, SiteConfig
 
 SUBSCRIPTION_CACHE_SECONDS = 60
@@ -15,7 +16,7 @@ MAX_CACHED = 10_000
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return clock.now()
 
 
 class Services:

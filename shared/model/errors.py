@@ -23,12 +23,6 @@ class NotFound(Exception):
     status = 404
 
 
-class StorageUnavailable(Exception):
-    """Work could not be persisted; the caller must retry (HTTP 503)."""
-
-    status = 503
-
-
 class Throttled(Exception):
     """A remote asked us to come back later (429/503 with Retry-After)."""
 
@@ -38,7 +32,13 @@ class Throttled(Exception):
 
 
 class TransientError(Exception):
-    """A remote failed in a way worth retrying (connection error, 5xx)."""
+    """A remote failed in a way worth retrying (connection error, timeout, 5xx)."""
+
+
+class StorageUnavailable(TransientError):
+    """Our own Storage (tables, queue) did not answer: an HTTP caller gets 503, a job is retried later."""
+
+    status = 503
 
 
 class RemoteError(Exception):

@@ -14,11 +14,14 @@ import uuid
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
+from .. import clock
 from ..config import StorageAccount
 from ..model.errors import BadRequest, StorageUnavailable
 
 MAX_MESSAGE_JSON = 45_000  # 64 KiB after Base64 (4/3) with room to spare
 PARALLEL_SENDS = 2
+MAX_DELAY_SECONDS = 7 * 24 * 3600  # the longest a Storage queue message can stay invisible
+# A job's message never expires (time_to_live -1): the default, 7 days, would drop work an outage delayed.
 
 
 def message_key(text: str) -> str:
@@ -70,13 +73,14 @@ class WorkQueue:
 
     def send(self, job: dict, delay_seconds: float = 0) -> str:
         """Persist a job; raises StorageUnavailable when it could not be."""
-        text, delay = json.dumps(job, ensure_ascii=False), max(0, int(round(delay_seconds))) or None
+        text = json.dumps(job, ensure_ascii=False)
+        delay = min(MAX_DELAY_SECONDS, max(0, int(round(clock.wall_seconds(delay_seconds))))) or None
         try:
             try:
-                self._client.send_message(text, visibility_timeout=delay)
+                self._client.send_message(text, visibility_timeout=delay, time_to_live=-1)
             except ResourceNotFoundError:  # the first send to a new queue: create it, once
                 self._ensure()
-                self._client.send_message(text, visibility_timeout=delay)
+                self._client.send_message(text, visibility_timeout=delay, time_to_live=-1)
         except AzureError as e:
             raise StorageUnavailable(f"could not persist job to queue {self.name}: {type(e).__name__}") from e
         return job["id"]
