@@ -1,6 +1,7 @@
 """The site-side catch-up timer (docs/product-rules.md, "Rule 8. Catch up after gaps, on both sides"): every 5
 minutes it enqueues a catch-up for each site whose interval (CATCH_UP_MINUTES, default 15) has passed, with a
-sweep every SWEEP_HOURS (default 24)."""
+sweep every SWEEP_HOURS (default 24), and puts back to work the jobs an outage of our Storage poisoned
+(shared/jobs/poison.py)."""
 
 import logging
 
@@ -14,7 +15,10 @@ log = logging.getLogger("rapid_meetings")
 
 @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
 def site_catch_up(timer: func.TimerRequest) -> None:
+    from shared.jobs.poison import requeue_outage_poison
     from shared.sync.catch_up import schedule_due
 
-    jobs = schedule_due(services())
+    svc = services()
+    jobs = schedule_due(svc)
     log.info("site catch-up%s: %d job(s) enqueued", " (past due)" if timer.past_due else "", len(jobs))
+    requeue_outage_poison(svc)

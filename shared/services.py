@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 
 from . import clock
 from .config import Settings, SiteConfig
@@ -47,6 +47,12 @@ class Services:
         from .storage.ops_store import OpsStore
 
         return self._part("ops", lambda: OpsStore(self.settings.storage))
+
+    @property
+    def health(self):
+        from .storage.health import HealthStore
+
+        return self._part("health", lambda: HealthStore(self.settings.storage))
 
     @property
     def queue(self):

@@ -50,7 +50,7 @@ def test_the_status_column_changes_only_when_the_state_changes(stack, site, stat
                20, what="the retried update")
     settle(stack)
     writes = column_writes(stack, item["id"], COLUMN)
-    assert writes[1] == "Waiting: Outlook is busy, retrying" and writes[2].startswith("In Outlook since ")
+    assert writes[1] == "Waiting: Outlook is busy; will retry" and writes[2].startswith("In Outlook since ")
     assert len(writes) == 3
 
 

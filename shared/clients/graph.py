@@ -14,7 +14,7 @@ import requests
 
 from ..config import Settings, SiteConfig
 from ..model.errors import RemoteError, RemoteNotFound
-from .remote import Tokens, send
+from .remote import Tokens, met, send
 
 log = logging.getLogger("rapid_meetings")
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -60,11 +60,12 @@ class GraphClient:
         url = path if "://" in path else self._base + path
         if not url.startswith(self._base + "/"):  # an @odata.nextLink or a stored delta link elsewhere
             raise RemoteError(400, f"Graph {what}: refusing to send the Graph token to {url.split('?')[0][:80]}")
-        token = self._tokens.token(self._site, GRAPH_SCOPE)
-        mailbox = url[len(self._base):].split("/")[2] if url.startswith(self._base + "/users/") else None
-        with self._limiter.slot(mailbox) if mailbox else contextlib.nullcontext():
-            return send(self._session, method, url, f"Graph {what}",
-                        headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)
+        with met("graph"):
+            token = self._tokens.token(self._site, GRAPH_SCOPE)
+            mailbox = url[len(self._base):].split("/")[2] if url.startswith(self._base + "/users/") else None
+            with self._limiter.slot(mailbox) if mailbox else contextlib.nullcontext():
+                return send(self._session, method, url, f"Graph {what}",
+                            headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)
 
     # -- events
 

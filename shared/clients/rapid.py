@@ -15,7 +15,7 @@ import requests
 from ..config import SiteConfig
 from ..model.errors import RemoteError, RemoteNotFound
 from ..model.rapid_items import column_ids, has_links, linked_ids, rows_of, sorted_ids, written_item
-from .remote import Tokens, send
+from .remote import Tokens, met, send
 
 log = logging.getLogger("rapid_meetings")
 PAGE_SIZE = 250    # a list read answers at most 250 items, newest first; page on with $skip (API Concepts)
@@ -43,10 +43,11 @@ class RapidClient:
     def _call(self, method: str, path: str, what: str, **kwargs) -> requests.Response:
         what = f"site {self._site.key} {what}"
         for fresh in (False, True):
-            token = self._tokens.token(self._site, self._site.rapid_scope, fresh=fresh)
             try:
-                return send(self._session, method, self._site.rapid_url + path, what,
-                            headers={"Authorization": f"Bearer {token}"}, **kwargs)
+                with met("site"):
+                    token = self._tokens.token(self._site, self._site.rapid_scope, fresh=fresh)
+                    return send(self._session, method, self._site.rapid_url + path, what,
+                                headers={"Authorization": f"Bearer {token}"}, **kwargs)
             except RemoteError as e:
                 # an expired token: 401, or 400 as public clients see it (docs/rapid-api.md, "An expired token may answer 400"); refresh it once
                 if e.status not in (400, 401) or fresh:

@@ -3,6 +3,7 @@ app-only tokens from one MSAL app per (authority, client), and one mapping of an
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import msal
@@ -56,7 +57,7 @@ def checked(response: requests.Response, what: str) -> requests.Response:
         if retry_after != retry_after or retry_after < 0:  # nan or negative: the default
             retry_after = DEFAULT_RETRY_AFTER
         retry_after = min(retry_after, MAX_RETRY_AFTER)  # inf or absurd: come back at the cap
-        raise Throttled(retry_after, message)
+        raise Throttled(retry_after, message, status)
     if status == 404:
         raise RemoteNotFound(message)
     if status == 412:
@@ -106,6 +107,16 @@ class Tokens:
             description = (result.get("error_description") or "").splitlines()[0:1]
             raise RemoteError(401, f"token for {site.key} ({scope}): {result.get('error')} {' '.join(description)}")
         return result["access_token"]
+
+
+@contextlib.contextmanager
+def met(dependency: str):
+    """Name the dependency a retryable failure came from (the breakers are per site and dependency)."""
+    try:
+        yield
+    except (Throttled, TransientError) as e:
+        e.dependency = e.dependency or dependency
+        raise
 
 
 def send(session: requests.Session, method: str, url: str, what: str, **kwargs) -> requests.Response:

@@ -17,7 +17,7 @@ from datetime import datetime
 from ..context import SiteContext
 from ..model import errors
 from ..model.errors import JobAbandoned, RemoteError, Throttled, TransientError
-from ..model.mapping import format_utc
+from ..model.mapping import format_utc, parse_utc
 from ..services import Services
 from ..storage.ops_store import ItemState
 from .base import Feature, write_column
@@ -48,9 +48,26 @@ def plain_reason(error: JobAbandoned) -> tuple[str, str, str | None]:
     return f"not-synced:{short}", f"Not synced: {short}", None
 
 
-def _local_time(ctx: SiteContext) -> str:
-    now = ctx.now().astimezone(ctx.site.zone)
+def _local_time(ctx: SiteContext, when: datetime | None = None) -> str:
+    now = (when or ctx.now()).astimezone(ctx.site.zone)
     return f"{now:%H:%M} on {now.day} {now:%b}"
+
+
+WHO = {"site": "the site", "storage": "our storage", "identity": "Microsoft's sign-in service"}
+
+
+def waiting(ctx: SiteContext, error: BaseException) -> ItemState:
+    """Words for a job that will run again (jobs/worker.py never gives one up for these): who has not
+    answered, since when (the site's breaker for it knows the outage's start), and that it will retry."""
+    dependency = getattr(error, "dependency", "") or ("site" if str(error).startswith("site ") else "graph")
+    who = WHO.get(dependency, "Outlook")
+    at = format_utc(ctx.now())
+    if isinstance(error, Throttled) and error.status == 429:
+        return ItemState("waiting:busy", f"Waiting: {who} is busy; will retry", at)
+    breaker = ctx.services.health.breakers(ctx.site.key).get(dependency) if dependency != "storage" else None
+    since = parse_utc(breaker.down_since) if breaker is not None and breaker.down_since else ctx.now()
+    return ItemState(f"waiting:{dependency}:{_local_time(ctx, since)}",
+                     f"Waiting for {who}, which has not answered since {_local_time(ctx, since)}; will retry", at)
 
 
 def state_after(ctx: SiteContext, item_id: str, error: BaseException | None) -> ItemState | None:
@@ -65,12 +82,8 @@ def state_after(ctx: SiteContext, item_id: str, error: BaseException | None) -> 
                                  "organiser's calendar offers no Teams meetings", at)
             return ItemState("synced", f"In Outlook since {_local_time(ctx)}", at)
         return ItemState("not-in-outlook", "Not in Outlook: cancelled or removed", at)
-    if isinstance(error, Throttled):
-        who = "the site" if str(error).startswith("site ") else "Outlook"
-        return ItemState("waiting:busy", f"Waiting: {who} is busy, retrying", at)
-    if isinstance(error, TransientError):
-        who = "the site" if str(error).startswith("site ") else "Outlook"
-        return ItemState("waiting:unreachable", f"Waiting: {who} did not answer, retrying", at)
+    if isinstance(error, (Throttled, TransientError)):
+        return waiting(ctx, error)
     if isinstance(error, JobAbandoned):
         if error.code in NOTHING_TO_SHOW:
             return None

@@ -1,9 +1,11 @@
 """Running a job from the work queue: its tasks in order, each idempotent.
 
-Throttling reschedules the rest of the job after Retry-After, and a transient failure (connection
-error, 5xx) after an exponential back-off, instead of blocking the worker or burning the host's
-retries; a task that can never succeed is logged and dropped; anything else (or too many
-reschedules) raises so the host retries the message and, after maxDequeueCount, poisons it.
+A job that meets a dependency down — throttling, a 5xx, a timeout, a refused connection, our own Storage
+failing — is rescheduled with its remaining tasks, after Retry-After or a back-off growing to
+BACKOFF_CAP_SECONDS, and never given up: an outage of days is waited out (messages never expire). While a
+site's dependency is known to be down (jobs/breakers.py) its jobs park until the next probe instead of
+each trying. A task that can never succeed is logged and dropped; anything else raises, so the host
+retries the message and, after maxDequeueCount, poisons it (a bug: its reason is on the status page).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from ..features.registry import enabled_features, feature_handlers
-from ..sync.catch_up import SCHEDULE_OP, run_catch_up
-from ..model.errors import JobAbandoned, PreconditionFailed, RemoteError, Throttled, TransientError
+from ..sync.catch_up import SCHEDULE_OP, catch_up_interval, run_catch_up
+from ..model.errors import JobAbandoned, PreconditionFailed, RemoteError, Throttled
 from ..sync.inbound import apply_outlook_change
 from ..services import Services
 from ..context import SiteContext
@@ -24,11 +26,12 @@ from ..subscriptions.rotation import ROTATE_OP, rotate
 from ..sync.engine import apply_site_event
 from .sync_now import HANDLERS as SYNC_NOW_HANDLERS
 from ..storage.work_queue import new_job
+from .breakers import breakers_of, down_dependency, park_delay
+from .retries import is_transient, reschedule_delay
+from .unsettled import note_finished, note_unfinished, replay
 
 log = logging.getLogger("rapid_meetings")
 CONFLICT_RETRIES = 3
-MAX_RESCHEDULES = 12       # throttled or transient: rescheduled with back-off this many times, then the host retries
-MAX_BACKOFF_SECONDS = 300
 PARALLEL_GROUPS = 4
 
 
@@ -53,10 +56,10 @@ def _outlook_change(svc: Services, task: dict) -> str:
     return apply_outlook_change(svc, sub, task["change"], task["event"], task.get("etag"), job=task.get("job", ""))
 
 
-def _task_site(svc: Services, task: dict, error: BaseException | None):
-    """The configured site a task is about (a subscription's, looked up only when something failed)."""
+def _task_site(svc: Services, task: dict, look_up: bool = True):
+    """The configured site a task is about (a subscription's, when `look_up`: cached, but not free)."""
     key = task.get("site")
-    if not key and task.get("sub") and error is not None:
+    if not key and task.get("sub") and look_up:
         sub = svc.find_subscription(task["sub"])
         key = sub.site if sub is not None else None
     return svc.settings.sites.get(str(key).lower()) if key else None
@@ -66,11 +69,12 @@ def _told(svc: Services, op: str, task: dict, error: BaseException | None) -> No
     """Tell what a task did: a failure among the site's failures (the status page), and every feature's
     `after_task` (the item's status column). Telling never fails the work itself."""
     try:
-        site = _task_site(svc, task, error)
+        site = _task_site(svc, task, error is not None or bool(task.get("unsettled")))
         if site is None:
             return
-        if isinstance(error, (JobAbandoned, RemoteError)) or (
-                error is not None and not isinstance(error, (Throttled, TransientError))):
+        if error is None or isinstance(error, JobAbandoned):
+            note_finished(svc, site.key, task)
+        if isinstance(error, (JobAbandoned, RemoteError)) or (error is not None and not is_transient(error)):
             svc.ops.note_failure(site.key, svc.clock(), op, str(task.get("item") or task.get("event") or ""),
                                  f"{type(error).__name__}: {error}")
         for feature in enabled_features(site):
@@ -109,8 +113,18 @@ HANDLERS = {
     ROTATE_OP: lambda svc, t: rotate(svc, t["sub"]),
     **feature_handlers(),
 }
+
+
+def _catch_up(svc: Services, task: dict) -> str:
+    """The site-side catch-up, then what did not finish before, whatever the watermark says (jobs/unsettled.py)."""
+    outcome = run_catch_up(svc, task)
+    site = _site(svc, task)
+    replayed = replay(svc, site, catch_up_interval(svc.settings, site), down=bool(breakers_of(svc).down(site.key)))
+    return f"{outcome}, {replayed} unfinished replayed" if replayed else outcome
+
+
 # site-side catch-up and "sync now"; every handler tells its failures and the item's sync state
-HANDLERS = observed({**HANDLERS, SCHEDULE_OP: run_catch_up, **SYNC_NOW_HANDLERS})
+HANDLERS = observed({**HANDLERS, SCHEDULE_OP: _catch_up, **SYNC_NOW_HANDLERS})
 
 
 def run_task(svc: Services, task: dict) -> str:
@@ -146,32 +160,52 @@ def run_job(svc: Services, job: dict) -> list[str]:
 def _run_in_order(svc: Services, job: dict, tasks: list[dict]) -> list[str]:
     outcomes = []
     for i, task in enumerate(tasks):
+        site = _task_site(svc, task)
+        gate = breakers_of(svc).gate(site.key) if site else None
+        if gate is not None and gate.action == "park":
+            outcomes.append(_reschedule(svc, job, tasks[i:], park_delay(gate, svc.clock()), parked=True))
+            break
         try:
             outcomes.append(run_task(svc, {**task, "job": job.get("id", "")}))
-        except (Throttled, TransientError) as e:
-            attempt = job.get("attempt", 0) + 1
-            if attempt > MAX_RESCHEDULES:
-                raise  # the host retries, then moves it to the poison queue
-            # the back-off grows with transient failures only: a 429 says itself how long to wait
-            failures = job.get("failures", 0) + (not isinstance(e, Throttled))
-            delay = e.retry_after if isinstance(e, Throttled) else min(2.0 ** failures, MAX_BACKOFF_SECONDS)
-            rest = tasks[i:]
-            svc.queue.send({**new_job(rest, attempt=attempt, job_id=job.get("id")), "failures": failures},
-                           delay_seconds=delay)
-            log.warning("job=%s %s: %s; %d task(s) rescheduled in %gs (attempt %d)", job.get("id"),
-                        "throttled" if isinstance(e, Throttled) else "transient failure", e, len(tasks) - i,
-                        delay, attempt)
-            outcomes.append("rescheduled")
-            break
-        except JobAbandoned as e:
-            log.warning("job=%s task %s abandoned: %s", job.get("id"), task.get("op"), e)
-            outcomes.append("abandoned")
         except Exception as e:
-            if len(job.get("tasks", [])) <= 1:
-                raise  # the host retries this job alone, then poisons it
-            # one bad task must not retry (or poison) the others that share its message: it goes alone
-            svc.queue.send(new_job([task], attempt=job.get("attempt", 0)))
-            log.warning("job=%s task %s failed (%s: %s): moved to a job of its own", job.get("id"),
-                        task.get("op"), type(e).__name__, e)
-            outcomes.append("split off")
+            if not is_transient(e):
+                outcomes.append(_failed(svc, job, task, e))
+                continue
+            if site is not None:
+                if down_dependency(e):
+                    breakers_of(svc).failed(site.key, down_dependency(e), gate)
+                rest = [{**task, "unsettled": note_unfinished(svc, site.key, task) or task.get("unsettled", False)},
+                        *tasks[i + 1:]]
+            else:
+                rest = tasks[i:]
+            failures = job.get("failures", 0) + (not isinstance(e, Throttled))
+            delay = reschedule_delay(e, failures, svc.settings.backoff_cap_seconds)
+            log.warning("job=%s %s: %s", job.get("id"), "throttled" if isinstance(e, Throttled) else "transient failure", e)
+            outcomes.append(_reschedule(svc, {**job, "failures": failures}, rest, delay))
+            break
+        else:
+            if gate is not None:
+                breakers_of(svc).succeeded(site.key, gate, parked=bool(job.get("parked")))
     return outcomes
+
+
+def _reschedule(svc: Services, job: dict, rest: list[dict], delay: float, parked: bool = False) -> str:
+    attempt = job.get("attempt", 0) + 1
+    svc.queue.send({**new_job(rest, attempt=attempt, job_id=job.get("id")), "failures": job.get("failures", 0),
+                    "parked": parked or job.get("parked", False)}, delay_seconds=delay)
+    log.warning("job=%s: %d task(s) %s in %gs (attempt %d)", job.get("id"), len(rest),
+                "parked" if parked else "rescheduled", delay, attempt)
+    return "parked" if parked else "rescheduled"
+
+
+def _failed(svc: Services, job: dict, task: dict, e: Exception) -> str:
+    if isinstance(e, JobAbandoned):
+        log.warning("job=%s task %s abandoned: %s", job.get("id"), task.get("op"), e)
+        return "abandoned"
+    if len(job.get("tasks", [])) <= 1:
+        raise e  # the host retries this job alone, then poisons it
+    # one bad task must not retry (or poison) the others that share its message: it goes alone
+    svc.queue.send(new_job([task], attempt=job.get("attempt", 0)))
+    log.warning("job=%s task %s failed (%s: %s): moved to a job of its own", job.get("id"),
+                task.get("op"), type(e).__name__, e)
+    return "split off"

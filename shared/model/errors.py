@@ -26,19 +26,25 @@ class NotFound(Exception):
 class Throttled(Exception):
     """A remote asked us to come back later (429/503 with Retry-After)."""
 
-    def __init__(self, retry_after: float, message: str = "throttled"):
+    dependency = ""  # "graph", "site" or "identity": set by the client that met it (jobs/breakers.py)
+
+    def __init__(self, retry_after: float, message: str = "throttled", status: int = 429):
         super().__init__(f"{message} (retry after {retry_after:g}s)")
         self.retry_after = retry_after
+        self.status = status
 
 
 class TransientError(Exception):
     """A remote failed in a way worth retrying (connection error, timeout, 5xx)."""
+
+    dependency = ""  # "graph", "site" or "identity": set by the client that met it (jobs/breakers.py)
 
 
 class StorageUnavailable(TransientError):
     """Our own Storage (tables, queue) did not answer: an HTTP caller gets 503, a job is retried later."""
 
     status = 503
+    dependency = "storage"
 
 
 class RemoteError(Exception):

@@ -55,9 +55,11 @@ class WorkQueue:
             # callers wait on us (Graph gives 3 s): fail fast and let them retry, rather than retry for a minute
             retry_policy=LinearRetry(backoff=0.3, random_jitter_range=0.1, retry_total=2), connection_timeout=2)
         if isinstance(storage, StorageAccount):
-            self._client = QueueClient(storage.url("queue"), name, credential=storage.credential(), **options)
+            self._client_for = lambda queue: QueueClient(storage.url("queue"), queue, credential=storage.credential(),
+                                                         **options)
         else:
-            self._client = QueueClient.from_connection_string(storage, name, **options)
+            self._client_for = lambda queue: QueueClient.from_connection_string(storage, queue, **options)
+        self._client = self._client_for(name)
         self._ready = False
         self._lock = threading.Lock()
         self._open: _Batch | None = None
@@ -131,3 +133,29 @@ class _Batch:
         self.done = threading.Event()
         self.job_id = ""
         self.error: StorageUnavailable | None = None
+
+
+class PoisonQueue:
+    """`<work queue>-poison`, where the host moves a message after maxDequeueCount failed runs."""
+
+    def __init__(self, work: WorkQueue):
+        self.work = work
+        self._client = work._client_for(f"{work.name}-poison")
+
+    def take(self, count: int = 32, lease_seconds: int = 60) -> list:
+        """Up to `count` poisoned messages, hidden from others for `lease_seconds`; none if there is no queue."""
+        try:
+            return list(self._client.receive_messages(max_messages=count, visibility_timeout=lease_seconds))
+        except ResourceNotFoundError:
+            return []
+        except AzureError as e:
+            raise StorageUnavailable(f"could not read queue {self.work.name}-poison: {type(e).__name__}") from e
+
+    def requeue(self, message) -> None:
+        """Back to the work queue as it was, then out of the poison queue (a crash between: it runs twice,
+        which every task tolerates)."""
+        self.work.send(json.loads(message.content))
+        self._client.delete_message(message)
+
+    def release(self, message) -> None:
+        self._client.update_message(message, visibility_timeout=0)

@@ -1,5 +1,8 @@
 """Renewal: the timer keeps every Graph subscription alive, renewing those that expire within
-RENEW_HORIZON in $batch requests of 20 and making again those Graph lost."""
+RENEW_HORIZON in $batch requests of 20 and making again those Graph lost. Every DELTA_MINUTES it also
+enqueues a delta read of every watched calendar (lifecycle.catch_up): Graph does not guarantee change
+notifications, and drops those it could not deliver for 4 hours, so the Outlook side is read from its
+state on a schedule, not only after a `missed` lifecycle notification."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import logging
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import timedelta
 
 from ..clients.graph import BATCH_LIMIT
 from ..model.errors import Throttled
@@ -27,9 +31,23 @@ def run_renewal(svc: Services) -> dict:
         svc.ops.note_run("renewal", "*", started=started, finished=format_utc(svc.clock()),
                          outcome=f"{type(e).__name__}: {e}"[:500])
         raise
+    outcome["delta reads"] = queue_delta_reads(svc)
     svc.ops.note_run("renewal", "*", started=started, finished=format_utc(svc.clock()), outcome="ok",
                      counts=outcome)
     return outcome
+
+
+def queue_delta_reads(svc: Services) -> int:
+    """Enqueue the delta read of every subscription's calendar when DELTA_MINUTES have passed since the last."""
+    now = svc.clock()
+    last = svc.ops.run("delta", "*").scheduled
+    if last and parse_utc(last) + timedelta(minutes=svc.settings.delta_minutes) > now:
+        return 0
+    subs = svc.store.subscriptions()
+    if subs:
+        svc.queue.enqueue([{"op": "outlook.lifecycle", "sub": s.id, "event": "missed"} for s in subs])
+    svc.ops.note_run("delta", "*", scheduled=format_utc(now))
+    return len(subs)
 
 
 def renew_due(svc: Services, workers: int = 16) -> dict:

@@ -66,7 +66,7 @@ class Findings:
                 "item_reads": self.item_reads, "swept_links": self.swept, "enqueued": len(self.tasks), **ops}
 
 
-def _interval(settings, site: SiteConfig) -> timedelta:
+def catch_up_interval(settings, site: SiteConfig) -> timedelta:
     return timedelta(minutes=site.catch_up_minutes or settings.catch_up_minutes)
 
 
@@ -76,7 +76,7 @@ def schedule_due(svc: Services) -> list[str]:
     for site in svc.settings.sites.values():
         run = ops.run("catch_up", site.key)
         last = max((parse_utc(t) for t in (run.scheduled, run.started) if t), default=None)
-        if last is not None and now - last < _interval(svc.settings, site):
+        if last is not None and now - last < catch_up_interval(svc.settings, site):
             continue
         sweep = ops.run("sweep", site.key)
         last_sweep = max((parse_utc(t) for t in (sweep.scheduled, sweep.started) if t), default=None)
