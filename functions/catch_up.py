@@ -16,5 +16,6 @@ log = logging.getLogger("rapid_meetings")
 def site_catch_up(timer: func.TimerRequest) -> None:
     from shared.sync.catch_up import schedule_due
 
+    log.info("work queue backlog: %s", services().queue.backlog())  # the backlog alert reads it (infra/main.bicep)
     jobs = schedule_due(services())
     log.info("site catch-up%s: %d job(s) enqueued", " (past due)" if timer.past_due else "", len(jobs))
