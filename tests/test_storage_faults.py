@@ -4,15 +4,18 @@ is back the same requests are accepted. Storage is Azurite behind devtools/stora
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
 
 from devtools.azurite import ROOT, eventually, wait_for_port
-from devtools.stack import AAD_TENANT, FUNCTION_KEY, ORGANISER, Stack, site_params
+from devtools.stack import AAD_TENANT, FUNCTION_KEY, MASTER_KEY, ORGANISER, Stack, site_params
 from shared.model.errors import StorageUnavailable, TransientError
 from shared.model.mapping import Synced
 from shared.storage.store import Conflict, EventLink, Store, Subscription
@@ -31,8 +34,10 @@ def world():
     only HTTP (what it enqueues stays in the queue)."""
     stack = Stack(queue_name=QUEUE, storage_proxy=True).start_backends()
     env = {**os.environ, **stack.settings()}
-    host = subprocess.Popen([sys.executable, "-m", "devtools.localhost", "--port", str(stack.host_port),
-                             "--no-triggers"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stack.host_log = Path(tempfile.mkdtemp()) / "host.log"
+    with open(stack.host_log, "w") as log:
+        host = subprocess.Popen([sys.executable, "-m", "devtools.localhost", "--port", str(stack.host_port),
+                                 "--no-triggers"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(stack.host_port, deadline_s=30, process=host)
         yield stack
@@ -140,3 +145,15 @@ def test_the_backlog_says_how_many_jobs_wait_and_how_long_the_oldest_has(world):
     backlog = queue.backlog()
     assert backlog.waiting == 2 and 0 <= backlog.oldest_seconds < 3600
     assert str(backlog) == f"2 waiting, oldest {backlog.oldest_seconds} s"
+
+
+def test_the_catch_up_timer_logs_the_backlog_in_the_words_the_alert_reads(world):
+    """infra/main.bicep's backlog alert parses `work queue backlog: N waiting, oldest S s` from the traces."""
+    answer = post(world, WEBHOOK, {"id": 8})
+    assert answer.status_code == 202
+    ran = requests.post(f"{world.host_url}/admin/functions/site_catch_up", headers={"x-functions-key": MASTER_KEY},
+                        json={}, timeout=30)
+    assert ran.status_code == 202
+    line = eventually(lambda: re.search(r"work queue backlog: (\d+) waiting, oldest (\d+) s$",
+                                        world.host_log.read_text(), re.MULTILINE), what="the backlog line")
+    assert int(line.group(1)) >= 1
