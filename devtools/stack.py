@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from .azurite import ROOT, Azurite, free_port, stop_process, wait_for_port
 from .sim import GraphSimulator, RapidSimulator
 from .sim.rapid import AGENDA_WEBHOOKS, MEETINGS_WEBHOOKS, RapidVariant
+from .storage_proxy import StorageProxy
 
 AAD_TENANT = "8f3c1b2a-0d4e-4c5f-9a6b-7c8d9e0f1a2b"
 OTHER_TENANT = "2b1a0f9e-8d7c-4b6a-9f5c-4e0d2a1b3c8f"
@@ -64,7 +65,7 @@ class SiteWorld:
 class Stack:
     def __init__(self, time_zone: str = "Europe/London", graph_latency: float = 0.0, queue_name: str = "sync-jobs",
                  azurite_location: str | None = None, multi_lookup_sites: tuple[str, ...] = (),
-                 sales_options: dict | None = None, agenda_sites: tuple[str, ...] = ()):
+                 sales_options: dict | None = None, agenda_sites: tuple[str, ...] = (), storage_proxy: bool = False):
         self.time_zone = time_zone
         # extra sites acme/<strategy>, configured to read multi-lookups that way (`query`, `column`)
         self.multi_lookup_sites = multi_lookup_sites
@@ -74,6 +75,9 @@ class Stack:
         self.agenda_sites = agenda_sites
         self.queue_name = queue_name
         self.azurite = Azurite(location=azurite_location)
+        # the app reaches Azurite's queues and tables through a proxy that can refuse or hang (storage_proxy.py);
+        # the tests' own clients use self.azurite.connection_string, straight to Azurite
+        self.storage_proxy = StorageProxy([self.azurite.queue_port, self.azurite.table_port]) if storage_proxy else None
         self.graph = GraphSimulator(latency=graph_latency)
         self.rapid = RapidSimulator(ca=self.graph._ca)  # https, trusted through the same local CA
         self.host = None          # in-process FunctionHost
@@ -87,6 +91,12 @@ class Stack:
     @property
     def host_url(self) -> str:
         return f"http://127.0.0.1:{self.host_port}"
+
+    @property
+    def storage(self) -> str:
+        """The app's AzureWebJobsStorage: Azurite, or the storage proxy in front of it."""
+        connection = self.azurite.connection_string
+        return self.storage_proxy.rewrite(connection) if self.storage_proxy else connection
 
     def function_url(self, path: str) -> str:
         """A function's URL with its key; a site route also carries that site's token."""
@@ -109,6 +119,8 @@ class Stack:
 
     def start_backends(self) -> "Stack":
         self.azurite.start()
+        if self.storage_proxy:
+            self.storage_proxy.start()
         self.graph.start()
         self.rapid.start()
         for tenant in (AAD_TENANT, OTHER_TENANT):  # the permissions docs/operations.md asks an admin to grant
@@ -132,7 +144,7 @@ class Stack:
                     "aad_tenant": aad, "client_id": CLIENT_ID, "multi_lookup": multi_lookup,
                     "client_secret_setting": "SIM_CLIENT_SECRET", "time_zone": zone}
         return {
-            "AzureWebJobsStorage": self.azurite.connection_string,
+            "AzureWebJobsStorage": self.storage,
             "FUNCTIONS_WORKER_RUNTIME": "python",
             "WORK_QUEUE": self.queue_name,
             "SITES": json.dumps([{**site("acme", "sales", AAD_TENANT, self.time_zone), **self.sales_options},
@@ -197,4 +209,6 @@ class Stack:
             self.balancer.stop()
         for host in self.hosts:
             host.stop()
+        if self.storage_proxy:
+            self.storage_proxy.stop()
         self.azurite.stop()

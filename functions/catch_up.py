@@ -19,6 +19,7 @@ def site_catch_up(timer: func.TimerRequest) -> None:
     from shared.sync.catch_up import schedule_due
 
     svc = services()
+    log.info("work queue backlog: %s", svc.queue.backlog())  # the backlog alert reads it (infra/main.bicep)
     jobs = schedule_due(svc)
     log.info("site catch-up%s: %d job(s) enqueued", " (past due)" if timer.past_due else "", len(jobs))
     requeue_outage_poison(svc)

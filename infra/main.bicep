@@ -16,6 +16,8 @@
 //     endpoints for blob/queue/table/vault with their private DNS zones, a NAT gateway so that
 //     calls to Graph, Entra and the RAPID sites leave from one static IP
 //   - Flex Consumption plan (FC1) and the Python 3.13 function app
+//   - two log search alerts over the app's traces (a job poisoned, a backlog older than
+//     backlogAlertMinutes) and, given alertEmailAddress, an action group that mails it
 //
 // The app settings written here are the contract with the app code: AzureWebJobsStorage__*,
 // WORK_QUEUE, SITES, NOTIFICATION_URL, GRAPH_URL, AUTHORITY_HOST and one Key Vault reference
@@ -164,6 +166,13 @@ param privateEndpointSubnetPrefix string = '10.60.1.0/24'
 @maxValue(730)
 param logRetentionDays int = 90
 
+@description('E-mail address the alerts go to (an action group with one e-mail receiver). Empty: the alerts are still created and fire in the portal (Monitor > Alerts), but notify nobody.')
+param alertEmailAddress string = ''
+
+@description('The backlog alert fires when the oldest job waiting in the work queue has waited this many minutes (the catch-up timer logs the backlog every 5 minutes).')
+@minValue(10)
+param backlogAlertMinutes int = 60
+
 // Purge protection keeps a deleted vault, and its name, for softDeleteRetentionInDays (90 days);
 // a vault name held by a soft-deleted vault cannot be reused, so redeploying into a re-created
 // resource group of the same name would fail until then:
@@ -188,6 +197,7 @@ var vnetName = 'vnet-${baseName}-${token}'
 var natGatewayName = 'ng-${baseName}-${token}'
 var natIpName = 'pip-ng-${baseName}-${token}'
 var deploymentContainerName = 'app-package-${token}'
+var actionGroupName = 'ag-${baseName}-${token}'
 
 var storageSuffix = environment().suffixes.storage
 var keyVaultDnsSuffix = environment().suffixes.keyvaultDns
@@ -940,6 +950,111 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   ]
 }
 
+// ---------------------------------------------------------------- alerts
+
+// Log search alerts over the app's traces in Application Insights (docs/operations.md, "Alerts"): the
+// worker logs "job poisoned: message <id> moves to <queue>-poison …" on the delivery after which the host
+// moves a failing message to the poison queue (functions/sync_worker.py), and the catch-up timer logs
+// "work queue backlog: <n> waiting, oldest <s> s" every 5 minutes (functions/catch_up.py).
+// Resource schemas: https://learn.microsoft.com/azure/templates/microsoft.insights/actiongroups and
+// https://learn.microsoft.com/azure/templates/microsoft.insights/scheduledqueryrules
+resource alertActionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmailAddress)) {
+  name: actionGroupName
+  location: 'Global'
+  tags: tags
+  properties: {
+    groupShortName: take('rapid-${baseName}', 12)
+    enabled: true
+    emailReceivers: [
+      {
+        name: 'operators'
+        emailAddress: alertEmailAddress
+        useCommonAlertSchema: true
+      }
+    ]
+  }
+}
+
+var alertActions = {
+  actionGroups: empty(alertEmailAddress) ? [] : [
+    resourceId('Microsoft.Insights/actionGroups', actionGroupName)
+  ]
+}
+
+resource poisonAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-${baseName}-poisoned-jobs'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'rapid-meetings: jobs moved to ${workQueueName}-poison'
+    description: 'A job failed for a reason that is not an outage and was moved to the poison queue. See docs/operations.md, "Alerts" and "Replaying poison messages".'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT5M'
+    criteria: {
+      allOf: [
+        {
+          query: 'traces | where message contains "job poisoned: message "'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: alertActions
+  }
+  dependsOn: [
+    alertActionGroup
+  ]
+}
+
+resource backlogAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-${baseName}-old-backlog'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'rapid-meetings: jobs waiting in ${workQueueName} for over ${backlogAlertMinutes} minutes'
+    description: 'The oldest visible job of the work queue has waited longer than the threshold: the worker is not draining it. See docs/operations.md, "Alerts".'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: 'traces | where message contains "work queue backlog: " | parse message with * "work queue backlog: " waiting:long " waiting, oldest " oldest:long " s" * | where oldest >= ${backlogAlertMinutes * 60}'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: alertActions
+  }
+  dependsOn: [
+    alertActionGroup
+  ]
+}
+
 // ---------------------------------------------------------------- outputs
 
 var hostName = functionApp.properties.defaultHostName
@@ -974,6 +1089,10 @@ output managedIdentityClientId string = appIdentity.properties.clientId
 output managedIdentityPrincipalId string = appIdentity.properties.principalId
 output applicationInsightsName string = appInsights.name
 output logAnalyticsWorkspaceName string = logAnalytics.name
+output alertRuleNames array = [
+  poisonAlert.name
+  backlogAlert.name
+]
 
 @description('The one public IP the app calls Graph, Entra and the RAPID sites from (NAT gateway): allow it where a site restricts callers.')
 output outboundIpAddress string = natIp.properties.ipAddress

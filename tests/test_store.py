@@ -1,13 +1,16 @@
 """Table Storage, against Azurite: keys that survive any id, ETag-checked writes."""
 
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.model.mapping import Synced
-from shared.storage.store import Conflict, EventLink, Store, from_key, table_key
+from shared.storage.store import CLAIM_SECONDS, Conflict, EventLink, Store, from_key, table_key
 
 CONTENT = Synced(title="t", description="", start="2026-01-01T09:00:00Z", end="2026-01-01T10:00:00Z",
                  all_day=False, location="")
@@ -67,3 +70,32 @@ def test_links_of_one_site_are_invisible_to_another(store):
     assert store.get_link("other/site", "7") is None and store.get_link_by_event("other/site", "E7") is None
     assert [l.item_id for l in store.links("one/site")] == ["7"]
     store.delete_link(link)
+
+
+def test_a_claim_holds_off_a_duplicate_until_it_is_older_than_any_job(store):
+    """A claim keeps a second delivery of one Outlook change from applying it side by side; one left by a job
+    that crashed is taken over once it is older than CLAIM_SECONDS (an explicit clock: no waiting)."""
+    start = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+    site, event, change = "store/claims", f"ev-{uuid.uuid4().hex}", "ck-1"
+    assert store.claim_change(site, event, change, owner="crashed-job", now=start)
+    assert store.claim_change(site, event, change, owner="crashed-job", now=start)  # its own retry keeps it
+    just_before = start + timedelta(seconds=CLAIM_SECONDS - 1)
+    assert not store.claim_change(site, event, change, owner="duplicate", now=just_before)
+    later = start + timedelta(seconds=CLAIM_SECONDS + 1)
+    assert store.claim_change(site, event, change, owner="next-job", now=later)
+    assert not store.claim_change(site, event, change, owner="third-job", now=later)  # taken over once, by one
+    store.release_change(site, event, change)
+    assert store.claim_change(site, event, change, owner="third-job", now=later)
+    store.release_change(site, event, change)
+
+
+def test_of_two_jobs_taking_over_a_stale_claim_at_once_one_wins(store):
+    from concurrent.futures import ThreadPoolExecutor
+    start = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+    site, event, change = "store/claims", f"ev-{uuid.uuid4().hex}", "ck-2"
+    assert store.claim_change(site, event, change, owner="crashed-job", now=start)
+    later = start + timedelta(seconds=CLAIM_SECONDS * 2)
+    with ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(lambda n: store.claim_change(site, event, change, owner=f"job-{n}", now=later), range(8)))
+    assert won.count(True) == 1
+    store.release_change(site, event, change)

@@ -26,10 +26,12 @@ PEEK = 32  # the most messages one peek shows (Queue service limit)
 def _queue(svc: Services, name: str):
     from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
-    storage, decode = svc.settings.storage, TextBase64DecodePolicy()
+    storage = svc.settings.storage
+    # an operator waits on the page: Storage that hangs ends it in seconds (the SDK's defaults are 20 s and 60 s)
+    options = dict(message_decode_policy=TextBase64DecodePolicy(), connection_timeout=2, read_timeout=12, retry_total=1)
     if isinstance(storage, StorageAccount):
-        return QueueClient(storage.url("queue"), name, credential=storage.credential(), message_decode_policy=decode)
-    return QueueClient.from_connection_string(storage, name, message_decode_policy=decode)
+        return QueueClient(storage.url("queue"), name, credential=storage.credential(), **options)
+    return QueueClient.from_connection_string(storage, name, **options)
 
 
 def _peek(svc: Services, name: str, count: int) -> tuple[int, list]:

@@ -8,16 +8,19 @@ and those checked writes are tables.py's; `Conflict`, `table_key` and `from_key`
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from .. import clock
 from ..model.mapping import Synced
 from .tables import Conflict, Tables, entity_values, from_key, make_entity, table_key
 
 LINKS, SUBSCRIPTIONS, MEETINGS, FAILURES = "eventlinks", "subscriptions", "meetings", "jobfailures"
 LEASE_SECONDS = 60.0  # longer than any piece of work done under a lease; a dead holder's lease expires
+CLAIM_SECONDS = 600.0  # twice host.json's functionTimeout (5 min): a claim this old is a crashed job's
 
 
 @dataclass
@@ -132,15 +135,27 @@ class Store(Tables):
         for rk in (f"item|{link.item_id}",) + ((f"event|{link.event_id}",) if link.event_id else ()):
             self._delete(LINKS, link.site, rk)
 
-    def claim_change(self, site: str, event_id: str, change_key: str, owner: str) -> bool:
-        """Claim one Outlook change (event, changeKey) for one job: concurrent duplicates lose."""
-        entity = make_entity(site, f"claim|{event_id}|{change_key}", owner=owner)
+    def claim_change(self, site: str, event_id: str, change_key: str, owner: str,
+                     now: datetime | None = None) -> bool:
+        """Claim one Outlook change (event, changeKey) for one job: concurrent duplicates lose. A claim older
+        than CLAIM_SECONDS was left by a job that died (no job runs that long): another job takes it over,
+        with an ETag-checked write, so of two jobs taking over at once one wins."""
+        at = (now or clock.now()).timestamp()
+        entity = make_entity(site, f"claim|{event_id}|{change_key}", owner=owner, at=at)
         try:
             self._create(LINKS, entity)
             return True
         except Conflict:
             current = self._get(LINKS, site, f"claim|{event_id}|{change_key}")
-            return current is None or current["owner"] == owner
+        if current is None or current["owner"] == owner:
+            return True
+        if at - float(current.get("at", 0)) < CLAIM_SECONDS:  # a claim from before claims aged is stale
+            return False
+        try:
+            self._replace(LINKS, entity, current.metadata["etag"])
+            return True
+        except Conflict:
+            return False
 
     def release_change(self, site: str, event_id: str, change_key: str) -> None:
         self._delete(LINKS, site, f"claim|{event_id}|{change_key}")

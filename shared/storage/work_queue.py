@@ -10,6 +10,8 @@ import hashlib
 import json
 import threading
 import uuid
+from datetime import datetime, timezone
+from typing import NamedTuple
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
@@ -52,8 +54,11 @@ class WorkQueue:
         self.name = name
         options = dict(
             message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy(),
-            # callers wait on us (Graph gives 3 s): fail fast and let them retry, rather than retry for a minute
-            retry_policy=LinearRetry(backoff=0.3, random_jitter_range=0.1, retry_total=2), connection_timeout=2)
+            # callers wait on us (Graph gives 3 s): fail fast and let them retry, rather than retry for a minute.
+            # A try gets 1 s to connect and 1.5 s for the answer (the SDK's defaults are 20 s and 60 s); a refused
+            # connection or a 5xx is tried once more, a send left unanswered is not (the caller retries).
+            retry_policy=LinearRetry(backoff=0.2, random_jitter_range=0.1, retry_total=1, retry_read=0),
+            connection_timeout=1.0, read_timeout=1.5)
         if isinstance(storage, StorageAccount):
             self._client_for = lambda queue: QueueClient(storage.url("queue"), queue, credential=storage.credential(),
                                                          **options)
@@ -86,6 +91,19 @@ class WorkQueue:
         except AzureError as e:
             raise StorageUnavailable(f"could not persist job to queue {self.name}: {type(e).__name__}") from e
         return job["id"]
+
+    def backlog(self) -> "Backlog":
+        """How many messages wait (approximately, as the service counts them, delayed ones included) and how
+        long the oldest visible one has waited (peeked; wall time, as the service stamps it)."""
+        try:
+            waiting = self._client.get_queue_properties().approximate_message_count or 0
+            oldest = next(iter(self._client.peek_messages(max_messages=1)), None)
+        except ResourceNotFoundError:
+            return Backlog(0, 0)
+        except AzureError as e:
+            raise StorageUnavailable(f"could not read queue {self.name}: {type(e).__name__}") from e
+        age = (datetime.now(timezone.utc) - oldest.inserted_on).total_seconds() if oldest and oldest.inserted_on else 0
+        return Backlog(waiting, max(0, int(age)))
 
     def enqueue(self, tasks: list[dict]) -> list[str]:
         """Persist tasks; the ids of the jobs that hold them. Returns only once they are stored.
@@ -124,6 +142,14 @@ class WorkQueue:
         if batch.error:
             raise batch.error
         return [batch.job_id]
+
+
+class Backlog(NamedTuple):
+    waiting: int
+    oldest_seconds: int
+
+    def __str__(self) -> str:  # the words the backlog alert reads (infra/main.bicep)
+        return f"{self.waiting} waiting, oldest {self.oldest_seconds} s"
 
 
 class _Batch:
