@@ -49,6 +49,12 @@ class Services:
         return self._part("ops", lambda: OpsStore(self.settings.storage))
 
     @property
+    def held(self):
+        from .storage.held_removals import HeldRemovals
+
+        return self._part("held", lambda: HeldRemovals(self.settings.storage))
+
+    @property
     def queue(self):
         from .storage.work_queue import WorkQueue
 

@@ -36,6 +36,8 @@ WORDS = {
     errors.NO_EMAIL: "Not synced: the organiser {name} has no email",
     errors.END_BEFORE_START: "Not synced: it ends before it starts",
     errors.BAD_DATE: "Not synced: {detail} is not a date and time",
+    errors.REMOVAL_HELD: "Held: {detail}",   # sync/removal_guard.py; detail: which removal waits
+    errors.UNSEEN: "Waiting: {detail} cannot be seen just now (a 404 that proves nothing); will look again",
 }
 NOTHING_TO_SHOW = {errors.ITEM_GONE, errors.SITE_GONE}
 
