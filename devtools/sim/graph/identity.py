@@ -39,9 +39,10 @@ class IdentityPlatform:
         removed) or "soft-deleted" (its user deleted, restorable for 30 days); "available" again.
         Both answer every /users/{id}/... call with 404 MailboxNotEnabledForRESTAPI, "The mailbox is either
         inactive, soft-deleted, or is hosted on-premise." (the body reported in microsoftgraph/
-        msgraph-sdk-javascript#1756 and aomail-ai/aomail-app#18; Microsoft Q&A 4376157: an event call on
-        an inactive or soft-deleted mailbox answers 404 like a deleted event; the Q&A answer 761931
-        names the missing licence). The code, not the status, tells it from ErrorItemNotFound."""
+        msgraph-sdk-javascript#1756 and aomail-ai/aomail-app#18, both pointing at a missing licence;
+        Microsoft Q&A 4376157: an event call on an inactive or soft-deleted mailbox answers 404 like a
+        deleted event). The code, not the status, tells it from ErrorItemNotFound
+        (docs/platform-facts.md, "A 404 is not always a deletion")."""
         if state not in ("de-licensed", "soft-deleted", "available"):
             raise ValueError(f"unknown mailbox state {state!r}")
         user = self._must_user(mailbox)
