@@ -195,7 +195,8 @@ def release(svc, site, item_id: str | None = None) -> dict:
             left.append({"item": row.item_id, "why": f"no subscription for {row.mailbox}"})
             continue
         try:
-            held.release(row) if not row.released else None
+            if not row.released:
+                held.release(row)
         except Conflict:
             left.append({"item": row.item_id, "why": "changed meanwhile; release again"})
             continue
