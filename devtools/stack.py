@@ -28,6 +28,10 @@ GRAPH_ROLES = ("Calendars.ReadWrite", "User.Read.All")
 FUNCTION_KEY = "local-function-key"
 WEBHOOK_SECRET = "local-webhook-secret-for-the-simulated-sites"  # the local world's, never a real one
 MASTER_KEY = "local-master-key"
+# One test session removes hundreds of events within minutes, more than the mass-removal guard lets through
+# in an hour by default; the guard's own tests set their limits (tests/test_removal_guard.py), and a world
+# that should meet the default sets `removal_limit` in its site options.
+SUITE_REMOVAL_LIMIT = 100_000
 ORGANISER = "alice@contoso.test"
 PEOPLE = {"alice@contoso.test": "Alice Organiser", "bob@contoso.test": "Bob Invitee",
           "carol@contoso.test": "Carol Invitee"}
@@ -142,7 +146,8 @@ class Stack:
         def site(tenant, name, aad, zone, multi_lookup="links"):
             return {"tenant": tenant, "site": name, "rapid_url": self.sites[f"{tenant}/{name}"].sim.url,
                     "aad_tenant": aad, "client_id": CLIENT_ID, "multi_lookup": multi_lookup,
-                    "client_secret_setting": "SIM_CLIENT_SECRET", "time_zone": zone}
+                    "client_secret_setting": "SIM_CLIENT_SECRET", "time_zone": zone,
+                    "removal_limit": SUITE_REMOVAL_LIMIT}
         return {
             "AzureWebJobsStorage": self.storage,
             "FUNCTIONS_WORKER_RUNTIME": "python",

@@ -57,3 +57,24 @@ def rotate_client_states(req: func.HttpRequest) -> func.HttpResponse:
                                  status_code=404, mimetype="application/json")
     queued = queue_rotations(svc, only)
     return func.HttpResponse(json.dumps({"queued": queued}), status_code=202, mimetype="application/json")
+
+
+@bp.route(route="ops/held-removals/release", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+def release_held_removals(req: func.HttpRequest) -> func.HttpResponse:
+    """Release the removals the mass-removal guard holds for `?site=tenant/site` (all of them, or
+    `&item=<id>`'s): each is marked released and its job enqueued, which removes the Outlook event (or
+    cancels the site item) unless the item came back meanwhile. 202 with how many and the job ids."""
+    from shared.sync.removal_guard import release
+
+    from .http import services
+
+    only, item = req.params.get("site") or "", req.params.get("item") or None
+    svc = services()
+    site = svc.settings.sites.get(only.lower())
+    if site is None:
+        return func.HttpResponse(json.dumps({"error": "NotFound", "message": f"unknown site {only[:80]!r}"}),
+                                 status_code=404, mimetype="application/json")
+    if item is not None and svc.held.get(site.key, item) is None:
+        return func.HttpResponse(json.dumps({"error": "NotFound", "message": f"item {item[:80]!r} of {site.key} has "
+                                             "no held removal"}), status_code=404, mimetype="application/json")
+    return func.HttpResponse(json.dumps(release(svc, site, item)), status_code=202, mimetype="application/json")

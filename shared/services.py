@@ -55,6 +55,12 @@ class Services:
         return self._part("health", lambda: HealthStore(self.settings.storage))
 
     @property
+    def held(self):
+        from .storage.held_removals import HeldRemovals
+
+        return self._part("held", lambda: HeldRemovals(self.settings.storage))
+
+    @property
     def queue(self):
         from .storage.work_queue import WorkQueue
 

@@ -13,55 +13,9 @@ import uuid
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-DEFAULT_COLUMNS = {
-    "title": "title",
-    "meeting": "meeting",
-    "start_date": "start_date",
-    "end_date": "end_date",
-    "all_day": "all_day",
-    "location": "location",
-    "description": "description",
-    "invitees": "invitees",
-    "guests": "guests",
-    "status": "status",
-    "sys_external_id": "sys_external_id",
-    "organiser": "organiser",
-    "email": "email",
-    "subscription_id": "subscription_id",
-    "resource": "resource",
-    "expires": "expires",
-    # Meeting Agendas (issue 15): the order (`rank` is a String system field), the owner (single lookup to
-    # Principals), the minutes, and the single lookup to the event when the site has one (else a link)
-    "agenda_order": "rank",
-    "agenda_owner": "owner",
-    "agenda_duration": "duration",
-    "agenda_event": "meeting_event",
-}
-
-# RAPID's own application (its API's resource id): the certified Power Platform connector's
-# `resourceUri` (microsoft/PowerPlatformConnectors, certified-connectors/RAPID Platform/apiProperties.json)
-DEFAULT_RAPID_SCOPE = "cd5db0ec-1419-4ae6-9434-21cfb83fc42d/.default"
-# How a multi-lookup (invitees, guests) is read; RAPID does not publish the JSON of a link (docs/rapid-api.md, "Multi-lookups are links, not columns"):
-#   links  - the scoped links in the single item GET (`LinkedItems`)
-#   query  - a list query on the target list: $filter=inScoped(<events list>, <column>, <item id>)
-#   column - a plain column holding a list of ids (older or custom sites)
-MULTI_LOOKUP_STRATEGIES = ("links", "query", "column")
-
-# event.md ("Properties"): showAs is a freeBusyStatus, sensitivity a sensitivity
-SHOW_AS = ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")
-SENSITIVITIES = ("normal", "personal", "private", "confidential")
-
-DEFAULT_LISTS = {
-    "meetings": "Meetings",
-    "events": "Meeting Events",
-    "subscriptions": "Meeting Subscriptions",
-    "principals": "Principals",
-    "contacts": "External Contacts",
-    "agendas": "Meeting Agendas",
-}
-
-# optional Meeting Events columns a feature writes or reads: each must be a column of its own
-FEATURE_COLUMNS = ("private_column", "answers_column", "teams_column", "join_url_column", "conflicts_column")
+from .model.site_defaults import (DEFAULT_COLUMNS, DEFAULT_LISTS, DEFAULT_RAPID_SCOPE, DEFAULT_REMOVAL_FRACTION,
+                                  DEFAULT_REMOVAL_LIMIT, FEATURE_COLUMNS, MULTI_LOOKUP_STRATEGIES, SENSITIVITIES,
+                                  SHOW_AS)
 
 # tenant and site names as RAPID's URLs carry them: nothing that could make two keys meet ("a/b" + "c")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -107,6 +61,10 @@ class SiteConfig:
     # optional Meeting Events text column: who is busy when the event is created or moved ("" = off)
     conflicts_column: str = ""
     agenda: bool = False  # the event's Meeting Agendas items, in rank order, at the end of its Outlook body
+    # the mass-removal guard (sync/removal_guard.py): removals in one hour past max(removal_limit,
+    # removal_fraction x the site's linked events) are held for an operator
+    removal_limit: int = DEFAULT_REMOVAL_LIMIT
+    removal_fraction: float = DEFAULT_REMOVAL_FRACTION
 
     @property
     def key(self) -> str:
@@ -149,6 +107,7 @@ def site_from(entry: dict, env) -> SiteConfig:
     _check_event_look(entry, where)
     _check_flag(entry, "agenda", where)
     _check_catch_up(entry, where)
+    _check_removal_guard(entry, where)
     unknown = set(entry.get("columns", {})) - set(DEFAULT_COLUMNS)
     if unknown:
         raise ConfigError(f"{where}: unknown column overrides {sorted(unknown)}")
@@ -266,6 +225,14 @@ def _check_catch_up(entry: dict, where: str) -> None:
         raise ConfigError(f"{where}: catch_up_minutes must be a whole number of minutes, at least 1")
 
 
+def _check_removal_guard(entry: dict, where: str) -> None:
+    limit, fraction = entry.get("removal_limit", DEFAULT_REMOVAL_LIMIT), entry.get("removal_fraction", DEFAULT_REMOVAL_FRACTION)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ConfigError(f"{where}: removal_limit must be a whole number of removals per hour, 0 or more")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        raise ConfigError(f"{where}: removal_fraction must be a number from 0 to 1 (a share of the linked events)")
+
+
 def _site_config(entry: dict, secret: str | None, certificate: dict | None) -> SiteConfig:
     """The checked entry as a SiteConfig, with each setting's default filled in."""
     return SiteConfig(
@@ -297,4 +264,6 @@ def _site_config(entry: dict, secret: str | None, certificate: dict | None) -> S
         join_url_column=entry.get("join_url_column") or "",
         conflicts_column=entry.get("conflicts_column") or "",
         agenda=entry.get("agenda", False),
+        removal_limit=entry.get("removal_limit", DEFAULT_REMOVAL_LIMIT),
+        removal_fraction=float(entry.get("removal_fraction", DEFAULT_REMOVAL_FRACTION)),
     )

@@ -78,21 +78,23 @@ def kinds(actions) -> list[str]:
     (site_snap(item={**ITEM, "title": "Planning v2"}), [Read("event")]),
     # changed, and Outlook lost the event meanwhile: the item is cancelled
     (site_snap(item={**ITEM, "title": "Planning v2"}, evt=None), [CancelInSite("Outlook event is gone")]),
-    # deleted in the site: the event goes; a delete webhook for an item never synced changes nothing
-    (site_snap(item=None, action="delete"), [Remove("deleted in the site")]),
+    # deleted in the site: the event goes, counted by the mass-removal guard (guarded); a delete webhook for
+    # an item never synced changes nothing
+    (site_snap(item=None, action="delete"), [Remove("deleted in the site", guarded=True)]),
     (site_snap(item=None, linked=None, action="delete"),
      [Nothing("deleted in the site; no Outlook event linked: nothing to do")]),
-    (site_snap(item=None), [Remove("item no longer exists")]),
+    (site_snap(item=None), [Remove("item no longer exists", guarded=True)]),
     # deleted while its create was pending: the pending link names the mailbox, the removal finds the event
-    (site_snap(item=None, linked=link(event_id=""), action="delete"), [Remove("deleted in the site")]),
-    # cancelled in the site
-    (site_snap(item={**ITEM, "status": "Cancelled"}), [Remove("cancelled in the site")]),
+    (site_snap(item=None, linked=link(event_id=""), action="delete"), [Remove("deleted in the site", guarded=True)]),
+    # cancelled in the site: guarded too
+    (site_snap(item={**ITEM, "status": "Cancelled"}), [Remove("cancelled in the site", guarded=True)]),
     (site_snap(item={**ITEM, "status": "cancelled"}, linked=None),
      [Nothing("cancelled and never synced: nothing to do")]),
     # a delete webhook for an item the site still has: its current state applies
     (site_snap(action="delete"), [Note("delete requested but the site still has the item: applying its current "
                                        "state"), Nothing("no mapped change: Outlook untouched")]),
-    # the organiser changed: the old event goes, a new one is made in the new organiser's calendar
+    # the organiser changed: the old event goes, a new one is made in the new organiser's calendar (a move,
+    # not a removal the guard counts)
     (site_snap(tgt=target(mailbox=BOB, attendees=())), [Remove(f"organiser changed to {BOB}"), "Create"]),
     # a removal began, then the item came back: finish it, then start afresh
     (site_snap(linked=link(removing=True)),

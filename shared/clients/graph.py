@@ -26,6 +26,20 @@ SCHEDULE_LIMIT = 20  # getSchedule: schedules per request
 
 
 MAILBOX_CONCURRENCY = 4  # Outlook's limit per app and mailbox
+# The 404 codes that prove the event itself is gone (docs/platform-facts.md, "A 404 is not always a
+# deletion"): Exchange's ErrorItemNotFound, and Graph's generic itemNotFound (concepts/errors.md). Any
+# other 404 of an event call - MailboxNotEnabledForRESTAPI (mailbox de-licensed, soft-deleted, or on
+# premises mid-migration), ErrorInvalidUser, ResourceNotFound... - says nothing about the event.
+EVENT_GONE_CODES = frozenset({"erroritemnotfound", "itemnotfound"})
+
+
+def _event_gone(code: str) -> bool:
+    return code.lower() in EVENT_GONE_CODES
+
+
+def _never_gone(code: str) -> bool:
+    """A 404 of a list or search in a mailbox: no item it could prove gone."""
+    return False
 PROVIDERS_CACHE_SECONDS = 3600  # what a calendar offers for online meetings changes with licences: rarely
 
 
@@ -56,7 +70,7 @@ class GraphClient:
         self._limiter = limiter or MailboxLimiter()
         self._providers: dict[str, tuple[float, tuple[str, ...]]] = {}
 
-    def _call(self, method: str, path: str, what: str, headers: dict | None = None, **kwargs):
+    def _call(self, method: str, path: str, what: str, headers: dict | None = None, proof=None, **kwargs):
         url = path if "://" in path else self._base + path
         if not url.startswith(self._base + "/"):  # an @odata.nextLink or a stored delta link elsewhere
             raise RemoteError(400, f"Graph {what}: refusing to send the Graph token to {url.split('?')[0][:80]}")
@@ -64,7 +78,7 @@ class GraphClient:
             token = self._tokens.token(self._site, GRAPH_SCOPE)
             mailbox = url[len(self._base):].split("/")[2] if url.startswith(self._base + "/users/") else None
             with self._limiter.slot(mailbox) if mailbox else contextlib.nullcontext():
-                return send(self._session, method, url, f"Graph {what}",
+                return send(self._session, method, url, f"Graph {what}", proof,
                             headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)
 
     # -- events
@@ -73,17 +87,17 @@ class GraphClient:
         body = {**payload, "transactionId": transaction_id,
                 "singleValueExtendedProperties": [{"id": TAG_ID, "value": tag}]}
         return self._call("POST", f"{_user(mailbox)}/events", "create event", json=body,
-                          headers={"Prefer": UTC_PREFER}).json()
+                          headers={"Prefer": UTC_PREFER}, proof=_never_gone).json()
 
     def get_event(self, mailbox: str, event_id: str) -> dict:
         return self._call("GET", f"{_user(mailbox)}/events/{quote(event_id, safe='')}", "get event",
-                          headers={"Prefer": UTC_PREFER}).json()
+                          headers={"Prefer": UTC_PREFER}, proof=_event_gone).json()
 
     def update_event(self, mailbox: str, event_id: str, patch: dict) -> dict:
         """PATCH an event; the answer is the whole event after the write. No If-Match: event-update.md
         documents none, and Graph may honour it, refuse with 409 or ignore it (docs/platform-facts.md, "If-Match on PATCH /events is not documented")."""
         return self._call("PATCH", f"{_user(mailbox)}/events/{quote(event_id, safe='')}", "update event",
-                          json=patch, headers={"Prefer": UTC_PREFER}).json()
+                          json=patch, headers={"Prefer": UTC_PREFER}, proof=_event_gone).json()
 
     def remove_event(self, mailbox: str, event_id: str, comment: str) -> bool:
         """Cancel (attendees get the cancellation); when Graph refuses to cancel (event-cancel.md leaves
@@ -92,12 +106,12 @@ class GraphClient:
         path = f"{_user(mailbox)}/events/{quote(event_id, safe='')}"
         try:
             try:
-                self._call("POST", f"{path}/cancel", "cancel event", json={"Comment": comment})
+                self._call("POST", f"{path}/cancel", "cancel event", json={"Comment": comment}, proof=_event_gone)
             except RemoteError as e:
                 if e.status != 400:
                     raise
                 log.info("mailbox=%s event=%s cancel refused (%s): deleting it instead", mailbox, event_id, e)
-                self._call("DELETE", path, "delete event (cancel refused)")
+                self._call("DELETE", path, "delete event (cancel refused)", proof=_event_gone)
         except RemoteNotFound:
             return False
         return True
@@ -117,8 +131,8 @@ class GraphClient:
 
     def find_tagged(self, mailbox: str, tag: str) -> list[dict]:
         flt = f"singleValueExtendedProperties/Any(ep: ep/id eq '{TAG_ID}' and ep/value eq '{tag.replace(chr(39), chr(39) * 2)}')"
-        return self._call("GET", f"{_user(mailbox)}/events", "find tagged events",
-                          params={"$filter": flt}, headers={"Prefer": UTC_PREFER}).json().get("value", [])
+        return self._call("GET", f"{_user(mailbox)}/events", "find tagged events", params={"$filter": flt},
+                          headers={"Prefer": UTC_PREFER}, proof=_never_gone).json().get("value", [])
 
     def user_id(self, mailbox: str) -> str:
         return self._call("GET", _user(mailbox), "get user", params={"$select": "id"}).json()["id"]

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import requests
 
 from ..config import SiteConfig
-from ..model.errors import RemoteError, RemoteNotFound
+from ..model.errors import NotVisible, RemoteError, RemoteNotFound
 from ..model.rapid_items import column_ids, has_links, linked_ids, rows_of, sorted_ids, written_item
 from .remote import Tokens, met, send
 
@@ -25,6 +25,11 @@ DATASOURCE = "All$"  # the built-in datasource with every column; `All` is a vie
 
 def _quote_value(value: str) -> str:
     return value if value.isdigit() else "'" + value.replace("'", "''") + "'"
+
+
+def _never_gone(code: str) -> bool:
+    """A list read that answers 404: the list is not found (renamed, or the name is wrong), no item is."""
+    return False
 
 
 def _body(answer: requests.Response):
@@ -40,13 +45,13 @@ class RapidClient:
         self._session = session
         self._tokens = tokens
 
-    def _call(self, method: str, path: str, what: str, **kwargs) -> requests.Response:
+    def _call(self, method: str, path: str, what: str, proof=None, **kwargs) -> requests.Response:
         what = f"site {self._site.key} {what}"
         for fresh in (False, True):
             try:
                 with met("site"):
                     token = self._tokens.token(self._site, self._site.rapid_scope, fresh=fresh)
-                    return send(self._session, method, self._site.rapid_url + path, what,
+                    return send(self._session, method, self._site.rapid_url + path, what, proof,
                                 headers={"Authorization": f"Bearer {token}"}, **kwargs)
             except RemoteError as e:
                 # an expired token: 401, or 400 as public clients see it (docs/rapid-api.md, "An expired token may answer 400"); refresh it once
@@ -61,12 +66,25 @@ class RapidClient:
     def _item_path(self, list_name: str, item_id) -> str:
         return f"{self._list(list_name)}/items/{quote(str(item_id), safe='')}"
 
+    def _confirm_gone(self, list_name: str, item_id, error: RemoteNotFound) -> RemoteNotFound:
+        """An item call answered 404: RAPID publishes no error body that tells "no such item" from "no such
+        list" (docs/rapid-api.md, "Errors"), so the 404 is proof only when the list answers and does not
+        list the item. The error to raise: `error` (gone), or NotVisible (the list is not found: renamed?)."""
+        if self.items_by_id(list_name, [str(item_id)]):
+            return NotVisible(f"site {self._site.key} {list_name} {item_id}: its GET answered 404 but the list "
+                              f"still has it; will look again later", error.code)
+        return error
+
     def get_item(self, list_name: str, item_id: str, deleted: bool = False) -> dict | None:
         """The item's profile (all its columns and its links), or None when the site does not have it
-        (with `deleted`, also the profile of a deleted item, where the site still shows one)."""
+        (with `deleted`, also the profile of a deleted item, where the site still shows one). A 404 is
+        believed only once the list confirms it (`_confirm_gone`); else NotVisible."""
         try:
             item = self._call("GET", self._item_path(list_name, item_id), f"get {list_name} {item_id}").json()
-        except RemoteNotFound:
+        except RemoteNotFound as e:
+            error = self._confirm_gone(list_name, item_id, e)
+            if isinstance(error, NotVisible):
+                raise error from e
             return None
         return None if not isinstance(item, dict) or (item.get("deleted") and not deleted) else item
 
@@ -83,7 +101,7 @@ class RapidClient:
         rows, skip = [], 0
         while True:
             page = rows_of(self._call("GET", f"{self._list(list_name)}/{DATASOURCE}/items", f"query {list_name}",
-                                      params={**params, **({"$skip": str(skip)} if skip else {})}).json())
+                                      _never_gone, params={**params, **({"$skip": str(skip)} if skip else {})}).json())
             rows += page
             if len(page) < PAGE_SIZE:
                 return rows
@@ -116,8 +134,11 @@ class RapidClient:
     def update_item(self, list_name: str, item_id: str, fields: dict, read_back: bool = False) -> dict | None:
         """Update the posted fields. RAPID answers the item (docs) or 204 without a body (connector):
         with `read_back`, an answer without the item is followed by a read; otherwise None."""
-        answer = self._call("PUT", self._item_path(list_name, item_id), f"update {list_name} {item_id}",
-                            params={"webhooks": "false"}, json=fields)
+        try:
+            answer = self._call("PUT", self._item_path(list_name, item_id), f"update {list_name} {item_id}",
+                                params={"webhooks": "false"}, json=fields)
+        except RemoteNotFound as e:
+            raise self._confirm_gone(list_name, item_id, e) from e
         item = written_item(_body(answer))
         if item is None and read_back:
             return self.get_item(list_name, item_id)
@@ -134,5 +155,7 @@ class RapidClient:
         try:
             self._call("DELETE", self._item_path(list_name, item_id), f"delete {list_name} {item_id}",
                        params={"webhooks": "false"})
-        except RemoteNotFound:
-            pass
+        except RemoteNotFound as e:
+            error = self._confirm_gone(list_name, item_id, e)
+            if isinstance(error, NotVisible):
+                raise error from e

@@ -11,7 +11,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from ..config import KNOWN_AUTHORITIES, Settings, SiteConfig
-from ..model.errors import PreconditionFailed, RemoteError, RemoteNotFound, Throttled, TransientError
+from ..model.errors import NotVisible, PreconditionFailed, RemoteError, RemoteNotFound, Throttled, TransientError
 
 DEFAULT_RETRY_AFTER = 5.0
 MAX_RETRY_AFTER = 300.0  # a queue message can be delayed this long without the job looking lost
@@ -43,8 +43,24 @@ def _error_message(response: requests.Response) -> str:
     return str(error or body)[:300]
 
 
-def checked(response: requests.Response, what: str) -> requests.Response:
-    """The response if it succeeded; otherwise the typed error callers decide on."""
+def error_code(response: requests.Response) -> str:
+    """The remote's own error code: Graph's `error.code`, RAPID's `name`; "" when the body has none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    error = body.get("error")
+    if isinstance(error, dict):
+        return str(error.get("code") or "")
+    return str(body.get("name") or "")
+
+
+def checked(response: requests.Response, what: str, proof=None) -> requests.Response:
+    """The response if it succeeded; otherwise the typed error callers decide on. `proof` says which 404s
+    prove the resource itself is gone (a predicate over the error code): those raise RemoteNotFound, any
+    other 404 NotVisible (cannot see it now, retried later). Without `proof`, every 404 is RemoteNotFound."""
     status = response.status_code
     if status < 400:
         return response
@@ -59,7 +75,11 @@ def checked(response: requests.Response, what: str) -> requests.Response:
         retry_after = min(retry_after, MAX_RETRY_AFTER)  # inf or absurd: come back at the cap
         raise Throttled(retry_after, message, status)
     if status == 404:
-        raise RemoteNotFound(message)
+        code = error_code(response)
+        if proof is None or proof(code):
+            raise RemoteNotFound(message, code)
+        raise NotVisible(f"{what}: 404 {code or 'without a code'}, which does not prove it is gone "
+                         f"({_error_message(response)[:160]}); will look again later", code)
     if status == 412:
         raise PreconditionFailed(message)
     if status >= 500 or status == 408:
@@ -119,10 +139,10 @@ def met(dependency: str):
         raise
 
 
-def send(session: requests.Session, method: str, url: str, what: str, **kwargs) -> requests.Response:
+def send(session: requests.Session, method: str, url: str, what: str, proof=None, **kwargs) -> requests.Response:
     kwargs.setdefault("timeout", TIMEOUT)
     try:
         response = session.request(method, url, **kwargs)
     except requests.RequestException as e:
         raise TransientError(f"{what}: {type(e).__name__}") from e
-    return checked(response, what)
+    return checked(response, what, proof)

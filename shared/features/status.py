@@ -16,7 +16,7 @@ from datetime import datetime
 
 from ..context import SiteContext
 from ..model import errors
-from ..model.errors import JobAbandoned, RemoteError, Throttled, TransientError
+from ..model.errors import JobAbandoned, NotVisible, RemoteError, Throttled, TransientError
 from ..model.mapping import format_utc, parse_utc
 from ..services import Services
 from ..storage.ops_store import ItemState
@@ -36,6 +36,8 @@ WORDS = {
     errors.NO_EMAIL: "Not synced: the organiser {name} has no email",
     errors.END_BEFORE_START: "Not synced: it ends before it starts",
     errors.BAD_DATE: "Not synced: {detail} is not a date and time",
+    errors.REMOVAL_HELD: "Held: {detail}",   # sync/removal_guard.py; detail: which removal waits
+    errors.UNSEEN: "Waiting: {detail} cannot be seen just now (a 404 that proves nothing); will look again",
 }
 NOTHING_TO_SHOW = {errors.ITEM_GONE, errors.SITE_GONE}
 
@@ -62,6 +64,9 @@ def waiting(ctx: SiteContext, error: BaseException) -> ItemState:
     dependency = getattr(error, "dependency", "") or ("site" if str(error).startswith("site ") else "graph")
     who = WHO.get(dependency, "Outlook")
     at = format_utc(ctx.now())
+    if isinstance(error, NotVisible):
+        what = "the site item" if dependency == "site" else "the Outlook event"
+        return ItemState(f"waiting:{errors.UNSEEN}:{dependency}", WORDS[errors.UNSEEN].format(detail=what), at)
     if isinstance(error, Throttled) and error.status == 429:
         return ItemState("waiting:busy", f"Waiting: {who} is busy; will retry", at)
     breaker = ctx.services.health.breakers(ctx.site.key).get(dependency) if dependency != "storage" else None

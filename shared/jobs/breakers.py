@@ -19,7 +19,7 @@ import weakref
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from ..model.errors import StorageUnavailable, Throttled, TransientError
+from ..model.errors import NotVisible, StorageUnavailable, Throttled, TransientError
 from ..model.mapping import format_utc, parse_utc
 from ..storage.health import Breaker, Conflict
 
@@ -35,8 +35,8 @@ def down_dependency(error: BaseException) -> str:
     our own storage — which cannot keep a breaker of itself —, a bug)."""
     if isinstance(error, Throttled):
         return error.dependency if error.status == 503 else ""
-    if isinstance(error, TransientError) and not isinstance(error, StorageUnavailable):
-        return error.dependency
+    if isinstance(error, TransientError) and not isinstance(error, (StorageUnavailable, NotVisible)):
+        return error.dependency  # (a 404 that proves nothing is about one mailbox or list, not the service)
     return ""
 
 

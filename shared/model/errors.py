@@ -56,8 +56,25 @@ class RemoteError(Exception):
 
 
 class RemoteNotFound(RemoteError):
-    def __init__(self, message: str = "not found"):
+    """A 404 that proves the thing itself is gone (`gone`), for a call that says what proof is: an event's
+    `ErrorItemNotFound`, an item missing from a list that answers (clients/graph.py, clients/rapid.py).
+    `code` is the remote's own error code, when it gave one."""
+
+    def __init__(self, message: str = "not found", code: str = ""):
         super().__init__(404, message)
+        self.code = code
+        self.gone = True
+
+
+class NotVisible(TransientError):
+    """A 404 that proves nothing about the item: its mailbox de-licensed, soft-deleted or moving, the
+    site's list renamed (docs/platform-facts.md, "A 404 is not always a deletion"). Never read as a
+    deletion: the job is retried later, and the status column can say so (`code`: UNSEEN)."""
+
+    def __init__(self, message: str, remote_code: str = ""):
+        super().__init__(message)
+        self.remote_code = remote_code
+        self.code = UNSEEN
 
 
 class PreconditionFailed(RemoteError):
@@ -87,3 +104,5 @@ BAD_DATE = "bad-date"                   # a date column is not a date-time (abou
 BAD_CONTENT = "bad-content"             # another column the mapping cannot read (about: the column)
 ITEM_GONE = "item-gone"                 # the item no longer exists: nothing to show
 SITE_GONE = "site-gone"                 # the site is no longer configured: nothing to show
+REMOVAL_HELD = "removal-held"           # too many removals at once: this one waits (sync/removal_guard.py)
+UNSEEN = "unseen"                       # a 404 that proves nothing (NotVisible): retried later

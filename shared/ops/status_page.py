@@ -1,6 +1,7 @@
 """The operator's status page (`ops/status`): per site, what the stores hold about the sync — links,
 meetings, subscriptions and their expiry, the last notification, the last renewal, catch-up and sweep
-runs, the work queue and its oldest message, poisoned jobs with their reasons, the last failures.
+runs, the work queue and its oldest message, poisoned jobs with their reasons, the last failures, and the
+removals the mass-removal guard holds (sync/removal_guard.py) with how to release them.
 
 `status(svc, only)` gathers plain data (the JSON answer); `render_html` puts it through a Jinja2
 template with autoescaping on. Nothing secret is read out: no client state, delta link, key or token.
@@ -125,6 +126,8 @@ def _site_status(svc: Services, now: datetime, site: SiteConfig, subscriptions: 
         "failures": [{k: f[k] for k in ("at", "op", "item", "reason")} for f in ops.failures(site.key)],
         "dependencies": _dependencies(svc, site),
         "unfinished": len(svc.health.marks(site.key)),
+        "held_removals": [{"item": h.item_id, "event": h.event_id, "mailbox": h.mailbox, "direction": h.direction,
+                           "since": h.since, "why": h.why, "released": h.released} for h in svc.held.held(site.key)],
     }
 
 

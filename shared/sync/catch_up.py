@@ -36,6 +36,7 @@ from ..context import SiteContext
 from ..features.registry import enabled_features
 from ..model.errors import JobAbandoned
 from ..model.mapping import format_utc, parse_utc
+from . import removal_guard
 from .planner import is_cancelled, needs_sync
 from .target import row_target
 from ..model.rapid_items import column_ids, lookup_id
@@ -260,18 +261,22 @@ def _attendee_changes(ctx: SiteContext, rows: list[tuple[dict, EventLink]],
 
 
 def _sweep(ctx: SiteContext, found: Findings) -> None:
-    """Every link against the ids the site still has: an item gone from the site loses its Outlook event."""
+    """Every link against the ids the site still has: an item gone from the site loses its Outlook event,
+    unless the mass-removal guard holds the sweep's removals (sync/removal_guard.py)."""
     site = ctx.site
     rapid, store = ctx.rapid, ctx.store
-    alive = {str(r["id"]) for r in rapid.query("events", None, ("id",)) if "id" in r}
+    rows = [r for r in rapid.query("events", None, ("id", site.col("status"))) if "id" in r]
+    alive = {str(r["id"]) for r in rows}
     links = store.links(site.key)
     found.swept = len(links)
     queued = {(t["op"], t["item"]) for t in found.tasks}
-    for link in links:
-        if link.item_id not in alive and ("event.delete", link.item_id) not in queued:
-            found.tasks.append({"op": "event.delete", "site": site.key, "item": link.item_id})
-            log.info("site=%s item=%s sweep: gone from the site, its Outlook event goes too (event=%s)",
-                     site.key, link.item_id, link.event_id)
+    back = {str(r["id"]) for r in rows if not is_cancelled(site, r)}
+    for link in removal_guard.sweep(ctx, links, alive, back):
+        if ("event.delete", link.item_id) in queued:
+            continue
+        found.tasks.append({"op": "event.delete", "site": site.key, "item": link.item_id})
+        log.info("site=%s item=%s sweep: gone from the site, its Outlook event goes too (event=%s)",
+                 site.key, link.item_id, link.event_id)
     for feature in enabled_features(site):  # the features' own items deleted while their webhooks were lost
         for item_id, why in feature.swept(ctx):
             if ("event.update", item_id) not in queued:

@@ -13,10 +13,10 @@ from ..context import SiteContext
 from ..features.registry import enabled_features
 from ..model.errors import JobAbandoned, RemoteNotFound
 from ..services import Services
-from . import perform
+from . import perform, removal_guard
 from .perform import Replan, say
 from .planner import (UNREAD, CancelInSite, Create, GiveUp, Note, Nothing, Read, Remove, Snapshot, Update,
-                      WriteBack, item_columns, plan_site)
+                      WriteBack, is_cancelled, item_columns, plan_site)
 from .target import read_target
 
 
@@ -38,7 +38,10 @@ def apply_site_event(svc: Services, site, item_id: str, action: str, fresh: bool
 def read_part(ctx: SiteContext, snap: Snapshot, part: str) -> Snapshot:
     """The part of the snapshot the planner asked for."""
     if part == "item":
-        return replace(snap, item=ctx.rapid.get_item("events", snap.item_id))
+        item = ctx.rapid.get_item("events", snap.item_id)
+        if item is not None and not is_cancelled(ctx.site, item):
+            removal_guard.item_seen(ctx, snap.item_id)  # a held removal of its event is dropped
+        return replace(snap, item=item)
     if part == "target":
         try:
             return replace(snap, target=read_target(ctx, snap.item, snap.link, snap.features, snap.fresh))
@@ -46,9 +49,12 @@ def read_part(ctx: SiteContext, snap: Snapshot, part: str) -> Snapshot:
             return replace(snap, target=e)
     if part == "event":
         try:
-            return replace(snap, event=ctx.graph.get_event(snap.link.mailbox, snap.link.event_id))
+            event = ctx.graph.get_event(snap.link.mailbox, snap.link.event_id)
         except RemoteNotFound:
             return replace(snap, event=None)
+        if not event.get("isCancelled"):
+            removal_guard.event_seen(ctx, snap.link.item_id)  # a held cancellation of its item is dropped
+        return replace(snap, event=event)
     raise ValueError(f"the planner asked for an unknown part {part!r}")
 
 
@@ -63,7 +69,7 @@ def _run(ctx: SiteContext, snap: Snapshot) -> tuple[Snapshot, str | None]:
         if isinstance(step, (Nothing, Note)):
             say(site, snap.item_id, step.why, event=link.event_id if link else "")
         elif isinstance(step, Remove):
-            decision, link = perform.remove(ctx, link, step.why), None
+            decision, link = perform.remove(ctx, link, step.why, step.guarded), None
         elif isinstance(step, Create):
             decision = perform.create(ctx, snap.features, snap.item, step.target, link,
                                       lambda made: item_columns(snap, made))

@@ -14,7 +14,9 @@ from ..context import SiteContext
 from ..features.base import Outcome, Target, run_after_sync
 from ..model.errors import RemoteError, RemoteNotFound, TransientError
 from ..model.mapping import keep_outlook_parts, outlook_patch, outlook_payload, site_fields, synced_from_outlook
+from ..storage.held_removals import OUTLOOK, SITE
 from ..storage.store import Conflict, EventLink
+from . import removal_guard
 from .planner import Update, is_cancelled, settle
 
 log = logging.getLogger("rapid_meetings")
@@ -169,12 +171,14 @@ def echo(ctx: SiteContext, features, link: EventLink, event: dict) -> None:
     run_after_sync(ctx, features, Outcome("echo", saved, event))
 
 
-def remove(ctx: SiteContext, link: EventLink, why: str) -> str:
+def remove(ctx: SiteContext, link: EventLink, why: str, guarded: bool = False) -> str:
     """Cancel (or delete) the item's Outlook event; the link is forgotten only once Outlook no longer has
     the event. Until then it is marked `removing`: a failed removal is retried from it, and the
     "deleted" notification of our own removal meets the mark and is ignored. A pending link (a create
-    whose answer never came) names the mailbox: the event, if any, carries our tag there."""
+    whose answer never came) names the mailbox: the event, if any, carries our tag there. A `guarded`
+    removal passes the mass-removal guard first (RemovalHeld when it is held)."""
     site, graph, comment = ctx.site, ctx.graph, f"This meeting was {why.split(' ')[0]}."
+    released = guarded and not link.pending and not link.removing and removal_guard.admit(ctx, link, why, OUTLOOK)
     if link.pending:
         found = graph.find_tagged(link.mailbox, tag_of(site, link.item_id))
         for event in found:
@@ -187,14 +191,18 @@ def remove(ctx: SiteContext, link: EventLink, why: str) -> str:
         link = ctx.store.save_link(replace(link, removing=True))
     found = graph.remove_event(link.mailbox, link.event_id, comment)
     ctx.store.delete_link(link)
+    if released:
+        removal_guard.done(ctx, link.item_id)
     say(site, link.item_id, f"{why}: Outlook event removed" if found else f"{why}: Outlook event already gone",
         event=link.event_id)
     return "deleted"
 
 
 def cancel_in_site(ctx: SiteContext, link: EventLink, why: str) -> str:
-    """An Outlook cancellation or deletion: mark the item cancelled (or delete it, per site)."""
+    """An Outlook cancellation or deletion: mark the item cancelled (or delete it, per site), once the
+    mass-removal guard lets it through (RemovalHeld when it is held)."""
     site = ctx.site
+    released = removal_guard.admit(ctx, link, why, SITE)
     if site.on_outlook_delete == "delete":
         ctx.rapid.delete_item("events", link.item_id)
     else:
@@ -203,6 +211,8 @@ def cancel_in_site(ctx: SiteContext, link: EventLink, why: str) -> str:
         except RemoteNotFound:
             pass  # the site deleted it meanwhile: nothing left to cancel
     ctx.store.delete_link(link)
+    if released:
+        removal_guard.done(ctx, link.item_id)
     say(site, link.item_id, f"{why}: site item {'deleted' if site.on_outlook_delete == 'delete' else 'cancelled'}",
         event=link.event_id)
     return "removed"

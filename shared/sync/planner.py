@@ -69,9 +69,11 @@ class GiveUp:
 
 @dataclass(frozen=True)
 class Remove:
-    """Cancel (or delete) the item's Outlook event, then forget the link."""
+    """Cancel (or delete) the item's Outlook event, then forget the link. `guarded`: a removal the site
+    asked for (deleted or cancelled there), which the mass-removal guard counts (sync/removal_guard.py)."""
 
     why: str
+    guarded: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,14 +130,14 @@ def plan_site(snap: Snapshot) -> list:
     if item is None:  # a delete webhook is a signal too: only an item the site no longer has is deleted
         why = "deleted in the site" if snap.action == "delete" else "item no longer exists"
         if link:
-            return [Remove(why)]
+            return [Remove(why, guarded=True)]
         if snap.action == "delete":
             return [Nothing(f"{why}; no Outlook event linked: nothing to do")]
         return [GiveUp(JobAbandoned(f"item {snap.item_id} does not exist in {site.key}", ITEM_GONE))]
     steps = [Note("delete requested but the site still has the item: applying its current state")] \
         if snap.action == "delete" else []
     if is_cancelled(site, item):
-        return steps + ([Remove("cancelled in the site")] if link else [Nothing("cancelled and never synced: nothing to do")])
+        return steps + ([Remove("cancelled in the site", guarded=True)] if link else [Nothing("cancelled and never synced: nothing to do")])
     if snap.target is UNREAD:
         return steps + [Read("target")]
     if isinstance(snap.target, JobAbandoned):

@@ -20,7 +20,8 @@ mailbox_concurrency_refusals); enforce_concurrency_limit=False only counts, for 
 
 Outlook-side actions for tests: outlook_create / outlook_update / outlook_cancel / outlook_delete, and
 attendee_answers(mailbox, event_id, email, response, proposed_start=None, proposed_end=None), an invitee
-answering the organiser's meeting (attendee.md, responsestatus.md; the organiser's event is updated and
+answering the organiser's meeting; set_mailbox_state(mailbox, "de-licensed" | "soft-deleted" | "available"),
+a mailbox every call to answers 404 MailboxNotEnabledForRESTAPI while its events stay (identity.py) (attendee.md, responsestatus.md; the organiser's event is updated and
 notified). Events keep categories, showAs, sensitivity and reminders as event.md types them.
 
 Local allowance: a notificationUrl on http://127.0.0.1 or http://localhost is accepted (real Graph only
@@ -98,6 +99,7 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
         self.notification_verify = notification_verify
         self.apps: dict[tuple[str, str], App] = {}
         self.users: dict[str, User] = {}
+        self.unavailable: dict[str, str] = {}  # user id -> why its mailbox answers 404 (set_mailbox_state)
         self.calendars: dict[str, dict[str, Event]] = {}
         self.cancellations: list[Cancellation] = []
         self.notifications_sent: list[Delivery] = []

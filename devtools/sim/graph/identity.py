@@ -34,6 +34,24 @@ class IdentityPlatform:
             self._removed.setdefault(user.id, {})
         return user.id
 
+    def set_mailbox_state(self, mailbox: str, state: str) -> None:
+        """A mailbox Graph can no longer see, its events kept: "de-licensed" (its Exchange Online licence
+        removed) or "soft-deleted" (its user deleted, restorable for 30 days); "available" again.
+        Both answer every /users/{id}/... call with 404 MailboxNotEnabledForRESTAPI, "The mailbox is either
+        inactive, soft-deleted, or is hosted on-premise." (the body reported in microsoftgraph/
+        msgraph-sdk-javascript#1756 and aomail-ai/aomail-app#18, both pointing at a missing licence;
+        Microsoft Q&A 4376157: an event call on an inactive or soft-deleted mailbox answers 404 like a
+        deleted event). The code, not the status, tells it from ErrorItemNotFound
+        (docs/platform-facts.md, "A 404 is not always a deletion")."""
+        if state not in ("de-licensed", "soft-deleted", "available"):
+            raise ValueError(f"unknown mailbox state {state!r}")
+        user = self._must_user(mailbox)
+        with self.lock:
+            if state == "available":
+                self.unavailable.pop(user.id, None)
+            else:
+                self.unavailable[user.id] = state
+
     def mint_token(self, tenant_id: str, app_id: str = "sim-app", aud: str = GRAPH_AUDIENCE, roles=None) -> str:
         """A token as the token endpoint would issue it: the registered app's roles unless `roles` is given."""
         if roles is None:
@@ -179,6 +197,9 @@ class IdentityPlatform:
         user = self.user(ident, claims["tid"])
         if user is None:
             raise HttpError(404, "ErrorInvalidUser", f"The requested user '{ident}' is invalid.")
+        if user.id in self.unavailable:  # set_mailbox_state: de-licensed or soft-deleted
+            raise HttpError(404, "MailboxNotEnabledForRESTAPI",
+                            "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")
         return claims, user
 
     def _get_user(self, req: Request) -> Response:

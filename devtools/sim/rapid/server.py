@@ -113,7 +113,7 @@ class RapidSimulator(SimServer):
             raise expired_error(site.variant.expired_token_status)
         if claims.get("aud") != site.app_id or claims.get("tid") != site.aad_tenant:
             raise unauthorized("The bearer token is not for this site's application and tenant")
-        list_name = site.list_name(req.params["list"]) if with_list else None
+        list_name = site.api_list_name(req.params["list"]) if with_list else None
         app = is_application(claims)
         ids = caller_ids(claims)
         if app:
@@ -146,8 +146,14 @@ class RapidSimulator(SimServer):
         item profile"). A soft-deleted item still answers, with `deleted` set."""
         call = self._call(req)
         with self.lock:
+            self._unless_hidden(call, req)
             item = call.site._any_item(call.list, self._id(req))
             return Response(200, profile(call.site, item, call.site.variant))
+
+    def _unless_hidden(self, call: _Call, req: Request) -> None:
+        """SiteSim.hide_items: an item the app no longer sees answers as a missing one."""
+        if call.list in call.site.hidden_items:
+            raise HttpError(404, "NotFound", f"Item {req.params['id']} not found in '{call.list}'")
 
     def _put(self, req: Request) -> Response:
         """Rapid-Docs "API Concepts.md", "How to update an item" (only the posted keys change; "Returns
@@ -159,6 +165,7 @@ class RapidSimulator(SimServer):
             raise HttpError(400, "BadRequest", "The request body must be a JSON object")
         fire = call.webhooks(req)
         with self.lock:
+            self._unless_hidden(call, req)
             site = call.site
             item = site._update(call.list, self._id(req), body, call.principal, by_person=False, fire=fire, via="api")
             if site.variant.put_answer == "item200":
@@ -216,7 +223,7 @@ class RapidSimulator(SimServer):
         call = self._call(req)
         with self.lock:
             site = call.site
-            rows = query(site, site.schemas[call.list], req.params["view"], req.query)
+            rows = [] if call.list in site.hidden else query(site, site.schemas[call.list], req.params["view"], req.query)
             return Response(200, rows if site.variant.list_body == "array" else {"value": rows})
 
     # -- schema ----------------------------------------------------------------------------------------

@@ -49,6 +49,9 @@ class SiteSim:
         self.schemas: dict[str, ListSchema] = meetings_bundle(self.variant.agenda_link)
         self.store: dict[str, dict[int, Item]] = {name: {} for name in self.schemas}
         self.links = LinkStore()
+        self.renamed: dict[str, str] = {}  # a new list name (lower case) -> the list it names (rename_list)
+        self.hidden: set[str] = set()      # lists whose items the app no longer lists (hide_items)
+        self.hidden_items: set[str] = set()  # ... nor reads or writes one by one
         self.page_size = PAGE_SIZE
         self.webhooks: list[Webhook] = []
         self.webhook_headers: dict[str, str] = {}
@@ -134,6 +137,45 @@ class SiteSim:
             if known.lower() == name.strip().lower():
                 return known
         raise HttpError(status, "NotFound" if status == 404 else "BadRequest", f"List '{name}' not found")
+
+    def rename_list(self, name: str, new_name: str | None) -> None:
+        """The site's designer renames a list (Rapid-Docs "API Concepts.md", "Update Table": `PUT
+        /lists/{listNamePlural}` with a new `ListName`): the API finds it under `new_name` only, and the old
+        name answers 404 `List '…' not found` - the same status as a missing item, with no published code
+        telling them apart (docs/rapid-api.md, "Errors"; the workflow docs list "List cannot be found" and
+        "Item not found" as different errors, "Get Item Service Task"). `None` undoes it. The Python API
+        keeps the list's own name."""
+        with self.sim.lock:
+            known = self.list_name(name)
+            self.renamed = {k: v for k, v in self.renamed.items() if v != known}
+            if new_name is not None:
+                self.renamed[new_name.strip().lower()] = known
+
+    def hide_items(self, name: str, hidden: bool = True, items_too: bool = False) -> None:
+        """The app no longer sees a list's items while the site keeps them: a filter now hides them, or its
+        Principal lost its rights on them (Rapid-Docs "Generating a bearer token for custom applications":
+        an application reads what its Principal may). What RAPID answers then is unpublished; this plays
+        the worst cases for a sync: list reads answer an empty page, and with `items_too` each item's GET
+        or PUT answers 404 "Item … not found" too, as though every item had been deleted. The Python API
+        still sees them. `hidden=False` shows them again."""
+        with self.sim.lock:
+            known = self.list_name(name)
+            self.hidden.discard(known)
+            self.hidden_items.discard(known)
+            if hidden:
+                self.hidden.add(known)
+                if items_too:
+                    self.hidden_items.add(known)
+
+    def api_list_name(self, name: str) -> str:
+        """The list an API path names: a renamed list under its new name only (rename_list)."""
+        key = name.strip().lower()
+        if key in self.renamed:
+            return self.renamed[key]
+        known = self.list_name(name)
+        if known in self.renamed.values():
+            raise HttpError(404, "NotFound", f"List '{name}' not found")
+        return known
 
     def add_list(self, name: str, sys_type_id: int | None = None, columns: dict[str, str] | None = None) -> ListSchema:
         with self.sim.lock:
