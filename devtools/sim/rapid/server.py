@@ -145,6 +145,9 @@ class RapidSimulator(SimServer):
         """Rapid-Docs "API Concepts.md", "How to get an item"; connector GetItem ("always return the full
         item profile"). A soft-deleted item still answers, with `deleted` set."""
         call = self._call(req)
+        variant = call.site.variant
+        if call.list in variant.empty_lists and variant.empty_items == "404":  # RapidVariant.empty_items
+            raise HttpError(404, "NotFound", f"Item {req.params['id']} not found in '{call.list}'")
         with self.lock:
             item = call.site._any_item(call.list, self._id(req))
             return Response(200, profile(call.site, item, call.site.variant))
@@ -217,6 +220,8 @@ class RapidSimulator(SimServer):
         with self.lock:
             site = call.site
             rows = query(site, site.schemas[call.list], req.params["view"], req.query)
+            if call.list in site.variant.empty_lists:  # RapidVariant.empty_lists: the list answers empty
+                rows = []
             return Response(200, rows if site.variant.list_body == "array" else {"value": rows})
 
     # -- schema ----------------------------------------------------------------------------------------
