@@ -40,6 +40,8 @@ def _finish(world: World, name: str, items: list[int], settle_hours: float, pois
     counts.poisoned = world.poisoned_so_far() - poisoned_before
     counts.waiting_for_a_person = world.waiting_for_a_person()
     counts.lapsed_subscriptions = world.lapses - lapses_before
+    if counts.waiting_for_a_person:
+        world.empty_poison_queue()
     return Row(name, counts, app_s, wall_s)
 
 
