@@ -39,8 +39,10 @@ infra-check: .venv-checkov/.installed
 bench: install
 	$(PY) -m devtools.bench
 
+# the workload under faults, then the outage table on an accelerated clock; both print, either failing fails
 chaos: install
-	$(PY) -m devtools.chaos
+	$(PY) -m devtools.chaos; workload=$$?; $(PY) -m devtools.outages; outages=$$?; \
+	  test $$workload = 0 && test $$outages = 0
 
 demo: install
 	$(PY) -m devtools.demo

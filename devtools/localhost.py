@@ -15,6 +15,11 @@ tables behind one port (`Balancer`: a round-robin TCP front door, as the platfor
 A queue message is held, as the WebJobs queue listener holds it, with a visibility lease renewed at half
 its length while the function runs (`--lease`): a host that dies mid-work lets its messages reappear
 after the lease, with dequeue_count + 1, for another host.
+
+`--clock <Accelerated.text()>` (or DEVTOOLS_APP_CLOCK; devtools/world_clock.py) runs the host and the app in
+it on an accelerated clock: timers fire on app time (the next NCRONTAB occurrence computed on app time,
+waited for in wall seconds), and the host's own waits that stand for app time (a failed message's
+visibilityTimeout, maxPollingInterval) shrink with it; leases stay wall seconds (they guard a crash).
 """
 
 from __future__ import annotations
@@ -32,12 +37,15 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from shared import clock  # the app's clock: the host's timers run on it
+
 ROOT = Path(__file__).resolve().parent.parent
+
 log = logging.getLogger("localhost")
 
 
@@ -258,8 +266,8 @@ class FunctionHost:
             except Exception as e:
                 log.warning("queue %s unreachable: %s", queue.queue_name, type(e).__name__)
                 messages = []
-            if not messages:
-                delay = min(self.max_polling, max(0.1, delay * 2))
+            if not messages:  # as the host: polling backs off to maxPollingInterval (app time)
+                delay = min(max(0.1, clock.wall_seconds(self.max_polling)), max(0.1, delay * 2))
                 self._stop.wait(delay)
                 continue
             delay = 0.0
@@ -321,7 +329,8 @@ class FunctionHost:
                     else:
                         log.warning("message %s failed (dequeue %d): %s: %s (at %s)", message.id,
                                     message.dequeue_count, type(e).__name__, e, _app_frame(e))
-                        queue.update_message(message, visibility_timeout=int(self.visibility_timeout))
+                        queue.update_message(message, visibility_timeout=int(round(
+                            clock.wall_seconds(self.visibility_timeout))))
                 return
             with held.lock:
                 held.done = True
@@ -336,11 +345,12 @@ class FunctionHost:
             in_flight.release()
 
     def _tick(self, fn, trigger: dict) -> None:
+        """Run a timer function at each occurrence of its schedule on app time (the wait in wall seconds)."""
         schedule = resolve(trigger["schedule"])
         while not self._stop.is_set():
-            now = datetime.now(timezone.utc)
+            now = clock.now()
             due = next_fire(schedule, now)
-            if self._stop.wait((due - now).total_seconds()):
+            if self._stop.wait(clock.wall_seconds((due - now).total_seconds())):
                 return
             self.run_function(fn.get_function_name())
 
@@ -532,7 +542,12 @@ def main(argv=None) -> int:
     parser.add_argument("--queue-overrides", default="", help="JSON merged over host.json's extensions.queues")
     parser.add_argument("--lease", type=float, default=30.0,
                         help="seconds a received message stays invisible, renewed at half while it runs")
+    parser.add_argument("--clock", default="", help="an accelerated app clock (shared.clock.Accelerated.text(); "
+                        "default: $DEVTOOLS_APP_CLOCK, else the real clock)")
     args = parser.parse_args(argv)
+    from .world_clock import install_from
+
+    install_from(args.clock)
     if args.hosts > 1:
         return _main_several(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -565,7 +580,8 @@ def _main_several(args) -> int:
     env = dict(os.environ)
     env.setdefault("LOCAL_FUNCTION_KEY", secrets.token_urlsafe(24))
     env.setdefault("LOCAL_MASTER_KEY", secrets.token_urlsafe(24))
-    child = [f"--lease={args.lease:g}"] + (["--no-timers"] if args.no_timers else []) \
+    child = [f"--lease={args.lease:g}"] + ([f"--clock={args.clock}"] if args.clock else []) \
+        + (["--no-timers"] if args.no_timers else []) \
         + (["--no-triggers"] if args.no_triggers else []) \
         + ([f"--queue-overrides={args.queue_overrides}"] if args.queue_overrides else [])
     log_dir = tempfile.mkdtemp(prefix="localhost-")

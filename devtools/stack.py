@@ -3,6 +3,10 @@
 One definition of the local world, shared by tests, `make run`, `make demo` and the benchmarks:
 a Microsoft 365 tenant (Contoso) with three mailboxes, and a RAPID site (acme/sales) whose
 Principals and External Contacts match them, with the Meetings bundle's webhooks installed.
+
+`Stack(clock=world_clock.accelerated(speed))` runs the whole world on one accelerated clock: installed in
+this process (the simulators, an in-process host) when the backends start, and handed to every child host
+process (DEVTOOLS_APP_CLOCK), so an outage of hours or a week of renewals passes in minutes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from .azurite import ROOT, Azurite, free_port, stop_process, wait_for_port
 from .sim import GraphSimulator, RapidSimulator
 from .sim.rapid import AGENDA_WEBHOOKS, MEETINGS_WEBHOOKS, RapidVariant
 from .storage_proxy import StorageProxy
+from . import world_clock
 
 AAD_TENANT = "8f3c1b2a-0d4e-4c5f-9a6b-7c8d9e0f1a2b"
 OTHER_TENANT = "2b1a0f9e-8d7c-4b6a-9f5c-4e0d2a1b3c8f"
@@ -69,8 +74,10 @@ class SiteWorld:
 class Stack:
     def __init__(self, time_zone: str = "Europe/London", graph_latency: float = 0.0, queue_name: str = "sync-jobs",
                  azurite_location: str | None = None, multi_lookup_sites: tuple[str, ...] = (),
-                 sales_options: dict | None = None, agenda_sites: tuple[str, ...] = (), storage_proxy: bool = False):
+                 sales_options: dict | None = None, agenda_sites: tuple[str, ...] = (), storage_proxy: bool = False,
+                 clock=None):
         self.time_zone = time_zone
+        self.clock = clock  # a shared.clock.Accelerated for the whole world, or None: the real clock
         # extra sites acme/<strategy>, configured to read multi-lookups that way (`query`, `column`)
         self.multi_lookup_sites = multi_lookup_sites
         self.sales_options = dict(sales_options or {})  # more SITES keys for acme/sales (e.g. answers_column)
@@ -122,6 +129,8 @@ class Stack:
         return world
 
     def start_backends(self) -> "Stack":
+        if self.clock is not None:
+            world_clock.install(self.clock)
         self.azurite.start()
         if self.storage_proxy:
             self.storage_proxy.start()
@@ -176,8 +185,13 @@ class Stack:
         self.host.start_triggers(timers=timers)
         return self.host
 
+    def host_env(self) -> dict[str, str]:
+        """The environment of a child host process: this one's, the app settings, and the world's clock."""
+        clock = {world_clock.CLOCK_ENV: self.clock.text()} if self.clock is not None else {}
+        return {**os.environ, **self.settings(), **clock}
+
     def start_host_process(self, log_path: str | None = None, timers: bool = True) -> subprocess.Popen:
-        env = {**os.environ, **self.settings()}
+        env = self.host_env()
         self._host_log = open(log_path or os.path.join(tempfile.mkdtemp(), "host.log"), "w")
         args = [sys.executable, "-m", "devtools.localhost", "--port", str(self.host_port)]
         if not timers:
@@ -196,7 +210,7 @@ class Stack:
         args = ([] if timers else ["--no-timers"]) \
             + ([f"--queue-overrides={json.dumps(queue_overrides)}"] if queue_overrides else []) \
             + ([f"--lease={lease:g}"] if lease else [])
-        _, self.balancer, self.hosts = start_hosts(count, {**os.environ, **self.settings()}, log_dir, args,
+        _, self.balancer, self.hosts = start_hosts(count, self.host_env(), log_dir, args,
                                                    port=self.host_port)
         return self.hosts
 
@@ -217,3 +231,5 @@ class Stack:
         if self.storage_proxy:
             self.storage_proxy.stop()
         self.azurite.stop()
+        if self.clock is not None:
+            world_clock.install(None)

@@ -18,6 +18,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import jwt
 
+from shared import clock
+
 DEFAULT_TOKEN_KEY = "rapid-meetings-simulator-token-key-not-a-secret"
 
 _STATUS_CODES = {
@@ -30,7 +32,14 @@ _STATUS_CODES = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    """The world's time: the app's clock (shared/clock.py), accelerated when devtools installed one, so
+    expiries, lifetimes and modified dates in the simulators run on the same time line as the app."""
+    return clock.now()
+
+
+def epoch_seconds() -> int:
+    """The world's time as whole seconds since the epoch (a token's `iat`, `nbf`, `exp`)."""
+    return int(clock.now().timestamp())
 
 
 def iso_ms(when: datetime) -> str:
@@ -40,7 +49,7 @@ def iso_ms(when: datetime) -> str:
 
 def mint_token(key: str, aud: str, tid: str, appid: str, lifetime: int = 3599, roles=()) -> str:
     """An HS256 access token shaped like an Azure AD app-only token (`roles`: the app roles granted)."""
-    now = int(time.time())
+    now = epoch_seconds()
     claims = {"aud": aud, "iss": f"https://sts.windows.net/{tid}/", "iat": now, "nbf": now,
               "exp": now + lifetime, "tid": tid, "appid": appid, "oid": appid, "sub": appid,
               "idtyp": "app", "ver": "1.0", **({"roles": list(roles)} if roles else {})}
@@ -52,10 +61,18 @@ def read_token(key: str, authorization: str | None) -> dict | None:
     if not authorization or not authorization.lower().startswith("bearer "):
         return None
     try:
-        return jwt.decode(authorization[7:].strip(), key, algorithms=["HS256"],
-                          options={"verify_aud": False, "require": ["exp", "aud", "tid"]})
+        claims = jwt.decode(authorization[7:].strip(), key, algorithms=["HS256"],
+                            options={"verify_aud": False, "verify_exp": False, "verify_nbf": False,
+                                     "verify_iat": False, "require": ["exp", "aud", "tid"]})
     except jwt.PyJWTError:
         return None
+    # what PyJWT checks, on the world's clock: expired when exp <= now, not yet valid when nbf or iat > now
+    now = epoch_seconds()
+    if any(not isinstance(claims.get(k, now), (int, float)) for k in ("exp", "nbf", "iat")):
+        return None
+    if claims["exp"] <= now or claims.get("nbf", now) > now or claims.get("iat", now) > now:
+        return None
+    return claims
 
 
 class HttpError(Exception):

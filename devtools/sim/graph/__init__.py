@@ -15,6 +15,11 @@ behaviour open, each variant is a switch (constructor argument and attribute of 
   unsupported_provider      "ignore" (default: the event is made without) | "refuse" (400)  an online
                             meeting asked of a calendar that does not offer the provider
   free_busy_details         "subject" (default) | "none"          getSchedule items with or without subject
+  notification_retry_window None (default: notification_retries attempts more) | seconds: redelivery as
+                            published, for up to that long (4 h: delivery.NOTIFICATION_RETRY_WINDOW), then
+                            dropped; waits capped at notification_backoff_cap (delivery.py)
+Every time it keeps (expiries, token lifetimes, delta-token lifetime, retry waits, modified dates) is world
+time (shared/clock.py via base.utcnow): devtools may run it on an accelerated clock shared with the app.
 Outlook's limit of 4 concurrent requests per app and mailbox is enforced (429, counted per mailbox in
 mailbox_concurrency_refusals); enforce_concurrency_limit=False only counts, for tests that need more.
 
@@ -49,6 +54,7 @@ from .exchange import ResourceSpeller
 from .model import (MAILBOX_CONCURRENCY, DELTA_TOKEN_LIFETIME, _U, _CAL, _MAILBOX_PATH, User, App, Event,
     Subscription, Cancellation, Delivery, _Job)
 from .batch import Batching
+from .delivery import NOTIFICATION_BACKOFF_CAP, NotificationDelivery
 from .delta import CalendarDelta
 from .events import Calendars
 from .identity import IdentityPlatform
@@ -59,8 +65,8 @@ from .subscriptions import SubscriptionsAndNotifications
 __all__ = ["GraphSimulator", "Subscription", "User", "Event", "App", "Cancellation", "Delivery"]
 
 
-class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAndNotifications, Batching,
-                     FreeBusy, SimServer):
+class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAndNotifications,
+                     NotificationDelivery, Batching, FreeBusy, SimServer):
     api_prefixes = ("/v1.0/",)
     json_type = "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8"
     name = "Microsoft Graph simulator"
@@ -75,7 +81,8 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
                  transaction_duplicate: str = "first", resource_spelling: str = "rotate",
                  etag_form: str = "exchange", delta_token_lifetime: float = DELTA_TOKEN_LIFETIME,
                  join_info_after_reads: int = 0, unsupported_provider: str = "ignore",
-                 free_busy_details: str = "subject"):
+                 free_busy_details: str = "subject", notification_retry_window: float | None = None,
+                 notification_backoff_cap: float = NOTIFICATION_BACKOFF_CAP):
         super().__init__(token_key, latency, latency_paths)
         self.if_match = if_match
         self.cancel_without_attendees = cancel_without_attendees
@@ -93,6 +100,8 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
         self.batch_window = batch_window
         self.notification_retries = notification_retries
         self.notification_backoff = notification_backoff
+        self.notification_retry_window = notification_retry_window
+        self.notification_backoff_cap = notification_backoff_cap
         self.notification_timeout = notification_timeout
         self.notification_workers = notification_workers
         self.validation_timeout = validation_timeout
@@ -103,6 +112,7 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
         self.calendars: dict[str, dict[str, Event]] = {}
         self.cancellations: list[Cancellation] = []
         self.notifications_sent: list[Delivery] = []
+        self.notifications_dropped: list[Delivery] = []  # given up on after the retry window
         self.validations: list[Delivery] = []
         self.batch_inner_requests: list[LogEntry] = []
         self._subs: dict[str, Subscription] = {}
@@ -115,7 +125,7 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
         self.mailbox_concurrency_refusals: dict[str, int] = {}  # mailbox → 429s for a request over the limit
         self._app_of_token: dict[str, str] = {}
         self._paused: list[_Job] | None = None
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._jobs: queue.Queue = queue.Queue()  # fresh _Job, a delivery._Retry, or None (stop)
         self._pending = 0
         self._workers: list[threading.Thread] = []
         self._local = threading.local()
@@ -185,6 +195,7 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
             self.log.clear()
             self.batch_inner_requests.clear()
             self.notifications_sent.clear()
+            self.notifications_dropped.clear()
             self.validations.clear()
             self._max_inflight.clear()
             self.mailbox_concurrency_refusals.clear()

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import secrets
-import time
 
-from ..base import HttpError, Request, Response
+from ..base import HttpError, Request, Response, utcnow
 from .model import READ_CALENDARS, _PAGE_PREFER, User
 
 
@@ -28,7 +27,7 @@ class CalendarDelta:
                 # expire; the client then starts over with a full read (410 SyncStateNotFound).
                 state = self._delta_states.get(token)
                 if (state is None or state["mailbox"] != user.id
-                        or time.monotonic() - state["issued"] > self.delta_token_lifetime):
+                        or (utcnow() - state["issued"]).total_seconds() > self.delta_token_lifetime):
                     raise HttpError(410, "SyncStateNotFound", "The sync state generation is not found.")
                 if "$skiptoken" in req.query:
                     items, seq = state["items"], state["seq"]
@@ -52,7 +51,7 @@ class CalendarDelta:
                                   "@removed": {"reason": "deleted"}})
             new_token = secrets.token_urlsafe(24)
             self._delta_states[new_token] = {"mailbox": user.id, "start": start, "end": end, "seq": seq,
-                                             "items": rest, "issued": time.monotonic()}
+                                             "items": rest, "issued": utcnow()}
         link = f"{self.graph_url}/users/{user.id}/calendarView/delta?"
         out = {"@odata.context": self._context(user, "calendarView(event)"), "value": value}
         if rest:

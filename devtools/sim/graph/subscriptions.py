@@ -1,12 +1,11 @@
 """Subscriptions and notifications: api-reference/v1.0/resources/subscription.md, api/subscription-post-
 subscriptions.md, subscription-update.md, subscription-delete.md, subscription-reauthorize.md;
-concepts/change-notifications-delivery-webhooks.md (validation, delivery, retries),
+concepts/change-notifications-delivery-webhooks.md (validation; delivery and retries are in delivery.py),
 concepts/change-notifications-lifecycle-events.md, concepts/outlook-change-notifications-overview.md.
 """
 
 from __future__ import annotations
 
-import queue
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -65,7 +64,7 @@ class SubscriptionsAndNotifications:
                 del self._subs[subscription_id]
 
     def wait_idle(self, timeout: float = 10.0) -> None:
-        """Poll until every queued notification has been delivered (or given up on)."""
+        """Poll until every queued notification, retries included, has been delivered (or given up on)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
@@ -204,70 +203,6 @@ class SubscriptionsAndNotifications:
     def _reauthorize_sub(self, req: Request) -> Response:
         self._visible_sub(req)
         return Response(204)
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-            session.trust_env = False
-            session.verify = self.notification_verify
-        return session
-
-    def _enqueue(self, job: _Job) -> None:
-        with self.lock:
-            if self._paused is not None and "lifecycleEvent" not in job.items[0]:
-                self._paused.append(job)
-                return
-            self._pending += 1
-        self._jobs.put(job)
-
-    def _deliver_loop(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            jobs = [job]
-            if self.batch_notifications:
-                deadline = time.monotonic() + self.batch_window
-                while len(jobs) < 100:
-                    try:
-                        more = self._jobs.get(timeout=max(0.0, deadline - time.monotonic()))
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        self._jobs.put(None)
-                        break
-                    jobs.append(more)
-            groups: dict[str, list[dict]] = {}
-            for j in jobs:
-                groups.setdefault(j.url, []).extend(j.items)
-            for url, items in groups.items():
-                self._post_notification(url, items)
-            with self.lock:
-                self._pending -= len(jobs)
-
-    def _post_notification(self, url: str, items: list[dict]) -> None:
-        with self.lock:
-            items = [i for i in items if "lifecycleEvent" in i
-                     or (i["subscriptionId"] in self._subs and self._subs[i["subscriptionId"]].active())]
-        if not items:
-            return
-        body = {"value": items}
-        for attempt in range(1, self.notification_retries + 2):
-            started = time.monotonic()
-            status, error = None, None
-            try:
-                resp = self._session().post(url, json=body, timeout=self.notification_timeout)
-                status = resp.status_code
-            except requests.RequestException as e:
-                error = f"{type(e).__name__}: {e}"
-            with self.lock:
-                self.notifications_sent.append(Delivery(url, body, status, time.monotonic() - started, attempt,
-                                                        error))
-            if status is not None and (status < 500 and status != 429):
-                return
-            if attempt <= self.notification_retries:
-                time.sleep(self.notification_backoff * 2 ** (attempt - 1))
 
 
 def _url_allowed(url: str) -> bool:

@@ -14,11 +14,9 @@
 
 from __future__ import annotations
 
-import time
-
 import jwt
 
-from ..base import HttpError
+from ..base import HttpError, epoch_seconds
 
 
 def read_claims(key: str, authorization: str | None) -> dict | None:
@@ -35,7 +33,7 @@ def read_claims(key: str, authorization: str | None) -> dict | None:
 
 def mint_person_token(key: str, aud: str, tid: str, oid: str, upn: str, lifetime: int = 3599) -> str:
     """A delegated (person's) token: no `idtyp: app`, so webhooks default to true for it."""
-    now = int(time.time())
+    now = epoch_seconds()
     claims = {"aud": aud, "iss": f"https://sts.windows.net/{tid}/", "iat": now, "nbf": now, "exp": now + lifetime,
               "tid": tid, "oid": oid, "sub": oid, "upn": upn, "name": upn.split("@")[0], "scp": "user_impersonation",
               "ver": "1.0"}

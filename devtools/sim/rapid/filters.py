@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Protocol
 
+from shared import clock
+
 from ..base import HttpError, iso_ms
 
 _TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>-?\d+(?:\.\d+)?)(?![\w.])|(?P<punc>[(),])"
@@ -44,7 +46,7 @@ def parse_filter(text: str, now: datetime | None = None) -> Filter:
     """Compile a `$filter`; 400 on anything it cannot read."""
     if not text or not text.strip():
         return Filter(lambda subject: True)
-    parser = _Parser(_tokenize(text.strip()), text, now or datetime.now(timezone.utc))
+    parser = _Parser(_tokenize(text.strip()), text, now or clock.now())  # the world's clock (shared/clock.py)
     predicate = parser.or_()
     if parser.i != len(parser.tokens):
         parser.fail()

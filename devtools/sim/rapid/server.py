@@ -145,6 +145,9 @@ class RapidSimulator(SimServer):
         """Rapid-Docs "API Concepts.md", "How to get an item"; connector GetItem ("always return the full
         item profile"). A soft-deleted item still answers, with `deleted` set."""
         call = self._call(req)
+        variant = call.site.variant
+        if call.list in variant.empty_lists and variant.empty_items == "404":  # RapidVariant.empty_items
+            raise HttpError(404, "NotFound", f"Item {req.params['id']} not found in '{call.list}'")
         with self.lock:
             self._unless_hidden(call, req)
             item = call.site._any_item(call.list, self._id(req))
@@ -223,7 +226,10 @@ class RapidSimulator(SimServer):
         call = self._call(req)
         with self.lock:
             site = call.site
-            rows = [] if call.list in site.hidden else query(site, site.schemas[call.list], req.params["view"], req.query)
+            rows = query(site, site.schemas[call.list], req.params["view"], req.query)
+            # SiteSim.hide_items (the app's view filtered), RapidVariant.empty_lists (the list answers empty)
+            if call.list in site.hidden or call.list in site.variant.empty_lists:
+                rows = []
             return Response(200, rows if site.variant.list_body == "array" else {"value": rows})
 
     # -- schema ----------------------------------------------------------------------------------------

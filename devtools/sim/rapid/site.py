@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import requests
 
-from ..base import HttpError, iso_ms, mint_token, utcnow
+from ..base import HttpError, epoch_seconds, iso_ms, mint_token, utcnow
 from .auth import mint_person_token
 from .filters import parse_filter
 from .items import Item, Principal, apply_change, full_row, parse_change, profile
@@ -109,7 +109,7 @@ class SiteSim:
         """Tokens issued (`iat`) before `when` (default: now) are treated as expired from now on.
         `iat` has whole seconds: a token minted in this same second counts as issued before it, so to
         expire "the current token once" prefer `expire_next_token()`."""
-        self._tokens_expired_before = time.time() if when is None else when
+        self._tokens_expired_before = epoch_seconds() if when is None else when
 
     def clear_token_expiry(self) -> None:
         """Undo `expire_tokens_issued_before` and any pending `expire_next_token`."""
@@ -126,7 +126,7 @@ class SiteSim:
             if self._expire_next > 0:
                 self._expire_next -= 1
                 return True
-        if claims.get("exp", 0) < time.time():
+        if claims.get("exp", 0) < epoch_seconds():  # the world's clock: app time when accelerated
             return True
         return self._tokens_expired_before is not None and claims.get("iat", 0) < self._tokens_expired_before
 

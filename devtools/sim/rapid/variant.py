@@ -16,6 +16,7 @@ PUT_ANSWERS = ("empty204", "item200")
 DELETE_ANSWERS = ("empty204", "item200")
 DELETED_BODIES = ("items", "ids", "envelope")
 AGENDA_LINKS = ("lookup", "link")
+EMPTY_ITEMS = ("found", "404")
 
 
 @dataclass
@@ -58,12 +59,21 @@ class RapidVariant:
     # lookup. If there is no lookup between the tables a universal link will be created"). Part of the site's
     # design: read when the site is made.
     agenda_link: str = "lookup"
+    # A site whose list suddenly answers empty (issue 20's mass-deletion guard): the lists named here answer
+    # every list read with no rows while their items are still there. Unpublished as a failure, but each
+    # cause is: a View filters the rows a table shows (Rapid-Docs "docs/Rapid/2-User Manual/2-Explorer/4-Views/
+    # 1-Views-Overview/1-Views-Overview.md"), the app's principal loses its rights to the rows, a list is
+    # restored from a backup. Switched at runtime: `site.variant.empty_lists = ("Meeting Events",)`.
+    empty_lists: tuple[str, ...] = ()
+    # What a single GET of an item in an `empty_lists` list answers meanwhile: "found" (the profile, as
+    # before: only the list read is wrong) or "404" (the items look deleted, as a lost right would show).
+    empty_items: str = "found"
 
     def __post_init__(self):
         for name, allowed in (("link_shape", LINK_SHAPES), ("list_body", LIST_BODIES),
                               ("post_answer", POST_ANSWERS), ("put_answer", PUT_ANSWERS),
                               ("delete_answer", DELETE_ANSWERS), ("deleted_body", DELETED_BODIES),
-                              ("agenda_link", AGENDA_LINKS)):
+                              ("agenda_link", AGENDA_LINKS), ("empty_items", EMPTY_ITEMS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"RapidVariant.{name} must be one of {allowed}, not {getattr(self, name)!r}")
         if self.expired_token_status not in (400, 401):

@@ -27,6 +27,8 @@ from typing import Any
 
 import requests
 
+from shared import clock
+
 TRIGGERS = ("Item Created", "Item Updated", "Item Deleted", "Items Deleted")
 ENVIRONMENT_HEADER = "X-Rapid-Environment"  # unpublished name (blog 1.29.0 only says "environment headers")
 MEETINGS_WEBHOOKS = (
@@ -149,4 +151,4 @@ class Deliverer:
             if status is not None and status < 500:
                 return
             if attempt <= self.retries:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(clock.wall_seconds(self.backoff * 2 ** (attempt - 1)))  # back-off in world time
