@@ -123,6 +123,8 @@ class Tokens:
                 result = app.acquire_token_for_client(scopes=[scope])
         except (requests.RequestException, ValueError) as e:
             raise TransientError(f"token for {site.key}: {type(e).__name__}") from e
+        except msal.exceptions.MsalServiceError as e:  # an HTTP error MSAL met reading the authority's metadata
+            raise _token_refused(site, e) from e
         if "access_token" not in result:
             description = (result.get("error_description") or "").splitlines()[0:1]
             raise RemoteError(401, f"token for {site.key} ({scope}): {result.get('error')} {' '.join(description)}")
@@ -137,6 +139,15 @@ def met(dependency: str):
     except (Throttled, TransientError) as e:
         e.dependency = e.dependency or dependency
         raise
+
+
+def _token_refused(site: SiteConfig, error: Exception) -> Exception:
+    """MSAL says "HTTP Error: <status>" (msal/throttled_http_client.py): a 5xx, 408 or 429 is worth waiting out."""
+    words = str(error).split()
+    status = int(words[-1]) if words and words[-1].isdigit() else 0
+    if status >= 500 or status in (408, 429):
+        return TransientError(f"token for {site.key}: the identity platform answered {status}")
+    return RemoteError(status or 401, f"token for {site.key}: {error}")
 
 
 def send(session: requests.Session, method: str, url: str, what: str, proof=None, **kwargs) -> requests.Response:
