@@ -16,7 +16,7 @@ log = logging.getLogger("rapid_meetings")
 @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
 def site_catch_up(timer: func.TimerRequest) -> None:
     from shared.jobs.poison import requeue_outage_poison
-    from shared.sync.catch_up import schedule_due
+    from shared.sync.catch_up_schedule import schedule_due
 
     svc = services()
     log.info("work queue backlog: %s", svc.queue.backlog())  # the backlog alert reads it (infra/main.bicep)

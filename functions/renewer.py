@@ -1,4 +1,5 @@
-"""The timer that keeps Graph subscriptions alive: every 30 minutes, renew what expires within 2 hours."""
+"""The timer that keeps Graph subscriptions alive: every 30 minutes, renew what expires within 36 hours
+(shared/subscriptions/renewal.py), and every DELTA_MINUTES read every watched calendar by delta."""
 
 import logging
 

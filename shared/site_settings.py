@@ -61,8 +61,8 @@ class SiteConfig:
     # optional Meeting Events text column: who is busy when the event is created or moved ("" = off)
     conflicts_column: str = ""
     agenda: bool = False  # the event's Meeting Agendas items, in rank order, at the end of its Outlook body
-    # the mass-removal guard (sync/removal_guard.py): removals in one hour past max(removal_limit,
-    # removal_fraction x the site's linked events) are held for an operator
+    # the mass-removal guard (sync/removal_guard.py): removals in one hour past removal_fraction x the site's
+    # linked events (at least 5, at most removal_limit) are held for an operator
     removal_limit: int = DEFAULT_REMOVAL_LIMIT
     removal_fraction: float = DEFAULT_REMOVAL_FRACTION
 

@@ -24,14 +24,17 @@ SITE = SiteConfig(tenant="acme", site="sales", rapid_url="https://rapid.test", r
 
 
 @pytest.mark.parametrize("limit, fraction, links, done, more, held", [
-    (60, 0.2, 100, 0, 60, False),      # the floor: a small site may lose 60 in an hour
-    (60, 0.2, 100, 0, 61, True),
-    (60, 0.2, 1000, 150, 50, False),   # a large one a fifth of its linked events
-    (60, 0.2, 1000, 150, 51, True),
+    (50, 0.2, 100, 0, 20, False),      # a fifth of its linked events in an hour
+    (50, 0.2, 100, 0, 21, True),
+    (50, 0.2, 100, 15, 6, True),       # counted over the hour, not per burst
+    (50, 0.2, 20, 0, 5, False),        # a small site may still lose a few (REMOVAL_FLOOR)
+    (50, 0.2, 20, 0, 6, True),         # but not all 20 of its meetings because its list answered empty
+    (50, 0.2, 1000, 0, 50, False),     # a large one at most removal_limit
+    (50, 0.2, 1000, 0, 51, True),
     (0, 0.0, 10, 0, 1, True),          # a site that wants every removal approved
     (2, 0.0, 500, 2, 1, True),
 ])
-def test_the_hours_removals_are_held_past_the_larger_of_the_floor_and_the_share(limit, fraction, links, done,
+def test_the_hours_removals_are_held_past_a_share_of_the_sites_events_within_a_floor_and_a_cap(limit, fraction, links, done,
                                                                                  more, held):
     site = dataclasses.replace(SITE, removal_limit=limit, removal_fraction=fraction)
     assert removal_guard.over(site, done, more, links) is held

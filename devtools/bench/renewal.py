@@ -73,7 +73,14 @@ def renew(world: World, subs: list) -> dict:
 
     from ..stack import MASTER_KEY
 
+    from shared.model.mapping import format_utc
+    from shared.storage.ops_store import OpsStore
+
     graph, host = world.stack.graph, world.main_host
+    # this figure is the renewal; the renewer's scheduled delta reads (one delta GET per calendar every
+    # DELTA_MINUTES, issue 20) would add 5,000 jobs that the later figures would wait behind
+    OpsStore(world.stack.azurite.connection_string).note_run(
+        "delta", "*", scheduled=format_utc(datetime.now(timezone.utc)))
     progress(f"  renewal: POST /admin/functions/subscription_renewer (Graph latency {LATENCY * 1000:.0f} ms)")
     g0, i0 = len(graph.log), len(graph.batch_inner_requests)
     host.sampling(True)

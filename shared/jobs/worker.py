@@ -14,7 +14,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from ..features.registry import enabled_features, feature_handlers
-from ..sync.catch_up import SCHEDULE_OP, catch_up_interval, run_catch_up
+from ..sync.catch_up import SCHEDULE_OP, run_catch_up
+from ..sync.catch_up_schedule import catch_up_interval
 from ..model.errors import JobAbandoned, PreconditionFailed, RemoteError, Throttled
 from ..sync.inbound import apply_outlook_change
 from ..services import Services

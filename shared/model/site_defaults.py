@@ -52,9 +52,10 @@ DEFAULT_LISTS = {
 FEATURE_COLUMNS = ("private_column", "answers_column", "teams_column", "join_url_column", "conflicts_column")
 
 # The mass-removal guard (sync/removal_guard.py): a site's removals in one hour may reach
-# max(DEFAULT_REMOVAL_LIMIT, DEFAULT_REMOVAL_FRACTION x its linked events); past that they are held.
-# 60: a year of one weekly meeting's events (52) deleted at once still passes, and ordinary hours see a
-# handful. 0.2: a fifth of a site's meetings gone in one hour is never ordinary, while a view filter, a
-# lost right or a list restored from a backup hides far more than that.
-DEFAULT_REMOVAL_LIMIT = 60
+# DEFAULT_REMOVAL_FRACTION x its linked events, at least 5 (a small site may lose a few) and at most
+# DEFAULT_REMOVAL_LIMIT; past that they are held. 0.2: a fifth of a site's meetings gone in one hour is
+# never ordinary, while a view filter, a lost right or a list restored from a backup hides far more (and a
+# site of 20 meetings answering an empty list must not cancel them all). 50: no site loses more in an hour
+# without an operator's word, however big (a year of a weekly meeting deleted at once waits for a release).
+DEFAULT_REMOVAL_LIMIT = 50
 DEFAULT_REMOVAL_FRACTION = 0.2

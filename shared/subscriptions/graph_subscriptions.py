@@ -21,7 +21,9 @@ from ..storage.work_queue import new_job
 from .lease import mailbox_lease
 
 log = logging.getLogger("rapid_meetings")
-RENEW_HORIZON = timedelta(hours=2)        # the timer runs every 30 minutes: three chances before expiry
+# Renewed in the second half of its life (Graph's longest for events: 4230 minutes, 70.5 h), not only just
+# before it ends: an outage of Graph or of our Storage of up to 36 hours cannot let a subscription lapse.
+RENEW_HORIZON = timedelta(hours=36)
 
 
 def new_expiry(svc: Services) -> str:

@@ -1,27 +1,23 @@
-"""The site-side catch-up (docs/product-rules.md, "Rule 8. Catch up after gaps, on both sides"): site webhooks can be lost (the app down longer than the site
-retries, a webhook deleted or misconfigured, an edit by another application user, which fires none),
-so each site is read on a schedule and Outlook brought back in line.
+"""The site-side catch-up (docs/product-rules.md, "Rule 8. Catch up after gaps, on both sides"): webhooks can be
+lost (the app down longer than the site retries, a webhook deleted, an edit by another application user,
+which fires none), so each site is read on a schedule and Outlook brought back in line.
 
-- `schedule_due` (the timer, every few minutes): enqueues a `site.catch_up` task for each site whose
-  interval (CATCH_UP_MINUTES, or the site's `catch_up_minutes`) has passed, with a sweep when
-  SWEEP_HOURS have passed since the last one.
+- `catch_up_schedule.schedule_due` (the timer) enqueues the task below for each site that is due.
 - `catch_up_site` (the task): reads the Meeting Events and Meetings modified since the last successful
-  run, less a margin for clock skew (`modified gt '…'` on `All$`, `$select`, paged past 250), and
-  enqueues a sync only for items whose mapped content differs from the content last synced (the link's
-  `synced`), that were never synced, or that are cancelled while linked; registers meetings that never
-  got their subscription, and follows a changed organiser. A run that finds no difference writes
-  nothing and calls Graph 0 times.
-- the sweep: every link is checked against the ids the site still has; an item deleted while its
-  webhooks were lost gets its Outlook event cancelled. Meetings without a registration are registered.
-- `full=True` (a whole-site "sync now"): every item is compared, not only the recent ones.
+  run, less a margin for clock skew (`modified gt '…'` on `All$`, `$select`, paged past 250), and enqueues
+  a sync only for items whose mapped content differs from the link's `synced`, never synced, or cancelled
+  while linked; registers meetings without a subscription; follows a changed organiser. A run that finds
+  no difference writes nothing and calls Graph 0 times.
+- the sweep: every link is checked against the ids the site still has (an item deleted while its webhooks
+  were lost gets its Outlook event cancelled, within removal_guard's limit); meetings get registered.
+  `full=True` (a whole-site "sync now"): every item is compared, not only the recent ones.
 - features with items of their own: their `caught_up` and `swept` hooks name the events those items
   changed (features/base.py); an event's own comparison keeps what they add as last synced.
 
-Whether an item differs is the planner's own answer (planner.needs_sync, over the row's target as
-target.row_target builds it, the features reading nothing), in bulk: one query for the changed meetings
-and one for the people, and one item GET only where the scalar columns are unchanged and the
-multi-lookups (which list reads do not show: docs/rapid-api.md,
-"Multi-lookups are links, not columns") must be read.
+Whether an item differs is the planner's own answer (planner.needs_sync over target.row_target, the
+features reading nothing), in bulk: one query for the changed meetings and one for the people, and one
+item GET only where the scalar columns are unchanged and the multi-lookups (which list reads do not
+show: docs/rapid-api.md, "Multi-lookups are links, not columns") must be read.
 """
 
 from __future__ import annotations
@@ -65,33 +61,6 @@ class Findings:
             ops[task["op"]] = ops.get(task["op"], 0) + 1
         return {"events_read": self.read_events, "meetings_read": self.read_meetings,
                 "item_reads": self.item_reads, "swept_links": self.swept, "enqueued": len(self.tasks), **ops}
-
-
-def catch_up_interval(settings, site: SiteConfig) -> timedelta:
-    return timedelta(minutes=site.catch_up_minutes or settings.catch_up_minutes)
-
-
-def schedule_due(svc: Services) -> list[str]:
-    """The timer: enqueue a catch-up for each site that is due; the ids of the jobs."""
-    now, ops, tasks = svc.clock(), svc.ops, []
-    for site in svc.settings.sites.values():
-        run = ops.run("catch_up", site.key)
-        last = max((parse_utc(t) for t in (run.scheduled, run.started) if t), default=None)
-        if last is not None and now - last < catch_up_interval(svc.settings, site):
-            continue
-        sweep = ops.run("sweep", site.key)
-        last_sweep = max((parse_utc(t) for t in (sweep.scheduled, sweep.started) if t), default=None)
-        sweep_due = last_sweep is None or now - last_sweep >= timedelta(hours=svc.settings.sweep_hours)
-        tasks.append({"op": SCHEDULE_OP, "site": site.key, "sweep": sweep_due})
-        ops.note_run("catch_up", site.key, scheduled=format_utc(now))
-        if sweep_due:
-            ops.note_run("sweep", site.key, scheduled=format_utc(now))
-    if not tasks:
-        return []
-    jobs = svc.queue.enqueue(tasks)
-    log.info("site catch-up scheduled for %s", ", ".join(f"{t['site']}{' (+sweep)' if t['sweep'] else ''}"
-                                                         for t in tasks))
-    return jobs
 
 
 def _event_columns(site: SiteConfig) -> tuple[str, ...]:

@@ -5,7 +5,7 @@ a flood of Outlook-side deletions must not cancel the site's items in bulk.
 
 - `admit` (before each removal the planner marks guarded: an item deleted or cancelled in the site, an
   event deleted or cancelled in Outlook): let it through while the site's removals of the last hour stay
-  within `limit` (max(removal_limit, removal_fraction x its linked events)), counted in one ETag-checked
+  within `limit` (removal_fraction x its linked events, at least 5, at most removal_limit), counted in one ETag-checked
   row per site; past it, or while the site already has removals of that kind held, the removal is HELD
   (a row per item, storage/held_removals.py), logged, and the item's status says so (RemovalHeld).
 - `sweep`: the sweep's candidates counted first; if they alone exceed the limit, all are held at once and
@@ -18,6 +18,8 @@ a flood of Outlook-side deletions must not cancel the site's items in bulk.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from datetime import timedelta
 
 from ..context import SiteContext
@@ -28,8 +30,10 @@ from ..storage.held_removals import OUTLOOK, SITE, HeldRemoval, Window
 from ..storage.tables import Conflict
 
 log = logging.getLogger("rapid_meetings")
+REMOVAL_FLOOR = 5                       # removals an hour any site may see, however few its events
 WINDOW_MINUTES = 60                     # "within an hour": removals counted per minute over the last 60
 LINKS_RECOUNT = timedelta(minutes=15)   # the site's linked events are counted again at most this often
+HOLDS_LOOKED = 30.0                     # seconds a process trusts its look at whether a site holds removals
 WINDOW_TRIES = 8                        # ETag races on the window row before the job is retried later
 WAITS = {OUTLOOK: "its removal from Outlook waits for an operator (too many removals at once)",
          SITE: "its cancellation from Outlook waits for an operator (too many at once)"}
@@ -43,8 +47,9 @@ class RemovalHeld(JobAbandoned):
 
 
 def limit(site, links: int) -> int:
-    """The most removals one hour may see for a site with `links` linked events."""
-    return max(site.removal_limit, int(site.removal_fraction * links))
+    """The most removals one hour may see for a site with `links` linked events: a share of them, but at least
+    REMOVAL_FLOOR (a small site may lose a few) and at most `removal_limit` (a big one may not lose hundreds)."""
+    return min(site.removal_limit, max(REMOVAL_FLOOR, math.ceil(site.removal_fraction * links)))
 
 
 def over(site, done: int, more: int, links: int) -> bool:
@@ -100,6 +105,7 @@ def hold(ctx: SiteContext, links: list, why: str, direction: str) -> int:
     site, since = ctx.site, format_utc(ctx.now())
     rows = [HeldRemoval(site.key, link.item_id, link.event_id, link.mailbox, direction, since, why) for link in links]
     written = ctx.services.held.hold(rows)
+    _holding[ctx.site.key] = (time.monotonic(), True)
     log.warning("site=%s removals HELD: %d %s (%s); release with POST ops/held-removals/release?site=%s",
                 site.key, len(written), "Outlook event(s)" if direction == OUTLOOK else "site cancellation(s)",
                 why, site.key)
@@ -134,8 +140,22 @@ def _drop(ctx: SiteContext, row: HeldRemoval, why: str) -> None:
     _tell(ctx, row.item_id, None)
 
 
+_holding: dict[str, tuple[float, bool]] = {}  # site -> (when looked, whether it had held removals)
+
+
+def _may_hold(ctx: SiteContext) -> bool:
+    """Whether the site may have held removals: looked up at most every HOLDS_LOOKED seconds per process, so
+    a job that reads an item costs no table read for the guard on a site that holds nothing."""
+    looked = _holding.get(ctx.site.key)
+    if looked is None or time.monotonic() - looked[0] > HOLDS_LOOKED:
+        looked = _holding[ctx.site.key] = (time.monotonic(), bool(ctx.services.held.held(ctx.site.key)))
+    return looked[1]
+
+
 def item_seen(ctx: SiteContext, item_id: str) -> None:
     """The site has the item (not cancelled): a held removal of its Outlook event is dropped."""
+    if not _may_hold(ctx):
+        return
     row = ctx.services.held.get(ctx.site.key, item_id)
     if row is not None and row.direction == OUTLOOK:
         _drop(ctx, row, "the item is back in the site")
@@ -143,6 +163,8 @@ def item_seen(ctx: SiteContext, item_id: str) -> None:
 
 def event_seen(ctx: SiteContext, item_id: str) -> None:
     """Outlook has the event (not cancelled): a held cancellation of its site item is dropped."""
+    if not _may_hold(ctx):
+        return
     row = ctx.services.held.get(ctx.site.key, item_id)
     if row is not None and row.direction == SITE:
         _drop(ctx, row, "the event is back in Outlook")
