@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import requests
 
 from shared import clock
+from shared.model.site_defaults import DEFAULT_REMOVAL_FRACTION, DEFAULT_REMOVAL_LIMIT
 
 from .. import world_clock
 from ..azurite import eventually
@@ -54,7 +55,10 @@ class World:
 
     def start(self) -> "World":
         self.stack = Stack(azurite_location=tempfile.mkdtemp(prefix="outages-azurite-"),
-                           clock=world_clock.accelerated(self.speed))
+                           clock=world_clock.accelerated(self.speed),
+                           # the mass-removal guard as a site gets it: a list answering empty must meet it
+                           sales_options={"removal_limit": DEFAULT_REMOVAL_LIMIT,
+                                          "removal_fraction": DEFAULT_REMOVAL_FRACTION})
         self.stack.graph.notification_retry_window = 4 * 3600.0  # as published: up to 4 h, then dropped
         self.stack.graph.notification_backoff = 60.0             # first retry after a minute, doubling to 10
         self.stack.start_backends()
@@ -181,10 +185,14 @@ class World:
 
     def empty_poison_queue(self) -> None:
         """After a scenario's row is counted: what it left in the poison queue is its own, not the next one's."""
+        from azure.core.exceptions import ResourceNotFoundError
         from azure.storage.queue import QueueClient
 
-        QueueClient.from_connection_string(self.stack.azurite.connection_string,
-                                           f"{self.stack.queue_name}-poison").clear_messages()
+        try:
+            QueueClient.from_connection_string(self.stack.azurite.connection_string,
+                                               f"{self.stack.queue_name}-poison").clear_messages()
+        except ResourceNotFoundError:
+            pass  # nothing was ever poisoned: the host makes the queue with its first poisoned message
 
     # -- subscriptions ---------------------------------------------------------------------------------
 

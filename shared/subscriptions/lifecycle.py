@@ -1,8 +1,9 @@
 """Graph's lifecycle notifications for a subscription, and the delta catch-up they can call for.
 
 `reauthorizationRequired` renews it, `subscriptionRemoved` makes it again, `missed` (notifications
-Graph could not deliver, and the gap after a subscription is made again) reads the calendar's changes
-since the last delta link and applies them as if notified.
+Graph could not deliver, and the gap after a subscription is made again; also the renewer's scheduled
+read) reads the calendar's changes since the last delta link and applies them as if notified; `reread`
+(the renewer's, daily) reads the whole window afresh.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def handle_lifecycle(svc: Services, sub_id: str, event: str) -> str:
     if event == "missed":
         catch_up(svc, sub)
         return "caught up"
+    if event == "reread":  # not Graph's: the renewer's daily read of the whole window (renewal.py)
+        catch_up(svc, replace(sub, delta_link=""))
+        return "read again"
     raise JobAbandoned(f"unknown lifecycle event {event!r}")
 
 

@@ -20,6 +20,7 @@ from ..storage.store import Subscription
 from .graph_subscriptions import RENEW_HORIZON, new_expiry, recreate, update_meeting_items
 
 log = logging.getLogger("rapid_meetings")
+FULL_READ = timedelta(hours=24)
 
 
 def run_renewal(svc: Services) -> dict:
@@ -38,16 +39,24 @@ def run_renewal(svc: Services) -> dict:
 
 
 def queue_delta_reads(svc: Services) -> int:
-    """Enqueue the delta read of every subscription's calendar when DELTA_MINUTES have passed since the last."""
+    """Enqueue the delta read of every subscription's calendar when DELTA_MINUTES have passed since the last;
+    once a day the whole window instead (`reread`: every event compared with its item, whatever both kinds
+    of notification and the delta tokens missed)."""
     now = svc.clock()
-    last = svc.ops.run("delta", "*").scheduled
-    if last and parse_utc(last) + timedelta(minutes=svc.settings.delta_minutes) > now:
+    if not _due(svc, "delta", now, timedelta(minutes=svc.settings.delta_minutes)):
         return 0
+    event = "reread" if _due(svc, "reread", now, FULL_READ) else "missed"
     subs = svc.store.subscriptions()
     if subs:
-        svc.queue.enqueue([{"op": "outlook.lifecycle", "sub": s.id, "event": "missed"} for s in subs])
-    svc.ops.note_run("delta", "*", scheduled=format_utc(now))
+        svc.queue.enqueue([{"op": "outlook.lifecycle", "sub": s.id, "event": event} for s in subs])
+    for kind in ("delta", "reread") if event == "reread" else ("delta",):
+        svc.ops.note_run(kind, "*", scheduled=format_utc(now))
     return len(subs)
+
+
+def _due(svc: Services, kind: str, now, every: timedelta) -> bool:
+    last = svc.ops.run(kind, "*").scheduled
+    return not last or parse_utc(last) + every <= now
 
 
 def renew_due(svc: Services, workers: int = 16) -> dict:
