@@ -90,9 +90,10 @@ def catch_up_site(ctx: SiteContext, sweep: bool = False, full: bool = False) -> 
         parse_utc(run.watermark) - timedelta(minutes=ctx.settings.catch_up_margin_minutes)
     ops.note_run("catch_up", site.key, started=format_utc(now))
     found = Findings()
+    sweep = sweep or full or removal_guard.holding(ctx)  # while removals are held, each run looks for their items
     try:
         _compare(ctx, since, found)
-        if sweep or full:
+        if sweep:
             ops.note_run("sweep", site.key, started=format_utc(now))
             _sweep(ctx, found)
         if found.tasks:
@@ -103,7 +104,7 @@ def catch_up_site(ctx: SiteContext, sweep: bool = False, full: bool = False) -> 
     finished = format_utc(ctx.now())
     ops.note_run("catch_up", site.key, finished=finished, outcome="ok", counts=found.counts(),
                  watermark=format_utc(now))
-    if sweep or full:
+    if sweep:
         ops.note_run("sweep", site.key, finished=finished, outcome="ok", counts={"links": found.swept})
     log.info("site=%s catch-up%s since %s: %s", site.key, " (full)" if full else "",
              format_utc(since) if since else "the beginning", found.counts())

@@ -143,7 +143,7 @@ def _drop(ctx: SiteContext, row: HeldRemoval, why: str) -> None:
 _holding: dict[str, tuple[float, bool]] = {}  # site -> (when looked, whether it had held removals)
 
 
-def _may_hold(ctx: SiteContext) -> bool:
+def holding(ctx: SiteContext) -> bool:
     """Whether the site may have held removals: looked up at most every HOLDS_LOOKED seconds per process, so
     a job that reads an item costs no table read for the guard on a site that holds nothing."""
     looked = _holding.get(ctx.site.key)
@@ -154,7 +154,7 @@ def _may_hold(ctx: SiteContext) -> bool:
 
 def item_seen(ctx: SiteContext, item_id: str) -> None:
     """The site has the item (not cancelled): a held removal of its Outlook event is dropped."""
-    if not _may_hold(ctx):
+    if not holding(ctx):
         return
     row = ctx.services.held.get(ctx.site.key, item_id)
     if row is not None and row.direction == OUTLOOK:
@@ -163,7 +163,7 @@ def item_seen(ctx: SiteContext, item_id: str) -> None:
 
 def event_seen(ctx: SiteContext, item_id: str) -> None:
     """Outlook has the event (not cancelled): a held cancellation of its site item is dropped."""
-    if not _may_hold(ctx):
+    if not holding(ctx):
         return
     row = ctx.services.held.get(ctx.site.key, item_id)
     if row is not None and row.direction == SITE:
