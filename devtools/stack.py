@@ -156,7 +156,7 @@ class Stack:
             return {"tenant": tenant, "site": name, "rapid_url": self.sites[f"{tenant}/{name}"].sim.url,
                     "aad_tenant": aad, "client_id": CLIENT_ID, "multi_lookup": multi_lookup,
                     "client_secret_setting": "SIM_CLIENT_SECRET", "time_zone": zone,
-                    "removal_limit": SUITE_REMOVAL_LIMIT}
+                    "removal_limit": SUITE_REMOVAL_LIMIT, "removal_floor": SUITE_REMOVAL_LIMIT}
         return {
             "AzureWebJobsStorage": self.storage,
             "FUNCTIONS_WORKER_RUNTIME": "python",

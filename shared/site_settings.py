@@ -13,8 +13,8 @@ import uuid
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .model.site_defaults import (DEFAULT_COLUMNS, DEFAULT_LISTS, DEFAULT_RAPID_SCOPE, DEFAULT_REMOVAL_FRACTION,
-                                  DEFAULT_REMOVAL_LIMIT, FEATURE_COLUMNS, MULTI_LOOKUP_STRATEGIES, SENSITIVITIES,
+from .model.site_defaults import (DEFAULT_COLUMNS, DEFAULT_LISTS, DEFAULT_RAPID_SCOPE, DEFAULT_REMOVAL_FLOOR,
+                                  DEFAULT_REMOVAL_FRACTION, DEFAULT_REMOVAL_LIMIT, FEATURE_COLUMNS, MULTI_LOOKUP_STRATEGIES, SENSITIVITIES,
                                   SHOW_AS)
 
 # tenant and site names as RAPID's URLs carry them: nothing that could make two keys meet ("a/b" + "c")
@@ -64,6 +64,7 @@ class SiteConfig:
     # the mass-removal guard (sync/removal_guard.py): removals in one hour past removal_fraction x the site's
     # linked events (at least 5, at most removal_limit) are held for an operator
     removal_limit: int = DEFAULT_REMOVAL_LIMIT
+    removal_floor: int = DEFAULT_REMOVAL_FLOOR
     removal_fraction: float = DEFAULT_REMOVAL_FRACTION
 
     @property
@@ -227,8 +228,9 @@ def _check_catch_up(entry: dict, where: str) -> None:
 
 def _check_removal_guard(entry: dict, where: str) -> None:
     limit, fraction = entry.get("removal_limit", DEFAULT_REMOVAL_LIMIT), entry.get("removal_fraction", DEFAULT_REMOVAL_FRACTION)
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise ConfigError(f"{where}: removal_limit must be a whole number of removals per hour, 0 or more")
+    for name, value in (("removal_limit", limit), ("removal_floor", entry.get("removal_floor", DEFAULT_REMOVAL_FLOOR))):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{where}: {name} must be a whole number of removals per hour, 0 or more")
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
         raise ConfigError(f"{where}: removal_fraction must be a number from 0 to 1 (a share of the linked events)")
 
@@ -265,5 +267,6 @@ def _site_config(entry: dict, secret: str | None, certificate: dict | None) -> S
         conflicts_column=entry.get("conflicts_column") or "",
         agenda=entry.get("agenda", False),
         removal_limit=entry.get("removal_limit", DEFAULT_REMOVAL_LIMIT),
+        removal_floor=entry.get("removal_floor", DEFAULT_REMOVAL_FLOOR),
         removal_fraction=float(entry.get("removal_fraction", DEFAULT_REMOVAL_FRACTION)),
     )

@@ -48,3 +48,28 @@ def test_a_job_failing_for_days_is_never_given_up_and_waits_at_most_the_cap(monk
     assert outcomes == ["rescheduled"]
     [(job, waited)] = queue.sent
     assert job["attempt"] == 501 and 0 < waited <= 20
+
+
+def test_the_status_column_says_it_will_retry_exactly_when_the_worker_will():
+    """Words with "retry" only for what the worker reschedules (is_transient); a refusal or a bug says an
+    operator has been told, never "retrying" when nothing will retry."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from shared.features.status import state_after
+    from shared.jobs.retries import is_transient
+    from shared.model.errors import BAD_DATE, JobAbandoned, RemoteError, StorageUnavailable
+
+    ctx = SimpleNamespace(now=lambda: datetime(2026, 12, 3, 9, 12, tzinfo=timezone.utc),
+                          site=SimpleNamespace(zone=ZoneInfo("Europe/London"), key="acme/sales"),
+                          services=SimpleNamespace(health=SimpleNamespace(breakers=lambda site: {})))
+    errors = [Throttled(5.0, "Graph get event: busy"), Throttled(1.0, "site get item: down", 503),
+              TransientError("Graph update event: 502"), StorageUnavailable("table did not answer"),
+              RemoteError(403, "Graph create event: ErrorAccessDenied"), ValueError("a bug"),
+              JobAbandoned("item 7: start is not a date", BAD_DATE, "start_date")]
+    for error in errors:
+        words = state_after(ctx, "7", error).text
+        assert ("will retry" in words) is is_transient(error), (error, words)
+        assert "retrying" not in words
+    assert state_after(ctx, "7", TransientError("Graph update event: 502")).text == \
+        "Waiting for Outlook, which has not answered since 09:12 on 3 Dec; will retry"

@@ -58,4 +58,5 @@ FEATURE_COLUMNS = ("private_column", "answers_column", "teams_column", "join_url
 # site of 20 meetings answering an empty list must not cancel them all). 50: no site loses more in an hour
 # without an operator's word, however big (a year of a weekly meeting deleted at once waits for a release).
 DEFAULT_REMOVAL_LIMIT = 50
+DEFAULT_REMOVAL_FLOOR = 5   # removals an hour any site may see, however few its events
 DEFAULT_REMOVAL_FRACTION = 0.2

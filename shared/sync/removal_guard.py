@@ -30,7 +30,6 @@ from ..storage.held_removals import OUTLOOK, SITE, HeldRemoval, Window
 from ..storage.tables import Conflict
 
 log = logging.getLogger("rapid_meetings")
-REMOVAL_FLOOR = 5                       # removals an hour any site may see, however few its events
 WINDOW_MINUTES = 60                     # "within an hour": removals counted per minute over the last 60
 LINKS_RECOUNT = timedelta(minutes=15)   # the site's linked events are counted again at most this often
 HOLDS_LOOKED = 30.0                     # seconds a process trusts its look at whether a site holds removals
@@ -48,8 +47,8 @@ class RemovalHeld(JobAbandoned):
 
 def limit(site, links: int) -> int:
     """The most removals one hour may see for a site with `links` linked events: a share of them, but at least
-    REMOVAL_FLOOR (a small site may lose a few) and at most `removal_limit` (a big one may not lose hundreds)."""
-    return min(site.removal_limit, max(REMOVAL_FLOOR, math.ceil(site.removal_fraction * links)))
+    `removal_floor` (a small site may lose a few) and at most `removal_limit` (a big one may not lose hundreds)."""
+    return min(site.removal_limit, max(site.removal_floor, math.ceil(site.removal_fraction * links)))
 
 
 def over(site, done: int, more: int, links: int) -> bool:
