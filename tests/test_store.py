@@ -1,7 +1,6 @@
 """Table Storage, against Azurite: keys that survive any id, ETag-checked writes."""
 
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 

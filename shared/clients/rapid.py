@@ -69,18 +69,16 @@ class RapidClient:
     def _confirm_gone(self, list_name: str, item_id, error: RemoteNotFound) -> RemoteNotFound:
         """An item call answered 404: RAPID publishes no error body that tells "no such item" from "no such
         list" (docs/rapid-api.md, "Errors"), so the 404 is proof only when the list answers and does not
-        list the item — and lists others: a list that answers no item at all is what a view filter, lost
-        rights or a restored backup look like, never proof (docs/product-rules.md, rule 9). The error to raise:
-        `error` (gone), or NotVisible (the list is not found, or shows nothing: will look again later)."""
+        list the item. The error to raise: `error` (gone), or NotVisible (the list is not found: renamed?)."""
         if self.items_by_id(list_name, [str(item_id)]):
             return NotVisible(f"site {self._site.key} {list_name} {item_id}: its GET answered 404 but the list "
                               f"still has it; will look again later", error.code)
-        page = rows_of(self._call("GET", f"{self._list(list_name)}/{DATASOURCE}/items", f"look at {list_name}",
-                                  _never_gone, params={"$select": "id"}).json())
-        if not page:
-            return NotVisible(f"site {self._site.key} {list_name} {item_id}: its GET answered 404 and the list "
-                              f"answers no item at all; will look again later", error.code)
         return error
+
+    def lists_anything(self, list_name: str) -> bool:
+        """Whether the list answers any item at all (one page of ids)."""
+        return bool(rows_of(self._call("GET", f"{self._list(list_name)}/{DATASOURCE}/items", f"look at {list_name}",
+                                       _never_gone, params={"$select": "id"}).json()))
 
     def get_item(self, list_name: str, item_id: str, deleted: bool = False) -> dict | None:
         """The item's profile (all its columns and its links), or None when the site does not have it

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from ..context import SiteContext
 from ..features.registry import enabled_features
-from ..model.errors import JobAbandoned, RemoteNotFound
+from ..model.errors import JobAbandoned, NotVisible, RemoteNotFound
 from ..services import Services
 from . import perform, removal_guard
 from .perform import Replan, say
@@ -35,10 +35,24 @@ def apply_site_event(svc: Services, site, item_id: str, action: str, fresh: bool
             return decision
 
 
+def _linked_item(ctx: SiteContext, snap: Snapshot) -> dict | None:
+    """The item, or None when the site says it is gone: deleted (RAPID deletes softly: the item answers with
+    `deleted`), or a 404 the list confirms. For a linked item a 404 is not believed while the list answers
+    no item at all: that is what a view filter, lost rights or a restored backup look like, and believing
+    it would cancel the site's meetings in Outlook (docs/product-rules.md, rule 9)."""
+    item = ctx.rapid.get_item("events", snap.item_id, deleted=True)
+    if item is not None:
+        return None if item.get("deleted") else item
+    if snap.link is not None and not snap.link.pending and not ctx.rapid.lists_anything("events"):
+        raise NotVisible(f"site {ctx.site.key} events {snap.item_id}: its GET answered 404 and the list answers "
+                         "no item at all; will look again later")
+    return None
+
+
 def read_part(ctx: SiteContext, snap: Snapshot, part: str) -> Snapshot:
     """The part of the snapshot the planner asked for."""
     if part == "item":
-        item = ctx.rapid.get_item("events", snap.item_id)
+        item = _linked_item(ctx, snap)
         if item is not None and not is_cancelled(ctx.site, item):
             removal_guard.item_seen(ctx, snap.item_id)  # a held removal of its event is dropped
         return replace(snap, item=item)
