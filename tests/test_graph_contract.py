@@ -282,3 +282,24 @@ def test_an_agenda_section_is_never_part_of_the_description():
     description, found, teams = split_body(stored)
     assert "Budget" not in description and "Loose text" in description and teams == ""
     assert "Budget &amp; plan" in found and AGENDA_HEADING in found
+
+
+def test_a_graph_token_refused_before_it_expired_is_replaced_once_and_the_sync_goes_on(stack, site):
+    """Graph answers 401 InvalidAuthenticationToken for a token MSAL still holds as valid (revoked keys,
+    clock skew): the client asks for a new token once and sends the request again."""
+    import time
+
+    meeting = new_meeting(site)
+    item = new_event(site, meeting, title="Before the token was refused")
+    settle(stack)
+    tokens_before = stack.graph.count("POST", "/oauth2/v2.0/token")
+    stack.graph.refuse_tokens_issued_before = int(time.time())  # every token issued before this second
+    try:
+        site.sim.update_item("Meeting Events", item["id"], title="After the token was refused")
+        event_id = services().store.get_link("acme/sales", str(item["id"])).event_id
+        eventually(lambda: stack.graph.get_event(ORGANISER, event_id)["subject"] == "After the token was refused",
+                   30, what="the edit to reach Outlook with a new token")
+    finally:
+        stack.graph.refuse_tokens_issued_before = None
+    settle(stack)
+    assert stack.graph.count("POST", "/oauth2/v2.0/token") > tokens_before

@@ -1,16 +1,17 @@
 """Outages heal by themselves (issue 20): a dependency down for hours never poisons a job, never needs a
 person, and the status column says what really happens. Hours pass on an accelerated app clock
-(shared/clock.py): the in-process host's jobs, back-offs and breakers run 600 times faster than the wall."""
+(shared/clock.py, installed by devtools/world_clock.py): the in-process host's jobs, back-offs and breakers,
+the simulators' tokens and expiries run 600 times faster than the wall."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 
+from devtools import world_clock
 from devtools.azurite import eventually
 from devtools.stack import ORGANISER
 from shared import clock
@@ -31,8 +32,8 @@ def fast(stack, site, monkeypatch):
     test's meetings exist: the simulators keep wall time). Real time again afterwards, with the breakers
     the outage left forgotten (their times are in the app's future)."""
     site_with(site, monkeypatch, {COLUMN: "Text"}, status_column=COLUMN)
-    yield lambda: clock.install(clock.Accelerated(datetime.now(timezone.utc), time.time(), SPEED))
-    clock.install(None)
+    yield lambda: world_clock.install(world_clock.accelerated(SPEED))  # the app, the simulators, MSAL's cache
+    world_clock.install(None)
     svc().health.forget_breakers(site.key)
     breakers_of(svc()).forget(site.key)
 

@@ -74,12 +74,21 @@ class GraphClient:
         url = path if "://" in path else self._base + path
         if not url.startswith(self._base + "/"):  # an @odata.nextLink or a stored delta link elsewhere
             raise RemoteError(400, f"Graph {what}: refusing to send the Graph token to {url.split('?')[0][:80]}")
-        with met("graph"):
-            token = self._tokens.token(self._site, GRAPH_SCOPE)
-            mailbox = url[len(self._base):].split("/")[2] if url.startswith(self._base + "/users/") else None
-            with self._limiter.slot(mailbox) if mailbox else contextlib.nullcontext():
-                return send(self._session, method, url, f"Graph {what}", proof,
-                            headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)
+        mailbox = url[len(self._base):].split("/")[2] if url.startswith(self._base + "/users/") else None
+        for fresh in (False, True):
+            try:
+                with met("graph"):
+                    token = self._tokens.token(self._site, GRAPH_SCOPE, fresh=fresh)
+                    with self._limiter.slot(mailbox) if mailbox else contextlib.nullcontext():
+                        return send(self._session, method, url, f"Graph {what}", proof,
+                                    headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)
+            except RemoteError as e:
+                # 401 InvalidAuthenticationToken: the cached token expired or was revoked before MSAL thought
+                # so (clock skew, a restart of the identity platform's keys); a refused request is safe to resend
+                if e.status != 401 or fresh:
+                    raise
+                log.info("Graph %s answered 401 (%s): retrying once with a fresh token", what, e)
+        raise AssertionError("unreachable")
 
     # -- events
 

@@ -151,22 +151,21 @@ def holding(ctx: SiteContext) -> bool:
     return looked[1]
 
 
+def _seen(ctx: SiteContext, item_id: str, direction: str, why: str) -> None:
+    if holding(ctx):
+        row = ctx.services.held.get(ctx.site.key, item_id)
+        if row is not None and row.direction == direction:
+            _drop(ctx, row, why)
+
+
 def item_seen(ctx: SiteContext, item_id: str) -> None:
     """The site has the item (not cancelled): a held removal of its Outlook event is dropped."""
-    if not holding(ctx):
-        return
-    row = ctx.services.held.get(ctx.site.key, item_id)
-    if row is not None and row.direction == OUTLOOK:
-        _drop(ctx, row, "the item is back in the site")
+    _seen(ctx, item_id, OUTLOOK, "the item is back in the site")
 
 
 def event_seen(ctx: SiteContext, item_id: str) -> None:
     """Outlook has the event (not cancelled): a held cancellation of its site item is dropped."""
-    if not holding(ctx):
-        return
-    row = ctx.services.held.get(ctx.site.key, item_id)
-    if row is not None and row.direction == SITE:
-        _drop(ctx, row, "the event is back in Outlook")
+    _seen(ctx, item_id, SITE, "the event is back in Outlook")
 
 
 def sweep(ctx: SiteContext, links: list, alive: set[str], back: set[str]) -> list:

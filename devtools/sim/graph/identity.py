@@ -181,7 +181,11 @@ class IdentityPlatform:
         if not authorization:
             raise HttpError(401, "InvalidAuthenticationToken", "Access token is empty.")
         claims = read_token(self.token_key, authorization)
-        if claims is None:
+        refused_before = getattr(self, "refuse_tokens_issued_before", None)
+        if claims is None or (refused_before is not None and claims.get("iat", 0) < refused_before):
+            # a token revoked or expired before its client thought so: Graph answers 401 InvalidAuthenticationToken
+            # (api-reference/v1.0/resources/errors.md: 401 "Required authentication information is either
+            # missing or not valid for the resource"; the client gets a new token and tries again)
             raise HttpError(401, "InvalidAuthenticationToken", "Access token validation failure.")
         if claims.get("aud") not in (GRAPH_AUDIENCE, GRAPH_AUDIENCE + "/"):
             raise HttpError(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
