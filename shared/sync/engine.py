@@ -36,15 +36,15 @@ def apply_site_event(svc: Services, site, item_id: str, action: str, fresh: bool
 
 
 def _linked_item(ctx: SiteContext, snap: Snapshot) -> dict | None:
-    """The item, or None when the site says it is gone: deleted (RAPID deletes softly: the item answers with
-    `deleted`), or a 404 the list confirms. For a linked item a 404 is not believed while the list answers
+    """The item, or None when the site says it is gone: deleted (RAPID deletes softly: the item comes back with
+    `deleted`), or a 404 the list confirms. For a linked item a 404 is not believed while the list shows
     no item at all: that is what a view filter, lost rights or a restored backup look like, and believing
     it would cancel the site's meetings in Outlook (docs/product-rules.md, rule 9)."""
     item = ctx.rapid.get_item("events", snap.item_id, deleted=True)
     if item is not None:
         return None if item.get("deleted") else item
     if snap.link is not None and not snap.link.pending and not ctx.rapid.lists_anything("events"):
-        raise NotVisible(f"site {ctx.site.key} events {snap.item_id}: its GET answered 404 and the list answers "
+        raise NotVisible(f"site {ctx.site.key} events {snap.item_id}: its GET answered 404 and the list shows "
                          "no item at all; will look again later")
     return None
 
