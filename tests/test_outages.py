@@ -62,7 +62,7 @@ def test_a_site_edit_during_a_graph_outage_longer_than_any_retry_budget_reaches_
     try:
         site.sim.update_item("Meeting Events", item["id"], title="Edited while Outlook was down")
         eventually(lambda: breakers_of(svc()).down(site.key).get("graph"), 20, what="Graph's breaker to open")
-        app_hours_pass(3)  # the old budget (12 reschedules) was spent in about 28 minutes
+        app_hours_pass(2)  # the old budget (12 reschedules) was spent in about 28 minutes
         assert no_poison(stack) and queue_depth(stack) >= 1  # the job is alive, parked behind the breaker
         words = site.sim.get("Meeting Events", item["id"])[COLUMN]
         assert words.startswith("Waiting for Outlook, which has not answered since ") and words.endswith("; will retry")
@@ -101,7 +101,7 @@ def test_an_outlook_edit_during_a_site_outage_reaches_the_site_after_recovery(st
         stack.graph.outlook_update(ORGANISER, event_id, subject="Edited in Outlook while the site was down")
         stack.graph.wait_idle()  # the notification was answered (202): its job is on our queue
         eventually(lambda: breakers_of(svc()).down(site.key).get("site"), 20, what="the site's breaker to open")
-        app_hours_pass(3)
+        app_hours_pass(2)
         assert no_poison(stack) and queue_depth(stack) >= 1
         assert svc().health.marks(site.key)  # and it is marked "not yet in line" for the catch-up
     finally:

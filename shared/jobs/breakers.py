@@ -25,7 +25,7 @@ from ..storage.health import Breaker, Conflict
 
 log = logging.getLogger("rapid_meetings")
 FAILURES_TO_OPEN = 3
-FIRST_PROBE_SECONDS = 30
+FIRST_PROBE_SECONDS = 5   # the first probe soon (most outages are short), then twice as long each time
 CACHE_SECONDS = 5.0
 _lock = threading.Lock()
 

@@ -135,20 +135,24 @@ class NotificationDelivery:
             self.notifications_sent.append(Delivery(url, body, status, time.monotonic() - started, attempt, error))
         return status is not None and status < 500 and status != 429
 
+    def _drop(self, retry: _Retry, items: list[dict]) -> None:
+        with self.lock:
+            self.notifications_dropped.append(Delivery(retry.url, {"value": items}, None, 0.0, retry.attempts,
+                                                       "dropped: no 2xx within the retry window"))
+
     def _attempt(self, retry: _Retry) -> None:
         """The next attempt of a notification under the published policy; schedules the one after, or drops it."""
         items = self._live(retry.items) if retry.attempts else retry.items
         if not items:
             return
+        if retry.attempts and (utcnow() - retry.first).total_seconds() > self.notification_retry_window:
+            return self._drop(retry, items)  # the timer woke late: no attempt past the window
         retry.attempts += 1
         if self._post_once(retry.url, items, retry.attempts):
             return
         wait = min(self.notification_backoff * 2 ** (retry.attempts - 1), self.notification_backoff_cap)
         if (utcnow() - retry.first).total_seconds() + wait > self.notification_retry_window:
-            with self.lock:
-                self.notifications_dropped.append(Delivery(retry.url, {"value": items}, None, 0.0, retry.attempts,
-                                                           "dropped: no 2xx within the retry window"))
-            return
+            return self._drop(retry, items)
         retry.items = items
         with self.lock:
             self._pending += 1  # wait_idle waits for the retry too
