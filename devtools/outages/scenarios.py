@@ -36,6 +36,11 @@ def _finish(world: World, name: str, items: list[int], settle_hours: float, pois
             lapses_before: int) -> Row:
     app_s, wall_s = until_agreed(world, items, settle_hours)
     world.app_hours(1)
+    # what the app clears by itself (held removals whose items are back, dropped one by one with a site write
+    # each: seconds of wall time, hours of app time at this speed) is not waiting for a person: poll a while
+    deadline = time.monotonic() + clock.wall_seconds(settle_hours * 3600) + 3
+    while world.waiting_for_a_person() and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
     counts = world.check(items)
     counts.poisoned = world.poisoned_so_far() - poisoned_before
     counts.waiting_for_a_person = world.waiting_for_a_person()

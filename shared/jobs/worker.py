@@ -175,8 +175,9 @@ def _run_in_order(svc: Services, job: dict, tasks: list[dict]) -> list[str]:
             if site is not None:
                 if down_dependency(e):
                     breakers_of(svc).failed(site.key, down_dependency(e), gate)
-                rest = [{**task, "unsettled": note_unfinished(svc, site.key, task) or task.get("unsettled", False)},
-                        *tasks[i + 1:]]
+                # marked unfinished unless only throttled (a 429 is "slower", not "down": no table write for it)
+                marked = not (isinstance(e, Throttled) and e.status == 429) and note_unfinished(svc, site.key, task)
+                rest = [{**task, "unsettled": marked or task.get("unsettled", False)}, *tasks[i + 1:]]
             else:
                 rest = tasks[i:]
             failures = job.get("failures", 0) + (not isinstance(e, Throttled))
