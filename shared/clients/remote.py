@@ -16,6 +16,7 @@ from ..model.errors import NotVisible, PreconditionFailed, RemoteError, RemoteNo
 DEFAULT_RETRY_AFTER = 5.0
 MAX_RETRY_AFTER = 300.0  # a queue message can be delayed this long without the job looking lost
 TIMEOUT = (5, 30)
+UNKNOWN_USER_CODES = ("ErrorInvalidUser",)  # docs/platform-facts.md, "A 404 is not always a deletion"
 
 
 def new_session(ca_bundle: str | None = None, pool: int = 64) -> requests.Session:
@@ -78,6 +79,8 @@ def checked(response: requests.Response, what: str, proof=None) -> requests.Resp
         code = error_code(response)
         if proof is None or proof(code):
             raise RemoteNotFound(message, code)
+        if code in UNKNOWN_USER_CODES:  # no such user: a refusal for good, not something to wait out
+            raise RemoteError(404, message)
         raise NotVisible(f"{what}: 404 {code or 'without a code'}, which does not prove it is gone "
                          f"({_error_message(response)[:160]}); will look again later", code)
     if status == 412:
