@@ -18,6 +18,9 @@ from .model import GRAPH_AUDIENCE, DEFAULT_ROLES, READ_USERS, WRITE_CALENDARS, U
 class IdentityPlatform:
     """App registrations, users and tokens; every Graph endpoint checks the app roles it needs."""
 
+    # tokens issued before this (epoch seconds) are refused with 401, as a revoked or early-expired one is
+    refuse_tokens_issued_before: float | None = None
+
     def register_app(self, tenant_id: str, client_id: str, secret: str | None = None,
                      certificate_pem: str | None = None, roles=DEFAULT_ROLES) -> App:
         """An app registration; `roles` are the application permissions an admin consented to."""
@@ -181,7 +184,7 @@ class IdentityPlatform:
         if not authorization:
             raise HttpError(401, "InvalidAuthenticationToken", "Access token is empty.")
         claims = read_token(self.token_key, authorization)
-        refused_before = getattr(self, "refuse_tokens_issued_before", None)
+        refused_before = self.refuse_tokens_issued_before
         if claims is None or (refused_before is not None and claims.get("iat", 0) < refused_before):
             # a token revoked or expired before its client thought so: Graph answers 401 InvalidAuthenticationToken
             # (api-reference/v1.0/resources/errors.md: 401 "Required authentication information is either
