@@ -293,6 +293,8 @@ def test_a_graph_token_refused_before_it_expired_is_replaced_once_and_the_sync_g
     item = new_event(site, meeting, title="Before the token was refused")
     settle(stack)
     tokens_before = stack.graph.count("POST", "/oauth2/v2.0/token")
+    held_since = int(time.time())  # the token MSAL holds was issued this second or before (`iat` is whole seconds)
+    eventually(lambda: int(time.time()) > held_since, 3, what="the next second")
     stack.graph.refuse_tokens_issued_before = int(time.time())  # every token issued before this second
     try:
         site.sim.update_item("Meeting Events", item["id"], title="After the token was refused")
