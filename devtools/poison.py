@@ -17,12 +17,20 @@ import json
 import os
 import sys
 
-from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
-
+from shared.config import StorageAccount
 from shared.storage.store import Store
-from shared.storage.work_queue import message_key
+from shared.storage.work_queue import PoisonQueue, WorkQueue, message_key
 
 from .localhost import load_local_settings
+
+
+class SignedInAccount(StorageAccount):
+    """The identity-based account, reached as the person running this (`az login`), not a managed identity."""
+
+    def credential(self):
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential()
 
 
 def _storage(args):
@@ -31,21 +39,10 @@ def _storage(args):
     load_local_settings()
     if os.environ.get("AzureWebJobsStorage"):
         return os.environ["AzureWebJobsStorage"]
-    from shared.config import StorageAccount
-
     name = os.environ.get("AzureWebJobsStorage__accountName")
     if not name:
         sys.exit("no storage: pass --connection-string or set AzureWebJobsStorage")
-    return StorageAccount(name)
-
-
-def _queue(storage, name: str) -> QueueClient:
-    policies = dict(message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy())
-    if isinstance(storage, str):
-        return QueueClient.from_connection_string(storage, name, **policies)
-    from azure.identity import DefaultAzureCredential
-
-    return QueueClient(storage.url("queue"), name, credential=DefaultAzureCredential(), **policies)
+    return SignedInAccount(name)
 
 
 def describe(text: str) -> str:
@@ -59,16 +56,6 @@ def describe(text: str) -> str:
         return f"not a job: {text[:60]!r}"
 
 
-def poisoned(storage, queue: str) -> list:
-    client = _queue(storage, f"{queue}-poison")
-    try:
-        return list(client.receive_messages(max_messages=32, visibility_timeout=30)), client
-    except Exception as e:
-        if type(e).__name__ == "ResourceNotFoundError":
-            return [], client
-        raise
-
-
 def main(argv=None, out=sys.stdout) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["list", "requeue"])
@@ -80,8 +67,10 @@ def main(argv=None, out=sys.stdout) -> int:
     storage = _storage(args)
     queue = args.queue or os.environ.get("WORK_QUEUE", "sync-jobs")
     store = Store(storage)
-    # messages are leased for 30 s while we look: a list shows them all, then they reappear
-    messages, poison = poisoned(storage, queue)
+    # the app's own poison queue (storage/work_queue.PoisonQueue): messages are leased while we look, a list
+    # shows them all, then they reappear
+    poison = PoisonQueue(WorkQueue(storage, queue))
+    messages = poison.take(lease_seconds=30)
     if args.command == "list":
         for m in messages:
             failure = store.failure(message_key(m.content)) or {}
@@ -89,24 +78,21 @@ def main(argv=None, out=sys.stdout) -> int:
                   f"{describe(m.content)}\n    reason: {failure.get('reason', 'unknown (no failure recorded)')}", file=out)
         print(f"{len(messages)} poisoned message(s) in {queue}-poison", file=out)
         for m in messages:
-            poison.update_message(m, visibility_timeout=0)
+            poison.release(m)
         return 0
     chosen = [m for m in messages if args.all or m.id in args.ids]
     missing = set(args.ids) - {m.id for m in messages}
-    work = _queue(storage, queue)
     for m in chosen:
-        work.send_message(m.content)
-        poison.delete_message(m)
+        poison.requeue(m)
         store.forget_failure(message_key(m.content))
         print(f"requeued {m.id}: {describe(m.content)}", file=out)
     for m in messages:
         if m not in chosen:
-            poison.update_message(m, visibility_timeout=0)
+            poison.release(m)
     if missing:
         print(f"not found in {queue}-poison: {', '.join(sorted(missing))}", file=out)
         return 1
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
