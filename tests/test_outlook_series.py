@@ -190,3 +190,19 @@ def test_a_site_cancellation_after_the_series_was_made_cancels_its_occurrence_on
     assert stack.graph.get_event(ORGANISER, synced["event_id"])["type"] == "seriesMaster"
     assert [o["id"] for o in stack.graph.occurrences(ORGANISER, synced["event_id"])] == [o["id"] for o in occurrences[1:]]
     assert link_of(synced["item"]) is None
+
+
+def test_a_site_cancellation_before_the_app_heard_of_the_series_cancels_its_occurrence_only(stack, site, synced):
+    stack.graph.pause_notifications()
+    try:
+        stack.graph.outlook_make_series(ORGANISER, synced["event_id"], "daily", count=3)
+        occurrences = stack.graph.occurrences(ORGANISER, synced["event_id"])
+        before = len(stack.graph.cancellations)
+        cancelled = svc().settings.sites["acme/sales"].cancelled_status
+        site.sim.update_item("Meeting Events", synced["item"]["id"], status=cancelled)
+        settle(stack)
+    finally:
+        stack.graph.resume_notifications(drop=True)
+    assert [c.event_id for c in stack.graph.cancellations[before:]] == [occurrences[0]["id"]]
+    assert [o["id"] for o in stack.graph.occurrences(ORGANISER, synced["event_id"])] == [o["id"] for o in occurrences[1:]]
+    assert link_of(synced["item"]) is None

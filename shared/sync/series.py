@@ -16,33 +16,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import timedelta
 
 from ..context import SiteContext
-from ..model.mapping import format_utc, parse_utc
 from . import perform
+from .occurrences import find_own
 from .perform import say
 from .planner import UNREAD, Snapshot
-
-AROUND = timedelta(days=1)  # the /instances window either side of the item's start
-
-
-def own_occurrence(instances: list[dict], start: str) -> dict | None:
-    """The occurrence that was the item's meeting: the one whose originalStart is the item's start; when
-    the organiser moved the series' time as they made it, the one nearest to it on the same day."""
-    wanted = parse_utc(start)
-    dated = [(abs(parse_utc(i["originalStart"]) - wanted), i) for i in instances if i.get("originalStart")]
-    dated = [(gap, i) for gap, i in dated if gap < timedelta(hours=12)]
-    return min(dated, key=lambda pair: pair[0])[1] if dated else None
 
 
 def read_occurrence(ctx: SiteContext, snap: Snapshot) -> Snapshot:
     """The item's own occurrence of the series its event became (None when the series has none there)."""
-    link, master = snap.link, snap.event
-    start = parse_utc(link.synced.start)
-    instances = ctx.graph.instances(link.mailbox, master["id"], format_utc(start - AROUND),
-                                    format_utc(start + AROUND))
-    return replace(snap, occurrence=own_occurrence(instances, link.synced.start))
+    return replace(snap, occurrence=find_own(ctx.graph, snap.link, snap.event["id"]))
 
 
 def follow(ctx: SiteContext, snap: Snapshot, occurrence: dict) -> Snapshot:
