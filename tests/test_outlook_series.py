@@ -206,3 +206,45 @@ def test_a_site_cancellation_before_the_app_heard_of_the_series_cancels_its_occu
     assert [c.event_id for c in stack.graph.cancellations[before:]] == [occurrences[0]["id"]]
     assert [o["id"] for o in stack.graph.occurrences(ORGANISER, synced["event_id"])] == [o["id"] for o in occurrences[1:]]
     assert link_of(synced["item"]) is None
+
+
+def test_a_series_with_no_occurrence_at_the_items_time_is_said_and_left_alone(stack, site, synced):
+    stack.graph.outlook_make_series(ORGANISER, synced["event_id"], "weekly", count=2, days_of_week=("friday",))
+    assert [o["originalStart"][:10] for o in stack.graph.occurrences(ORGANISER, synced["event_id"])] == \
+        ["2026-12-04", "2026-12-11"]  # the item is on Tuesday 1 December
+    stack.graph.wait_idle()
+    settle(stack)
+    stack.graph.reset_log()
+    site.sim.update_item("Meeting Events", synced["item"]["id"], title="Edited in the site")
+    settle(stack)
+    assert [e for e in stack.graph.log if e.method in ("PATCH", "POST", "DELETE")] == []
+    assert "no occurrence at this item's time" in site_item(site, synced)[COLUMN]
+    assert link_of(synced["item"]).event_id == synced["event_id"]
+
+
+# -- the decisions, pure (sync/planner.py, sync/occurrences.py)
+
+def test_the_planner_follows_the_items_own_occurrence_of_a_series():
+    from dataclasses import replace
+
+    from shared.model.errors import SERIES_ELSEWHERE
+    from shared.sync.planner import FollowOccurrence, GiveUp, Read, plan_outlook
+
+    from .test_planner import event, outlook_snap
+
+    master = event(type="seriesMaster", recurrence={"pattern": {"type": "daily"}})
+    snap = outlook_snap(evt=master)
+    assert plan_outlook(snap) == [Read("occurrence")]
+    own = event(id="E1_20261207", type="occurrence", seriesMasterId="E1")
+    assert plan_outlook(replace(snap, occurrence=own)) == [FollowOccurrence(own)]
+    [give_up] = plan_outlook(replace(snap, occurrence=None))
+    assert isinstance(give_up, GiveUp) and give_up.error.code == SERIES_ELSEWHERE
+
+
+def test_the_items_own_occurrence_is_the_one_that_started_at_its_time():
+    from shared.sync.occurrences import own_occurrence
+
+    days = [{"id": d, "originalStart": f"2026-12-0{d}T09:00:00Z"} for d in (1, 2, 3)]
+    assert own_occurrence(days, "2026-12-02T09:00:00Z")["id"] == 2
+    assert own_occurrence(days, "2026-12-02T10:30:00Z")["id"] == 2  # the series' time moved as it was made
+    assert own_occurrence(days, "2026-12-05T09:00:00Z") is None

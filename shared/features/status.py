@@ -38,6 +38,8 @@ WORDS = {
     errors.BAD_DATE: "Not synced: {detail} is not a date and time",
     errors.REMOVAL_HELD: "Held: {detail}",   # sync/removal_guard.py; detail: which removal waits
     errors.UNSEEN: "Waiting: {detail} cannot be seen just now (a 404 that proves nothing); will look again",
+    errors.SERIES_ELSEWHERE: "Not synced: its event became a recurring series in Outlook that has no occurrence "
+                             "at this item's time; Outlook is left as it is",
 }
 NOTHING_TO_SHOW = {errors.ITEM_GONE, errors.SITE_GONE}
 # States of a synced item that need words of their own; `{time}` is when it was last synced.

@@ -21,7 +21,8 @@ from ..storage.store import Subscription
 from . import perform, series
 from .engine import read_part
 from .perform import say
-from .planner import UNREAD, CancelInSite, Echo, FollowOccurrence, Nothing, Read, Snapshot, Update, plan_outlook
+from .planner import (UNREAD, CancelInSite, Echo, FollowOccurrence, GiveUp, Nothing, Read, Snapshot, Update,
+                      plan_outlook)
 
 log = logging.getLogger("rapid_meetings")
 _EXCHANGE_KEY_HEADER = b"\x09\x00\x00\x00\x16\x00\x00\x00"  # type 9, 22 bytes follow
@@ -116,6 +117,8 @@ def _perform(ctx: SiteContext, snap: Snapshot, step) -> str:
         else:
             say(site, link.item_id, step.why, event=snap.event_id)
         return step.outcome
+    if isinstance(step, GiveUp):  # the event became a series with no occurrence at the item's time
+        raise step.error
     if isinstance(step, CancelInSite):  # a series' link may be named by several notifications of one cancellation
         return (series.cancel_once if link.series_id else perform.cancel_in_site)(ctx, link, step.why)
     if isinstance(step, Echo):

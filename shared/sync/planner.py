@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..features.base import Target
-from ..model.errors import ITEM_GONE, JobAbandoned
+from ..model.errors import ITEM_GONE, SERIES_ELSEWHERE, JobAbandoned
 from ..model.mapping import Synced, synced_from_outlook
 from ..model.rapid_items import lookup_id
 from .reconcile import Plan, reconcile
@@ -107,7 +107,7 @@ def _series_made(snap: Snapshot) -> list:
     if snap.occurrence is UNREAD:
         return [Read("occurrence")]
     if snap.occurrence is None:
-        return [Nothing("the event became an Outlook series with no occurrence at the item's time: ignored", "ignored")]
+        return [GiveUp(JobAbandoned(f"item {snap.link.item_id}: its event became a series", SERIES_ELSEWHERE))]
     return [FollowOccurrence(snap.occurrence)]
 
 
