@@ -125,6 +125,13 @@ class GraphClient:
             return False
         return True
 
+    def instances(self, mailbox: str, series_id: str, start: str, end: str) -> list[dict]:
+        """The occurrences and exceptions of a series master between two instants (event-list-instances.md;
+        the window is required), in UTC; one page of up to 50 is all a window of a few days holds."""
+        return self._call("GET", f"{_user(mailbox)}/events/{quote(series_id, safe='')}/instances", "list instances",
+                          params={"startDateTime": start, "endDateTime": end, "$top": "50"},
+                          headers={"Prefer": UTC_PREFER}, proof=_event_gone).json().get("value", [])
+
     def online_providers(self, mailbox: str) -> tuple[str, ...]:
         """The online meeting providers the mailbox's calendar offers (calendar.md,
         allowedOnlineMeetingProviders), read at most once an hour per mailbox and process."""

@@ -38,8 +38,16 @@ WORDS = {
     errors.BAD_DATE: "Not synced: {detail} is not a date and time",
     errors.REMOVAL_HELD: "Held: {detail}",   # sync/removal_guard.py; detail: which removal waits
     errors.UNSEEN: "Waiting: {detail} cannot be seen just now (a 404 that proves nothing); will look again",
+    errors.SERIES_ELSEWHERE: "Not synced: its event became a recurring series in Outlook that has no occurrence "
+                             "at this item's time; Outlook is left as it is",
 }
 NOTHING_TO_SHOW = {errors.ITEM_GONE, errors.SITE_GONE}
+# States of a synced item that need words of their own; `{time}` is when it was last synced.
+SERIES = "synced:series"   # its event became a recurring series in Outlook (sync/series.py)
+SYNCED_WORDS = {
+    SERIES: "In Outlook since {time}, as one occurrence of a recurring series made in Outlook: this item follows "
+            "that occurrence only; the series' other occurrences are only in Outlook",
+}
 
 
 def plain_reason(error: JobAbandoned) -> tuple[str, str, str | None]:
@@ -85,6 +93,8 @@ def state_after(ctx: SiteContext, item_id: str, error: BaseException | None) -> 
             if link.online == UNAVAILABLE:
                 return ItemState("synced:no-teams", f"In Outlook since {_local_time(ctx)}, without Teams: the "
                                  "organiser's calendar offers no Teams meetings", at)
+            if link.series_id:
+                return ItemState(SERIES, SYNCED_WORDS[SERIES].format(time=_local_time(ctx)), at)
             return ItemState("synced", f"In Outlook since {_local_time(ctx)}", at)
         return ItemState("not-in-outlook", "Not in Outlook: cancelled or removed", at)
     if isinstance(error, (Throttled, TransientError)):
@@ -130,6 +140,12 @@ class Status(Feature):
     def after_task(self, svc, site, op, task, error):
         if op in ITEM_OPS and task.get("item"):
             show_state(SiteContext.of(svc, site), str(task["item"]), error)
+
+    def after_sync(self, ctx, outcome):
+        """An Outlook change that made the item follow one occurrence of a series: said at once (an Outlook
+        change is no item task: after_task does not see it)."""
+        if outcome.link.series_id:
+            show_state(ctx, outcome.link.item_id, None)
 
 
 _noted: dict[str, float] = {}

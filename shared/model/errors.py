@@ -106,3 +106,4 @@ ITEM_GONE = "item-gone"                 # the item no longer exists: nothing to 
 SITE_GONE = "site-gone"                 # the site is no longer configured: nothing to show
 REMOVAL_HELD = "removal-held"           # too many removals at once: this one waits (sync/removal_guard.py)
 UNSEEN = "unseen"                       # a 404 that proves nothing (NotVisible): retried later
+SERIES_ELSEWHERE = "series-elsewhere"   # its event became an Outlook series with no occurrence at its time

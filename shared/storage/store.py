@@ -37,6 +37,7 @@ class EventLink:
     online: str = ""        # Teams: "" not asked, the provider asked for, or "unavailable" (the calendar offers none)
     join_url: str = ""      # the join URL last written to the site
     people: str = ""        # who the attendees were read from (sync/target.people_key): the same people, no re-read
+    series_id: str = ""     # the event became a series in Outlook: its master's id (event_id: the item's occurrence)
     etag: str | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -80,7 +81,7 @@ class Store(Tables):
         return make_entity(link.site, f"item|{link.item_id}", event_id=link.event_id, mailbox=link.mailbox,
                            synced=link.synced.to_json(), change_key=link.change_key, meeting_id=link.meeting_id,
                            removing=link.removing, sensitivity=link.sensitivity, online=link.online,
-                           join_url=link.join_url, people=link.people)
+                           join_url=link.join_url, people=link.people, series_id=link.series_id)
 
     def _link_from(self, site: str, entity) -> EventLink:
         data = entity_values(entity)
@@ -89,7 +90,8 @@ class Store(Tables):
                          change_key=data.get("change_key", ""), meeting_id=data.get("meeting_id", ""),
                          removing=bool(data.get("removing", False)), sensitivity=data.get("sensitivity", ""),
                          online=data.get("online", ""), join_url=data.get("join_url", ""),
-                         people=data.get("people", ""), etag=entity.metadata["etag"])
+                         people=data.get("people", ""), series_id=data.get("series_id", ""),
+                         etag=entity.metadata["etag"])
 
     def get_link(self, site: str, item_id: str) -> EventLink | None:
         entity = self._get(LINKS, site, f"item|{item_id}")
@@ -98,7 +100,18 @@ class Store(Tables):
     def get_link_by_event(self, site: str, event_id: str) -> EventLink | None:
         reverse = self._get(LINKS, site, f"event|{event_id}")
         link = self.get_link(site, reverse["item_id"]) if reverse else None
-        return link if link is not None and link.event_id == event_id else None  # a stale reverse row says nothing
+        if link is None or event_id not in (link.event_id, link.series_id):
+            return None  # a stale reverse row says nothing
+        return link
+
+    def follow_occurrence(self, link: EventLink, occurrence_id: str, series_id: str) -> EventLink:
+        """The linked event became a series: the link names the item's occurrence, and its master still finds
+        it (the master's reverse row stays), in one ETag-checked transaction (sync/series.py)."""
+        moved = replace(link, event_id=occurrence_id, series_id=series_id)
+        return self._link_transaction(moved, [
+            ("update", self._link_entity(moved), {"mode": UpdateMode.REPLACE, "etag": link.etag,
+                                                  "match_condition": MatchConditions.IfNotModified}),
+            ("upsert", make_entity(link.site, f"event|{occurrence_id}", item_id=link.item_id))])
 
     def create_link(self, link: EventLink) -> EventLink:
         """A new link; a pending one (no event id yet) has no reverse row. Conflict when the item has one."""
@@ -132,7 +145,7 @@ class Store(Tables):
     def delete_link(self, link: EventLink) -> None:
         """Forget a link; the item row goes first, so a failure in between leaves only a stale reverse row
         (which get_link_by_event ignores)."""
-        for rk in (f"item|{link.item_id}",) + ((f"event|{link.event_id}",) if link.event_id else ()):
+        for rk in (f"item|{link.item_id}",) + tuple(f"event|{e}" for e in (link.event_id, link.series_id) if e):
             self._delete(LINKS, link.site, rk)
 
     def claim_change(self, site: str, event_id: str, change_key: str, owner: str,

@@ -13,10 +13,10 @@ from ..context import SiteContext
 from ..features.registry import enabled_features
 from ..model.errors import JobAbandoned, NotVisible, RemoteNotFound
 from ..services import Services
-from . import perform, removal_guard
+from . import perform, removal_guard, series
 from .perform import Replan, say
-from .planner import (UNREAD, CancelInSite, Create, GiveUp, Note, Nothing, Read, Remove, Snapshot, Update,
-                      WriteBack, is_cancelled, item_columns, plan_site)
+from .planner import (UNREAD, CancelInSite, Create, FollowOccurrence, GiveUp, Note, Nothing, Read, Remove, Snapshot,
+                      Update, WriteBack, is_cancelled, item_columns, plan_site)
 from .target import read_target
 
 
@@ -69,6 +69,8 @@ def read_part(ctx: SiteContext, snap: Snapshot, part: str) -> Snapshot:
         if not event.get("isCancelled"):
             removal_guard.event_seen(ctx, snap.link.item_id)  # a held cancellation of its item is dropped
         return replace(snap, event=event)
+    if part == "occurrence":
+        return series.read_occurrence(ctx, snap)
     raise ValueError(f"the planner asked for an unknown part {part!r}")
 
 
@@ -80,6 +82,8 @@ def _run(ctx: SiteContext, snap: Snapshot) -> tuple[Snapshot, str | None]:
             return read_part(ctx, replace(snap, link=link), step.part), None
         if isinstance(step, GiveUp):
             raise step.error
+        if isinstance(step, FollowOccurrence):  # the event became a series: plan again with its occurrence
+            return series.follow(ctx, replace(snap, link=link), step.occurrence), None
         if isinstance(step, (Nothing, Note)):
             say(site, snap.item_id, step.why, event=link.event_id if link else "")
         elif isinstance(step, Remove):

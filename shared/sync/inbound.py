@@ -18,10 +18,11 @@ from ..context import SiteContext
 from ..features.registry import enabled_features
 from ..services import Services
 from ..storage.store import Subscription
-from . import perform
+from . import perform, series
 from .engine import read_part
 from .perform import say
-from .planner import UNREAD, CancelInSite, Echo, Nothing, Read, Snapshot, Update, plan_outlook
+from .planner import (UNREAD, CancelInSite, Echo, FollowOccurrence, GiveUp, Nothing, Read, Snapshot, Update,
+                      plan_outlook)
 
 log = logging.getLogger("rapid_meetings")
 _EXCHANGE_KEY_HEADER = b"\x09\x00\x00\x00\x16\x00\x00\x00"  # type 9, 22 bytes follow
@@ -47,15 +48,29 @@ def change_key_in_etag(etag: str | None) -> str | None:
     return base64.b64encode(raw[len(_EXCHANGE_KEY_HEADER):]).decode()
 
 
+def _series_not_followed(svc: Services, site, event: dict | None):
+    """The link of a delta page's occurrence whose master is linked and not yet followed: a series master is
+    in no calendar view (user-list-calendarview.md), its occurrences are what a delta read shows of it."""
+    master = (event or {}).get("seriesMasterId")
+    link = svc.store.get_link_by_event(site.key, master) if master else None
+    return link if link is not None and link.event_id == master else None
+
+
 def _snapshot(svc: Services, site, sub: Subscription, change: str, event_id: str, event: dict | None) -> Snapshot:
-    link = svc.store.get_link_by_event(site.key, event_id)
+    link = svc.store.get_link_by_event(site.key, event_id) or _series_not_followed(svc, site, event)
     active = True
     if link is not None and link.mailbox.lower() == sub.mailbox.lower() and not link.removing and link.meeting_id:
         meeting = svc.store.get_meeting(site.key, link.meeting_id)
         active = meeting is None or meeting.active
     return Snapshot(site, enabled_features(site), item_id=link.item_id if link else "", link=link, change=change,
                     event_id=event_id, mailbox=sub.mailbox, meeting_active=active,
-                    event=UNREAD if event is None or change == "deleted" else event)
+                    event=UNREAD if event is None or change == "deleted" or _partial(event, link) else event)
+
+
+def _partial(event: dict, link) -> bool:
+    """A delta page's event that is not the whole linked event: an occurrence (calendarView/delta gives those
+    without their data: devtools/sim/graph/series.py), or a master named for the occurrence a link follows."""
+    return "subject" not in event or (link is not None and event.get("id") != link.event_id)
 
 
 def apply_outlook_change(svc: Services, sub: Subscription, change: str, event_id: str, etag: str | None = None,
@@ -87,6 +102,10 @@ def _run(ctx: SiteContext, snap: Snapshot, steps: list) -> str:
             snap = read_part(ctx, snap, step.part)
             steps = plan_outlook(snap)
             continue
+        if isinstance(step, FollowOccurrence):  # the event became a series: plan again with its occurrence
+            snap = series.follow(ctx, snap, step.occurrence)
+            steps = plan_outlook(snap)
+            continue
         return _perform(ctx, snap, step)
 
 
@@ -98,8 +117,10 @@ def _perform(ctx: SiteContext, snap: Snapshot, step) -> str:
         else:
             say(site, link.item_id, step.why, event=snap.event_id)
         return step.outcome
-    if isinstance(step, CancelInSite):
-        return perform.cancel_in_site(ctx, link, step.why)
+    if isinstance(step, GiveUp):  # the event became a series with no occurrence at the item's time
+        raise step.error
+    if isinstance(step, CancelInSite):  # a series' link may be named by several notifications of one cancellation
+        return (series.cancel_once if link.series_id else perform.cancel_in_site)(ctx, link, step.why)
     if isinstance(step, Echo):
         perform.echo(ctx, snap.features, link, snap.event)
         say(site, link.item_id, step.why, event=snap.event_id)

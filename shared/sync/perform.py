@@ -17,6 +17,7 @@ from ..model.mapping import keep_outlook_parts, outlook_patch, outlook_payload, 
 from ..storage.held_removals import OUTLOOK, SITE
 from ..storage.store import Conflict, EventLink
 from . import removal_guard
+from .occurrences import find_own
 from .planner import Update, is_cancelled, settle
 
 log = logging.getLogger("rapid_meetings")
@@ -189,13 +190,33 @@ def remove(ctx: SiteContext, link: EventLink, why: str, guarded: bool = False) -
         return "deleted" if found else "noop"
     if not link.removing:
         link = ctx.store.save_link(replace(link, removing=True))
-    found = graph.remove_event(link.mailbox, link.event_id, comment)
+    cancel = _what_to_cancel(ctx, link)
+    found = graph.remove_event(link.mailbox, cancel, comment) if cancel else False
     ctx.store.delete_link(link)
     if released:
         removal_guard.done(ctx, link.item_id)
     say(site, link.item_id, f"{why}: Outlook event removed" if found else f"{why}: Outlook event already gone",
         event=link.event_id)
     return "deleted"
+
+
+def _what_to_cancel(ctx: SiteContext, link: EventLink) -> str:
+    """The event a removal cancels: the link's, unless it became a series in Outlook that the sync has not
+    followed yet: then the item's own occurrence, never the master (event-cancel.md: cancelling a master
+    cancels, and mails, every occurrence); "" when the series has none at the item's time (sync/series.py)."""
+    if link.series_id:
+        return link.event_id
+    try:
+        event = ctx.graph.get_event(link.mailbox, link.event_id)
+    except RemoteNotFound:
+        return link.event_id
+    if event.get("type") != "seriesMaster":
+        return link.event_id
+    own = find_own(ctx.graph, link, link.event_id)
+    say(ctx.site, link.item_id, "its event became a recurring series in Outlook: only the item's own occurrence "
+        "is cancelled" if own else "its event became a recurring series in Outlook with no occurrence at the "
+        "item's time: the series is left as it is", event=link.event_id)
+    return own["id"] if own else ""
 
 
 def cancel_in_site(ctx: SiteContext, link: EventLink, why: str) -> str:

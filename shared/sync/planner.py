@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..features.base import Target
-from ..model.errors import ITEM_GONE, JobAbandoned
+from ..model.errors import ITEM_GONE, SERIES_ELSEWHERE, JobAbandoned
 from ..model.mapping import Synced, synced_from_outlook
 from ..model.rapid_items import lookup_id
 from .reconcile import Plan, reconcile
@@ -40,6 +40,7 @@ class Snapshot:
     event_id: str = ""
     mailbox: str = ""              # an Outlook entry: the mailbox its subscription watches
     meeting_active: bool = True    # an Outlook entry: syncing back is on for the item's meeting
+    occurrence: object = UNREAD    # the event became a series: the item's own occurrence (dict, None: none), or UNREAD
     fresh: bool = False            # a site entry that compares the site as it is now (catch-up, sync now): no
                                    # part of the target is taken from the link
 
@@ -93,6 +94,21 @@ class CancelInSite:
     """Outlook no longer has the event: the item is cancelled (or deleted, per site), the link forgotten."""
 
     why: str
+
+
+@dataclass(frozen=True)
+class FollowOccurrence:
+    """The linked event became a series in Outlook: the link follows the item's own occurrence (sync/series.py)."""
+
+    occurrence: dict
+
+
+def _series_made(snap: Snapshot) -> list:
+    if snap.occurrence is UNREAD:
+        return [Read("occurrence")]
+    if snap.occurrence is None:
+        return [GiveUp(JobAbandoned(f"item {snap.link.item_id}: its event became a series", SERIES_ELSEWHERE))]
+    return [FollowOccurrence(snap.occurrence)]
 
 
 @dataclass(frozen=True)
@@ -175,6 +191,8 @@ def _plan_update(snap: Snapshot, target: Target) -> list:
         return steps + [Read("event")]
     if snap.event is None:
         return steps + [CancelInSite("Outlook event is gone")]
+    if snap.event.get("type") == "seriesMaster":
+        return steps + _series_made(snap)
     fields, link_fields = {}, {"people": target.people}
     for feature in snap.features:
         more, recorded = feature.patch_fields(site, target, link)
@@ -254,6 +272,8 @@ def plan_outlook(snap: Snapshot) -> list:
         return [CancelInSite(gone)]
     if event.get("isCancelled"):
         return [CancelInSite("cancelled in Outlook")]
+    if event.get("type") == "seriesMaster":  # made a series in Outlook: the item follows its own occurrence
+        return _series_made(snap)
     if snap.change == "deleted":  # believed only once Graph confirms it: a replayed notification deletes nothing
         return [Nothing("a 'deleted' notification for an event Outlook still has: ignored", "ignored")]
     if event.get("changeKey") and event.get("changeKey") == link.change_key:

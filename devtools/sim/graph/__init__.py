@@ -18,12 +18,16 @@ behaviour open, each variant is a switch (constructor argument and attribute of 
   notification_retry_window None (default: notification_retries attempts more) | seconds: redelivery as
                             published, for up to that long (4 h: delivery.NOTIFICATION_RETRY_WINDOW), then
                             dropped; waits capped at notification_backoff_cap (delivery.py)
+  occurrence_notifications  "master" (default) | "occurrence"   which event a notification of an occurrence's
+                            edit or cancellation names (series.py)
+  delta_occurrences         "bare" (default) | "full"      what calendarView/delta gives of an occurrence (series.py)
 Every time it keeps (expiries, token lifetimes, delta-token lifetime, retry waits, modified dates) is world
 time (shared/clock.py via base.utcnow): devtools may run it on an accelerated clock shared with the app.
 Outlook's limit of 4 concurrent requests per app and mailbox is enforced (429, counted per mailbox in
 mailbox_concurrency_refusals); enforce_concurrency_limit=False only counts, for tests that need more.
 
-Outlook-side actions for tests: outlook_create / outlook_update / outlook_cancel / outlook_delete, and
+Outlook-side actions for tests: outlook_create / outlook_update / outlook_cancel / outlook_delete (an
+occurrence's id cancels or edits that occurrence), outlook_make_series (series.py), and
 attendee_answers(mailbox, event_id, email, response, proposed_start=None, proposed_end=None), an invitee
 answering the organiser's meeting; set_mailbox_state(mailbox, "de-licensed" | "soft-deleted" | "available"),
 a mailbox every call to answers 404 MailboxNotEnabledForRESTAPI while its events stay (identity.py) (attendee.md, responsestatus.md; the organiser's event is updated and
@@ -60,12 +64,13 @@ from .events import Calendars
 from .identity import IdentityPlatform
 from .pages import register as register_pages
 from .schedule import FreeBusy
+from .series import Series
 from .subscriptions import SubscriptionsAndNotifications
 
 __all__ = ["GraphSimulator", "Subscription", "User", "Event", "App", "Cancellation", "Delivery"]
 
 
-class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAndNotifications,
+class GraphSimulator(IdentityPlatform, Series, Calendars, CalendarDelta, SubscriptionsAndNotifications,
                      NotificationDelivery, Batching, FreeBusy, SimServer):
     api_prefixes = ("/v1.0/",)
     json_type = "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8"
@@ -82,8 +87,11 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
                  etag_form: str = "exchange", delta_token_lifetime: float = DELTA_TOKEN_LIFETIME,
                  join_info_after_reads: int = 0, unsupported_provider: str = "ignore",
                  free_busy_details: str = "subject", notification_retry_window: float | None = None,
-                 notification_backoff_cap: float = NOTIFICATION_BACKOFF_CAP):
+                 notification_backoff_cap: float = NOTIFICATION_BACKOFF_CAP,
+                 occurrence_notifications: str = "master", delta_occurrences: str = "bare"):
         super().__init__(token_key, latency, latency_paths)
+        self.occurrence_notifications = occurrence_notifications  # series.py
+        self.delta_occurrences = delta_occurrences
         self.if_match = if_match
         self.cancel_without_attendees = cancel_without_attendees
         self.transaction_duplicate = transaction_duplicate
@@ -228,6 +236,7 @@ class GraphSimulator(IdentityPlatform, Calendars, CalendarDelta, SubscriptionsAn
         r("PATCH", _U + _CAL + r"/events/(?P<id>[^/]+)", self._patch_event)
         r("DELETE", _U + _CAL + r"/events/(?P<id>[^/]+)", self._delete_event)
         r("POST", _U + _CAL + r"/events/(?P<id>[^/]+)/cancel", self._cancel_event)
+        r("GET", _U + _CAL + r"/events/(?P<id>[^/]+)/instances", self._list_instances)
         r("GET", _U + _CAL + r"/calendarView", self._calendar_view)
         r("GET", _U + _CAL + r"/calendarView/delta", self._delta)
         r("POST", _U + r"/calendar/getSchedule", self._get_schedule)

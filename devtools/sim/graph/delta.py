@@ -45,7 +45,7 @@ class CalendarDelta:
             for kind, event_id in page:
                 ev = self.calendars[user.id].get(event_id)
                 if kind == "event" and ev:
-                    value.append(self._render(ev, self._tz(req)))
+                    value.append(self._delta_render(ev, self._tz(req)))  # series.py: occurrences bare
                 else:
                     value.append({"@odata.type": "#microsoft.graph.event", "id": event_id,
                                   "@removed": {"reason": "deleted"}})

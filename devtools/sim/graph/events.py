@@ -199,6 +199,7 @@ class Calendars:
         for p in data.get("singleValueExtendedProperties") or []:
             ev.ext[p["id"]] = p.get("value")
         ev.modified, ev.change_key, ev.seq = utcnow(), new_change_key(), self._next_seq()
+        self._series_updated(user, ev, data)  # series.py: a recurrence makes a master, an occurrence an exception
         self._changed(ev, "updated")
         return ev
 
@@ -273,6 +274,7 @@ class Calendars:
 
     def _remove(self, user: User, event_id: str, comment: str | None, via: str, always_record=False) -> None:
         ev = self._event_or_404(user, event_id)
+        self._series_removing(user, ev)  # series.py: a master takes its occurrences with it
         attendees = [a["emailAddress"]["address"] for a in ev.fields.get("attendees", [])]
         if attendees or always_record:
             self.cancellations.append(Cancellation(user.upn, ev.id, attendees, comment,
@@ -347,7 +349,7 @@ class Calendars:
         match = _event_filter(req.query.get("$filter"))
         top, skip = min(_int_param(req, "$top", 10), 1000), _int_param(req, "$skip", 0)
         with self.lock:
-            found = [ev for ev in self.calendars[user.id].values() if match(ev)]
+            found = [ev for ev in self.calendars[user.id].values() if match(ev) and self._listed(ev)]  # series.py
             page = [self._render(ev, self._tz(req), req.query.get("$select"), req.query.get("$expand"))
                     for ev in found[skip: skip + top]]
         out = {"@odata.context": self._context(user, "events"), "value": page}
@@ -403,7 +405,7 @@ class Calendars:
 
     def _in_window(self, ev: Event, start: datetime, end: datetime) -> bool:
         s, e = ev.window()
-        return s < end and e > start
+        return s < end and e > start and self._expanded(ev)  # series.py: a series master is never in a view
 
     def _calendar_view(self, req: Request) -> Response:
         _, user = self._mailbox(req, READ_CALENDARS)
