@@ -13,7 +13,7 @@ import pytest
 from devtools.azurite import eventually
 from devtools.stack import ORGANISER
 
-from .scenario import new_event, new_meeting, settle, svc
+from .scenario import new_event, new_meeting, settle, site_with, svc
 
 ATTENDEES = 2  # new_event's defaults: Bob (a Principal) and Gina (an External Contact)
 
@@ -115,6 +115,28 @@ def test_an_edit_of_an_event_without_attendees_is_not_held_back(stack, site, mon
     settle(stack, timeout=20)
     assert stack.graph.get_event(ORGANISER, event_id)["subject"] == "Alone, renamed"
     assert stack.graph.update_mails(event_id=event_id) == 0
+
+
+def test_a_privacy_the_organiser_already_set_in_outlook_is_not_patched_again(stack, site, monkeypatch):
+    """The site asks for what Outlook holds already (the organiser made it private there): nothing an
+    attendee sees would change, so no PATCH (perform.not_held); the link records the privacy."""
+    site_with(site, monkeypatch, {"private_event": "Boolean"}, private_column="private_event")
+    settle_seconds(monkeypatch, 1)
+    item = new_event(site, new_meeting(site), title="Already private")
+    settle(stack)
+    event_id = site.sim.get("Meeting Events", item["id"])["sys_external_id"]
+    stack.graph.outlook_update(ORGANISER, event_id, sensitivity="private")
+    settle(stack)
+    stack.graph.reset_log()
+    site.sim.update_item("Meeting Events", item["id"], private_event=True)
+    settle(stack)
+    assert patches(stack, event_id) == 0 and stack.graph.count("GET", event_id) == 1  # read, found it held
+    assert stack.graph.update_mails(event_id=event_id) == 0
+    assert svc().store.get_link(site.key, str(item["id"])).sensitivity == "private"
+    stack.graph.reset_log()
+    site.sim.update_item("Meeting Events", item["id"], private_event=True)  # and it asks for nothing more
+    settle(stack)
+    assert stack.graph.count(path_contains="/events") == 0
 
 
 # -- the simulator's count (devtools/sim/graph/mail.py) ---------------------------------------------
