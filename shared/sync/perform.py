@@ -134,10 +134,10 @@ def _tagged_event(ctx: SiteContext, mailbox: str, item_id: str, answer: str) -> 
 
 
 def not_held(patch: dict, event: dict) -> dict:
-    """The PATCH less the plain values the event already holds (a privacy or a Teams meeting a feature asks
-    for that the organiser already set in Outlook): Exchange mails every PATCH of a meeting to all its
-    attendees, so nothing goes that changes nothing. The mapped fields come diffed against the event already
-    (reconcile); isAllDay always travels with the times (Graph checks them together)."""
+    """The PATCH less the plain values the event already holds (what a feature asks for and the organiser
+    already set in Outlook): Exchange mails every PATCH of a meeting to all its attendees, so nothing goes
+    that changes nothing. The mapped fields come diffed against the event already (reconcile); isAllDay
+    always travels with the times (Graph checks them together)."""
     return {k: v for k, v in patch.items() if k == "isAllDay" or isinstance(v, (dict, list)) or event.get(k) != v}
 
 
