@@ -12,6 +12,7 @@ import pytest
 
 from devtools.azurite import eventually
 from devtools.stack import ORGANISER
+from shared.config import ConfigError, settings_from
 
 from .scenario import new_event, new_meeting, settle, site_with, svc
 
@@ -138,6 +139,14 @@ def test_a_privacy_the_organiser_already_set_in_outlook_is_not_patched_again(sta
     site.sim.update_item("Meeting Events", item["id"], private_event=True)  # and it asks for nothing more
     settle(stack)
     assert stack.graph.count(path_contains="/events") == 0
+
+
+def test_the_settle_time_is_an_app_setting_of_5_seconds_by_default_and_checked(stack):
+    env = {k: v for k, v in stack.settings().items() if k != "EDIT_SETTLE_SECONDS"}
+    assert settings_from(env).edit_settle_seconds == 5
+    assert settings_from({**env, "EDIT_SETTLE_SECONDS": "0"}).edit_settle_seconds == 0  # off: every edit at once
+    with pytest.raises(ConfigError, match="EDIT_SETTLE_SECONDS"):
+        settings_from({**env, "EDIT_SETTLE_SECONDS": "-1"})
 
 
 # -- the simulator's count (devtools/sim/graph/mail.py) ---------------------------------------------
