@@ -61,6 +61,7 @@ class Settings:
     sweep_hours: int = 24            # how often every link is checked against the site (deletions)
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)  # newest first; tokens of each are accepted
     agenda_settle_seconds: int = 5  # agenda changes within this long of the first cost one Outlook update
+    edit_settle_seconds: int = 5    # site edits of a meeting with attendees within this long cost one update
     backoff_cap_seconds: int = 900   # a failing job waits at most this long between tries (it never gives up)
     delta_minutes: int = 60          # how often every watched calendar is read by delta (notifications can be lost)
 
@@ -89,6 +90,7 @@ def settings_from(env) -> Settings:
         sweep_hours=_whole(env, "SWEEP_HOURS", 24),
         webhook_secrets=secrets,
         agenda_settle_seconds=_whole(env, "AGENDA_SETTLE_SECONDS", 5, low=0),
+        edit_settle_seconds=_whole(env, "EDIT_SETTLE_SECONDS", 5, low=0),
         backoff_cap_seconds=_whole(env, "BACKOFF_CAP_SECONDS", 900),
         delta_minutes=_whole(env, "DELTA_MINUTES", 60),
     )

@@ -223,10 +223,11 @@ def test_the_agenda_section_is_kept_as_last_synced_when_nothing_may_be_read():
 
 def test_features_a_site_has_not_switched_on_take_no_part():
     names = {f.name for f in enabled_features(SITE)}
-    assert names == {"recognisable", "teams"}  # teams reads the per-item column even when off by default
+    # teams reads the per-item column even when off by default; coalesce (one update per burst) is always on
+    assert names == {"coalesce", "recognisable", "teams"}
     on = replace(SITE, agenda=True, answers_column="a", conflicts_column="c", status_column="s")
-    assert {f.name for f in enabled_features(on)} == {"recognisable", "teams", "agenda", "answers", "conflicts",
-                                                      "status"}
+    assert {f.name for f in enabled_features(on)} == {"coalesce", "recognisable", "teams", "agenda", "answers",
+                                                      "conflicts", "status"}
 
 
 # -- Outlook → site -------------------------------------------------------------------------------------------

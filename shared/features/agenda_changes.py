@@ -14,34 +14,11 @@ universal links), carried in the task as `events`. The worker then (`note_agenda
    process already wrote) and whenever a webhook names an event the index did not have. So a deleted
    item's event is known if the app ever saw the item. Rows of deleted items stay until the next sweep
    (a repeated deletion still finds its event); they are a few bytes each.
-3. **Coalesces the event's update** (`schedule_event_update`). The update is an ordinary `event.update`
-   job (the engine reads the event, its agenda and Outlook, and converges: one Graph read and at most one
-   PATCH), sent with a settle delay (AGENDA_SETTLE_SECONDS, default 5) as the message's initial
-   visibility timeout, so the queue hands it to no worker before then. The last such job of each event
-   is kept in a row (`agendadue|<site>`, the event id: its job id and due time), written after the send.
-   - A change is not sent when the row's job becomes visible more than CLOCK_MARGIN_SECONDS from now:
-     that job cannot have started, so it reads the site after this change (RAPID posts a webhook
-     after the change is made).
-   - A job carries its id and when it was sent (`coalesce`). When it runs and the row names another job
-     due more than the margin after this one was sent (`superseded`), it ends at once: that job was
-     persisted before the row named it, and reads the site after every change this one was sent for.
-     So changes that raced past the first check (several hosts or threads reading the row before any
-     wrote it) cost a queue message and a table read each, not an Outlook update.
-
-Why this is safe:
-- *No change is lost*: a skip rests only on a job that was persisted (the row is written after the send)
-  and that the queue's visibility timeout keeps from reading before the change; never on a worker
-  clearing a flag. A job that already started never absorbs a later change: once a due time is near,
-  every change sends its own job. A crash between send and row write leaves a job the row does not
-  name: it runs (one extra update at worst, never a missing one).
-- *No marker blocks forever*: a row is only believed until its due time; after that it is ignored and
-  overwritten. There is nothing to clear, by a worker or anyone.
-- *Several hosts, duplicate deliveries*: the row is written ETag-checked (created if absent, replaced at
-  the ETag read); a writer that loses has already sent its job, which then ends as superseded. A
-  duplicated webhook is one more change: not sent, or sent and superseded. A retried or rescheduled job
-  keeps its id: it runs unless a later job covers it.
-- The margin covers clock differences between hosts and the queue service (a few ms in Azure).
-With AGENDA_SETTLE_SECONDS=0 every change sends its job at once (no coalescing).
+3. **Coalesces the event's update** (`coalesce.schedule_event_update`, AGENDA_SETTLE_SECONDS, default 5):
+   an ordinary `event.update` job sent with a settle delay; changes within it cost no other update, and a
+   later one supersedes an earlier one (features/coalesce.py says how, and why nothing is lost). Site edits
+   of a meeting coalesce the same way, in the same row. With AGENDA_SETTLE_SECONDS=0 every change sends
+   its job at once (no coalescing).
 
 When webhooks were lost, the site-side catch-up (shared/sync/catch_up.py) asks `changed_agendas`: the agenda
 items modified since its last run give their events (the row's lookup, the index, or a read of the item),
@@ -53,55 +30,15 @@ items deleted meanwhile are compared the same way, and those index rows are drop
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import replace
-from datetime import timedelta
 
 from .agenda import agenda_html, agenda_of, events_of
-from ..model.mapping import format_utc, parse_utc
 from ..model.rapid_items import sorted_ids
 from ..context import SiteContext
-from ..storage.work_queue import new_job
 from .base import Feature
+from .coalesce import schedule_event_update
 
 log = logging.getLogger("rapid_meetings")
-CLOCK_MARGIN_SECONDS = 1.0
-
-
-def schedule_event_update(ctx: SiteContext, event_id: str, why: str = "agenda changed") -> str | None:
-    """An `event.update` of the event after the settle delay, unless one that has not started yet will
-    read the site after now anyway. The id of the job sent, or None when one already covers this change."""
-    site = ctx.site
-    ops, now, settle = ctx.ops, ctx.now(), ctx.settings.agenda_settle_seconds
-    due = ops.agenda_due(site.key, event_id)
-    if due is not None and now < parse_utc(due.due) - timedelta(seconds=CLOCK_MARGIN_SECONDS):
-        log.info("site=%s item=%s %s: the update due at %s covers it (job=%s)", site.key, event_id, why, due.due,
-                 due.job)
-        return None
-    job_id = uuid.uuid4().hex
-    task = {"op": "event.update", "site": site.key, "item": event_id, "coalesce": {"job": job_id, "sent": format_utc(now)}}
-    ctx.queue.send(new_job([task], job_id=job_id), delay_seconds=settle)
-    ops.set_agenda_due(site.key, event_id, format_utc(now + timedelta(seconds=settle)), job_id,
-                       due.etag if due else None)
-    log.info("site=%s item=%s %s: Outlook update in %ss (job=%s)", site.key, event_id, why, settle, job_id)
-    return job_id
-
-
-def superseded(ctx: SiteContext, task: dict) -> bool:
-    """True when a coalesced update (`coalesce` in its task) is covered by a later one: the event's row
-    names another job, due more than the margin after this one was sent."""
-    site = ctx.site
-    token = task.get("coalesce")
-    if not isinstance(token, dict) or not token.get("job") or not token.get("sent"):
-        return False
-    due = ctx.ops.agenda_due(site.key, str(task["item"]))
-    if due is None or due.job == token["job"]:
-        return False
-    if parse_utc(due.due) > parse_utc(token["sent"]) + timedelta(seconds=CLOCK_MARGIN_SECONDS):
-        log.info("site=%s item=%s agenda update (job=%s) covered by the one due at %s (job=%s)", site.key,
-                 task["item"], token["job"], due.due, due.job)
-        return True
-    return False
 
 
 def note_agenda_change(ctx: SiteContext, task: dict) -> str:
@@ -123,7 +60,8 @@ def note_agenda_change(ctx: SiteContext, task: dict) -> str:
         log.info("site=%s agenda item %s %sd: no event known for it (the site does not say, and no invitation "
                  "this app wrote lists it): nothing to update", site.key, item_id, action)
         return "noop"
-    sent = [schedule_event_update(ctx, event, f"agenda item {item_id} {action}d") for event in events]
+    sent = [schedule_event_update(ctx, event, f"agenda item {item_id} {action}d", ctx.settings.agenda_settle_seconds)
+            for event in events]
     return "scheduled" if any(sent) else "coalesced"
 
 
@@ -184,9 +122,6 @@ class Agenda(Feature):
         else:
             agenda = agenda_html(agenda_of(ctx, item))
         return replace(target, synced=replace(target.synced, agenda=agenda))
-
-    def superseded(self, ctx, task):
-        return "coalesce" in task and superseded(ctx, task)  # a later agenda update covers it
 
     def caught_up(self, ctx, since_filter, point_reads):
         return [(i, "its agenda differs from the invitation's")

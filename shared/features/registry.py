@@ -8,12 +8,13 @@ from functools import cache
 from .agenda_changes import Agenda
 from .answers import Answers
 from .base import Feature
+from .coalesce import Coalesce
 from .conflicts import Conflicts
 from .recognisable import Recognisable
 from .status import Status
 from .teams import Teams
 
-FEATURES: tuple[Feature, ...] = (Recognisable(), Teams(), Agenda(), Answers(), Conflicts(), Status())
+FEATURES: tuple[Feature, ...] = (Coalesce(), Recognisable(), Teams(), Agenda(), Answers(), Conflicts(), Status())
 
 
 @cache

@@ -134,6 +134,14 @@ def _tagged_event(ctx: SiteContext, mailbox: str, item_id: str, answer: str) -> 
     return found[0]
 
 
+def not_held(patch: dict, event: dict) -> dict:
+    """The PATCH less the plain values the event already holds (what a feature asks for and the organiser
+    already set in Outlook): Exchange mails every PATCH of a meeting to all its attendees, so nothing goes
+    that changes nothing. The mapped fields come diffed against the event already (reconcile); isAllDay
+    always travels with the times (Graph checks them together)."""
+    return {k: v for k, v in patch.items() if k == "isAllDay" or isinstance(v, (dict, list)) or event.get(k) != v}
+
+
 def update(ctx: SiteContext, features, link: EventLink, plan: Update, event: dict) -> dict:
     """Bring both sides to one content (planner.merge): PATCH Outlook, merge an Outlook edit that landed
     just before our write, write the site's share, record the link. The site columns written."""
@@ -141,8 +149,9 @@ def update(ctx: SiteContext, features, link: EventLink, plan: Update, event: dic
     if plan.plan.conflicts:
         log.warning("site=%s item=%s conflict on %s: %s wins (event=%s)", site.key, link.item_id,
                     ",".join(plan.plan.conflicts), plan.plan.winner, link.event_id)
-    if plan.to_outlook:
-        event = ctx.graph.update_event(link.mailbox, link.event_id, keep_outlook_parts(plan.to_outlook, event))
+    to_outlook = not_held(plan.to_outlook, event)
+    if to_outlook:
+        event = ctx.graph.update_event(link.mailbox, link.event_id, keep_outlook_parts(to_outlook, event))
         settled = settle(site, plan, event)
         if settled != merged:
             say(site, link.item_id, f"an Outlook edit landed just before our write: merged "

@@ -37,7 +37,8 @@ Local allowance: a notificationUrl on http://127.0.0.1 or http://localhost is ac
 takes https), because the local Functions host is plain HTTP.
 
 One module per published resource: identity (tokens, users), events, delta, subscriptions (and
-notifications), batch, schedule (getSchedule, free/busy); exchange holds the forms Exchange gives values; model the data.
+notifications), batch, schedule (getSchedule, free/busy), mail (what attendees are mailed for a PATCH,
+counted by update_mails(mailbox, event_id, kind)); exchange holds the forms Exchange gives values; model the data.
 """
 
 from __future__ import annotations
@@ -62,15 +63,16 @@ from .delivery import NOTIFICATION_BACKOFF_CAP, NotificationDelivery
 from .delta import CalendarDelta
 from .events import Calendars
 from .identity import IdentityPlatform
+from .mail import AttendeeMail, AttendeeMailing
 from .pages import register as register_pages
 from .schedule import FreeBusy
 from .series import Series
 from .subscriptions import SubscriptionsAndNotifications
 
-__all__ = ["GraphSimulator", "Subscription", "User", "Event", "App", "Cancellation", "Delivery"]
+__all__ = ["GraphSimulator", "Subscription", "User", "Event", "App", "Cancellation", "Delivery", "AttendeeMail"]
 
 
-class GraphSimulator(IdentityPlatform, Series, Calendars, CalendarDelta, SubscriptionsAndNotifications,
+class GraphSimulator(IdentityPlatform, Series, Calendars, AttendeeMailing, CalendarDelta, SubscriptionsAndNotifications,
                      NotificationDelivery, Batching, FreeBusy, SimServer):
     api_prefixes = ("/v1.0/",)
     json_type = "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8"
@@ -119,6 +121,7 @@ class GraphSimulator(IdentityPlatform, Series, Calendars, CalendarDelta, Subscri
         self.unavailable: dict[str, str] = {}  # user id -> why its mailbox answers 404 (set_mailbox_state)
         self.calendars: dict[str, dict[str, Event]] = {}
         self.cancellations: list[Cancellation] = []
+        self.attendee_mails: list[AttendeeMail] = []  # mail.py: Exchange's mail to attendees for app PATCHes
         self.notifications_sent: list[Delivery] = []
         self.notifications_dropped: list[Delivery] = []  # given up on after the retry window
         self.validations: list[Delivery] = []

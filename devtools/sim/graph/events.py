@@ -372,7 +372,10 @@ class Calendars:
                 raise HttpError(int(self.if_match), "ErrorIrresolvableConflict",
                                 "The send or update operation could not be performed because the change key passed "
                                 "in the request does not match the current change key for the item.")
-            out = self._render(self._update(user, req.params["id"], data), self._tz(req))
+            attendees_before = list(current.fields.get("attendees") or [])
+            ev = self._update(user, req.params["id"], data)
+            self._send_update_mails(user, ev, attendees_before, data)  # mail.py: what Exchange mails attendees
+            out = self._render(ev, self._tz(req))
         return Response(200, {"@odata.context": self._context(user, "events/$entity"), **out})
 
     def _delete_event(self, req: Request) -> Response:
