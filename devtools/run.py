@@ -11,7 +11,7 @@ from .stack import FUNCTION_KEY, MASTER_KEY, ORGANISER, Stack
 
 
 def main() -> int:
-    stack = Stack()
+    stack = Stack(edit_settle_seconds=None)  # the app's own EDIT_SETTLE_SECONDS, as deployed
     try:
         stack.start_backends()
         log_path = os.path.join(os.getcwd(), ".run", "host.log")
