@@ -21,6 +21,11 @@ GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 # Tags the Outlook events this app owns with "<tenant>/<site>|<item id>".
 TAG_ID = "String {9c6c4a4e-3f7e-4b1e-8d2a-6a1f5f0c2b7d} Name RapidMeetingsItem"
 UTC_PREFER = 'outlook.timezone="UTC"'
+# On every request: ids that survive moves between folders (a calendar is one; so is Deleted Items). The
+# preference applies only to the request that carries it; a subscription made with it notifies immutable ids
+# (concepts/outlook-immutable-id.md; docs/platform-facts.md, "Immutable ids").
+IMMUTABLE_PREFER = 'IdType="ImmutableId"'
+TRANSLATE_LIMIT = 1000  # translateExchangeIds: ids per call (api/user-translateexchangeids.md)
 BATCH_LIMIT = 20
 SCHEDULE_LIMIT = 20  # getSchedule: schedules per request
 
@@ -75,13 +80,15 @@ class GraphClient:
         if not url.startswith(self._base + "/"):  # an @odata.nextLink or a stored delta link elsewhere
             raise RemoteError(400, f"Graph {what}: refusing to send the Graph token to {url.split('?')[0][:80]}")
         mailbox = url[len(self._base):].split("/")[2] if url.startswith(self._base + "/users/") else None
+        headers = {**(headers or {})}
+        headers["Prefer"] = ", ".join(filter(None, (headers.get("Prefer"), IMMUTABLE_PREFER)))
         for fresh in (False, True):
             try:
                 with met("graph"):
                     token = self._tokens.token(self._site, GRAPH_SCOPE, fresh=fresh)
                     with self._limiter.slot(mailbox) if mailbox else contextlib.nullcontext():
                         return send(self._session, method, url, f"Graph {what}", proof,
-                                    headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)
+                                    headers={"Authorization": f"Bearer {token}", **headers}, **kwargs)
             except RemoteError as e:
                 # 401 InvalidAuthenticationToken: the cached token expired or was revoked before MSAL thought
                 # so (clock skew, a restart of the identity platform's keys); a refused request is safe to resend
@@ -149,6 +156,18 @@ class GraphClient:
         flt = f"singleValueExtendedProperties/Any(ep: ep/id eq '{TAG_ID}' and ep/value eq '{tag.replace(chr(39), chr(39) * 2)}')"
         return self._call("GET", f"{_user(mailbox)}/events", "find tagged events", params={"$filter": flt},
                           headers={"Prefer": UTC_PREFER}, proof=_never_gone).json().get("value", [])
+
+    def immutable_ids(self, mailbox: str, rest_ids: list[str]) -> dict[str, str]:
+        """Default (REST) ids of one mailbox's events → their immutable ids; an id Graph cannot convert (the
+        event is gone) is left out (api/user-translateexchangeids.md, resources/convertidresult.md). Needs
+        User.Read.All: a 403 is a RemoteError the caller may answer another way."""
+        out: dict[str, str] = {}
+        for at in range(0, len(rest_ids), TRANSLATE_LIMIT):
+            body = {"inputIds": rest_ids[at:at + TRANSLATE_LIMIT], "sourceIdType": "restId",
+                    "targetIdType": "restImmutableEntryId"}
+            answer = self._call("POST", f"{_user(mailbox)}/translateExchangeIds", "translate ids", json=body).json()
+            out.update({r["sourceId"]: r["targetId"] for r in answer.get("value", []) if r.get("targetId")})
+        return out
 
     def user_id(self, mailbox: str) -> str:
         return self._call("GET", _user(mailbox), "get user", params={"$select": "id"}).json()["id"]

@@ -25,6 +25,7 @@ from ..subscriptions.lifecycle import handle_lifecycle
 from ..subscriptions.meetings import apply_subscription_item, register_meeting, remove_subscription_item
 from ..subscriptions.rotation import ROTATE_OP, rotate
 from ..sync.engine import apply_site_event
+from ..subscriptions.immutable_ids import HANDLERS as ID_HANDLERS
 from .sync_now import HANDLERS as SYNC_NOW_HANDLERS
 from ..storage.work_queue import new_job
 from .breakers import breakers_of, down_dependency, park_delay
@@ -125,7 +126,7 @@ def _catch_up(svc: Services, task: dict) -> str:
 
 
 # site-side catch-up and "sync now"; every handler tells its failures and the item's sync state
-HANDLERS = observed({**HANDLERS, SCHEDULE_OP: _catch_up, **SYNC_NOW_HANDLERS})
+HANDLERS = observed({**HANDLERS, SCHEDULE_OP: _catch_up, **SYNC_NOW_HANDLERS, **ID_HANDLERS})
 
 
 def run_task(svc: Services, task: dict) -> str:

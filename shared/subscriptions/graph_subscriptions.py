@@ -62,7 +62,7 @@ def create_subscription(svc: Services, site: SiteConfig, mailbox: str, user_id: 
     sub = svc.store.put_subscription(Subscription(
         id=created["id"], site=site.key, mailbox=mailbox, user_id=user_id, resource=resource,
         client_state=client_state, expires=created.get("expirationDateTime", ""), aad_tenant=site.aad_tenant,
-        delta_link=delta_link))
+        delta_link=delta_link, immutable_ids=True))  # clients/graph.py asks for immutable ids on every request
     log.info("site=%s mailbox=%s created subscription (sub=%s, expires %s)", site.key, mailbox, sub.id, sub.expires)
     return sub
 

@@ -18,6 +18,7 @@ from ..model.mapping import format_utc, parse_utc
 from ..services import Services
 from ..storage.store import Subscription
 from .graph_subscriptions import RENEW_HORIZON, new_expiry, recreate, update_meeting_items
+from .immutable_ids import queue_migrations
 
 log = logging.getLogger("rapid_meetings")
 FULL_READ = timedelta(hours=24)
@@ -32,7 +33,8 @@ def run_renewal(svc: Services) -> dict:
         svc.ops.note_run("renewal", "*", started=started, finished=format_utc(svc.clock()),
                          outcome=f"{type(e).__name__}: {e}"[:500])
         raise
-    outcome["calendars re-read"] = queue_delta_reads(svc)  # (no "delta" on the status page: it guards delta links)
+    outcome["calendars re-read"] = queue_delta_reads(svc)
+    outcome["sites moved to immutable ids"] = queue_migrations(svc)  # nothing once each site is marked  # (no "delta" on the status page: it guards delta links)
     svc.ops.note_run("renewal", "*", started=started, finished=format_utc(svc.clock()), outcome="ok",
                      counts=outcome)
     return outcome

@@ -87,14 +87,15 @@ def _create_event(ctx: SiteContext, item: dict, target: Target, fields: dict) ->
 def _link_created(ctx: SiteContext, pending: EventLink, event: dict, target: Target, recorded: dict) -> EventLink:
     try:
         return ctx.store.complete_link(pending, event["id"], synced=target.synced, meeting_id=target.meeting_id,
-                                       people=target.people, change_key=event.get("changeKey", ""), **recorded)
+                                       people=target.people, change_key=event.get("changeKey", ""),
+                                       immutable=True, ical_uid=event.get("iCalUId") or "", **recorded)
     except Conflict:
         existing = ctx.store.get_link(ctx.site.key, pending.item_id)
         if existing is None:
             # a concurrent delete forgot the pending link while Outlook made the event: link it again (the
             # trace is back), and the item's state read after decides whether it stays
             return ctx.store.create_link(replace(pending, event_id=event["id"], change_key=event.get("changeKey", ""),
-                                                 etag=None))
+                                                 immutable=True, ical_uid=event.get("iCalUId") or "", etag=None))
         if existing.event_id != event["id"]:
             raise  # decide again from scratch; transactionId gives back this event if it is still wanted
         # another delivery of this create linked it first (Graph's transactionId made it the same event)

@@ -62,6 +62,7 @@ from .batch import Batching
 from .delivery import NOTIFICATION_BACKOFF_CAP, NotificationDelivery
 from .delta import CalendarDelta
 from .events import Calendars
+from .folders import Folders
 from .identity import IdentityPlatform
 from .mail import AttendeeMail, AttendeeMailing
 from .pages import register as register_pages
@@ -72,7 +73,7 @@ from .subscriptions import SubscriptionsAndNotifications
 __all__ = ["GraphSimulator", "Subscription", "User", "Event", "App", "Cancellation", "Delivery", "AttendeeMail"]
 
 
-class GraphSimulator(IdentityPlatform, Series, Calendars, AttendeeMailing, CalendarDelta, SubscriptionsAndNotifications,
+class GraphSimulator(IdentityPlatform, Folders, Series, Calendars, AttendeeMailing, CalendarDelta, SubscriptionsAndNotifications,
                      NotificationDelivery, Batching, FreeBusy, SimServer):
     api_prefixes = ("/v1.0/",)
     json_type = "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8"
@@ -131,6 +132,7 @@ class GraphSimulator(IdentityPlatform, Series, Calendars, AttendeeMailing, Calen
         self._delta_states: dict[str, dict] = {}
         self._tokens_issued: dict[str, int] = {}
         self._seq = 0
+        self._folders_init()
         self._inflight: dict[tuple[str, str], int] = {}      # (app id, mailbox) → requests in flight
         self._max_inflight: dict[str, int] = {}              # mailbox → most in flight at once (one app)
         self.mailbox_concurrency_refusals: dict[str, int] = {}  # mailbox → 429s for a request over the limit
@@ -231,6 +233,7 @@ class GraphSimulator(IdentityPlatform, Series, Calendars, AttendeeMailing, Calen
         r("POST", r"/(?P<tenant>[^/_][^/]*)/oauth2/v2\.0/token", self._token)
         r("GET", r"/(?P<tenant>[^/_][^/]*)/discovery/v2\.0/keys", lambda req: Response(200, {"keys": []}))
         r("POST", r"/v1\.0/\$batch", self._batch)
+        r("POST", _U + r"/translateExchangeIds", self._translate_ids)
         r("GET", _U, self._get_user)
         r("GET", _U + r"/calendar", self._get_calendar)
         r("GET", _U + _CAL + r"/events", self._list_events)
@@ -264,6 +267,9 @@ class GraphSimulator(IdentityPlatform, Series, Calendars, AttendeeMailing, Calen
     def invoke(self, req: Request) -> Response:
         if self.on_request is not None:  # a test's "meanwhile in Outlook…", run before the request is served
             self.on_request(req)
+        return self.ids_as_asked(req, lambda: self._invoke_for_mailbox(req))  # folders.py: the id form asked for
+
+    def _invoke_for_mailbox(self, req: Request) -> Response:
         m = _MAILBOX_PATH.match(req.path)
         if not m:
             return super().invoke(req)

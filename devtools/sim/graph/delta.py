@@ -47,7 +47,7 @@ class CalendarDelta:
                 if kind == "event" and ev:
                     value.append(self._delta_render(ev, self._tz(req)))  # series.py: occurrences bare
                 else:
-                    value.append({"@odata.type": "#microsoft.graph.event", "id": event_id,
+                    value.append({"@odata.type": "#microsoft.graph.event", "id": self.shown_id(event_id),
                                   "@removed": {"reason": "deleted"}})
             new_token = secrets.token_urlsafe(24)
             self._delta_states[new_token] = {"mailbox": user.id, "start": start, "end": end, "seq": seq,

@@ -5,15 +5,14 @@ gives back (zone names, change keys, HTML documents) come from exchange.py.
 
 from __future__ import annotations
 
-import base64
 import html
-import os
 import re
 import secrets
 from datetime import datetime
 from urllib.parse import quote, urlencode
 
 from ..base import HttpError, Request, Response, utcnow
+from .folders import immutable_id
 from .exchange import exchange_html, new_change_key, teams_meeting, with_teams_block, zone
 from .model import (READ_CALENDARS, _EXT_FILTER, _EXT_EXPAND, _SIMPLE_FILTER, _TZ_PREFER, graph_time,
     parse_instant, _trim_fraction, _unq, User, Event, Cancellation)
@@ -106,7 +105,7 @@ class Calendars:
         return name
 
     def _event_or_404(self, user: User, event_id: str) -> Event:
-        ev = self.calendars[user.id].get(event_id)
+        ev = self.calendars[user.id].get(self.event_key(event_id))  # either id form (folders.py)
         if ev is None:
             raise HttpError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
         return ev
@@ -289,7 +288,7 @@ class Calendars:
         user = self.users[ev.mailbox]
         f = ev.fields
         out = {
-            "@odata.etag": f'W/"{ev.change_key}"', "id": ev.id,
+            "@odata.etag": f'W/"{ev.change_key}"', "id": self.shown_id(ev.id),
             "createdDateTime": graph_time(ev.created), "lastModifiedDateTime": graph_time(ev.modified),
             "changeKey": ev.change_key, "categories": [], "transactionId": None,
             "originalStartTimeZone": ev.start[1], "originalEndTimeZone": ev.end[1],
@@ -306,6 +305,8 @@ class Calendars:
             "organizer": {"emailAddress": {"name": user.display_name, "address": user.upn}},
         }
         out.update(f)
+        if f.get("seriesMasterId"):
+            out["seriesMasterId"] = self.shown_id(f["seriesMasterId"])
         out["start"], out["end"] = (self._render_time(ev, t, tz) for t in (ev.start, ev.end))
         if select:
             wanted = {s.strip().lower() for s in select.split(",")}
@@ -349,7 +350,7 @@ class Calendars:
         match = _event_filter(req.query.get("$filter"))
         top, skip = min(_int_param(req, "$top", 10), 1000), _int_param(req, "$skip", 0)
         with self.lock:
-            found = [ev for ev in self.calendars[user.id].values() if match(ev) and self._listed(ev)]  # series.py
+            found = [ev for ev in self.calendars[user.id].values() if match(ev) and self._listed(ev) and self.covered(ev)]  # series.py, folders.py
             page = [self._render(ev, self._tz(req), req.query.get("$select"), req.query.get("$expand"))
                     for ev in found[skip: skip + top]]
         out = {"@odata.context": self._context(user, "events"), "value": page}
@@ -408,7 +409,8 @@ class Calendars:
 
     def _in_window(self, ev: Event, start: datetime, end: datetime) -> bool:
         s, e = ev.window()
-        return s < end and e > start and self._expanded(ev)  # series.py: a series master is never in a view
+        # covered: the calendars a view covers (folders.py); expanded: a series master is never in a view (series.py)
+        return self.covered(ev) and s < end and e > start and self._expanded(ev)
 
     def _calendar_view(self, req: Request) -> Response:
         _, user = self._mailbox(req, READ_CALENDARS)
@@ -433,7 +435,7 @@ def _int_param(req: Request, name: str, default: int) -> int:
 
 
 def _event_id() -> str:
-    return "AAMkAD" + base64.urlsafe_b64encode(os.urandom(104)).decode()
+    return immutable_id()  # the event's key; folders.py shows its default id to requests not asking for this
 
 
 def _norm(ext_id: str) -> str:

@@ -103,6 +103,7 @@ class Event:
     change_key: str
     seq: int
     join_info_after_reads: int = 0  # a Teams meeting whose join information Graph fills in late
+    calendar: str = ""  # the organiser's calendar it is in (folders.py): "" is the default calendar
 
     def window(self) -> tuple[datetime, datetime]:
         return tuple(naive.replace(tzinfo=zone(z)).astimezone(timezone.utc) for naive, z in (self.start, self.end))
@@ -120,6 +121,7 @@ class Subscription:
     lifecycle_url: str | None
     client_state: str | None
     expiration: datetime
+    immutable_ids: bool = False  # created with Prefer: IdType="ImmutableId" (folders.py)
 
     def active(self) -> bool:
         return self.expiration > utcnow()

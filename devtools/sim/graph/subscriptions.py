@@ -15,6 +15,7 @@ import requests
 
 from ..base import HttpError, Request, Response, utcnow
 from .exchange import ResourceSpeller, notification_etag
+from .folders import IMMUTABLE_PREFER
 from .model import (MAX_SUBSCRIPTION_MINUTES, MIN_SUBSCRIPTION_MINUTES, READ_CALENDARS, _RESOURCE, _CHANGE_TYPES,
     _LIFECYCLE_EVENTS, graph_time, parse_instant, Event, Subscription, Delivery, _Job)
 
@@ -78,12 +79,15 @@ class SubscriptionsAndNotifications:
         for sub in self._subs.values():
             if sub.mailbox != ev.mailbox or not sub.active() or change_type not in sub.change_type.split(","):
                 continue
-            resource = self.spell_resource(user.id, user.tenant_id, ev.id)
+            if change_type != "deleted" and not self.covered(ev):
+                continue  # in a calendar the subscription does not cover (folders.py, events_cover)
+            shown = self.shown_id(ev.id, sub.immutable_ids)  # the id form the subscription was made with
+            resource = self.spell_resource(user.id, user.tenant_id, shown)
             item = {"subscriptionId": sub.id, "subscriptionExpirationDateTime": graph_time(sub.expiration),
                     "changeType": change_type, "resource": resource,
                     "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": resource,
                                      "@odata.etag": notification_etag(ev.change_key, self.etag_form),
-                                     "id": ev.id},
+                                     "id": shown},
                     "clientState": sub.client_state, "tenantId": sub.tenant_id}
             for _ in range(max(1, self.duplicate_notifications)):
                 self._enqueue(_Job(sub.notification_url, [item]))
@@ -142,7 +146,8 @@ class SubscriptionsAndNotifications:
         for u in filter(None, (url, lifecycle)):
             self._validate_endpoint(u)
         sub = Subscription(str(uuid.uuid4()), claims["tid"], claims.get("appid", ""), user.id, data["resource"],
-                           ",".join(change_types), url, lifecycle, client_state, expiration)
+                           ",".join(change_types), url, lifecycle, client_state, expiration,
+                           immutable_ids=bool(IMMUTABLE_PREFER.search(",".join(req.headers.get_all("Prefer") or []))))
         with self.lock:
             self._subs[sub.id] = sub
         return Response(201, {"@odata.context": f"{self.graph_url}/$metadata#subscriptions/$entity",
