@@ -136,3 +136,37 @@ def test_links_stored_with_old_ids_are_migrated_once(stack, site, translate):
     eventually(lambda: site.sim.get("Meeting Events", first_item["id"])["title"] == "After the migration",
                what="the Outlook edit after the migration")
 
+
+
+@pytest.fixture(params=["first", "conflict"])
+def repeated_transaction(stack, request):
+    """Both answers Graph may give a create repeating a transactionId (docs/platform-facts.md)."""
+    stack.graph.transaction_duplicate = request.param
+    yield request.param
+    stack.graph.transaction_duplicate = "first"
+
+
+def test_an_event_deleted_in_outlook_and_restored_is_recognised_never_duplicated(stack, site, repeated_transaction):
+    """Deleted in Outlook: the item is cancelled. Restored from Deleted Items (same immutable id, our tag and
+    transactionId with it): nothing is mailed or made. Reopened in the site: the item takes the restored
+    event back (Graph's transactionId, or our tag when Graph refuses the repeat), never a second one."""
+    item, event_id = synced(stack, site, f"Deleted and restored ({repeated_transaction})")
+    stack.graph.outlook_delete(ORGANISER, event_id)
+    eventually(lambda: site.sim.get("Meeting Events", item["id"])["status"] == "Cancelled", what="the item cancelled")
+    settle(stack)
+    stack.graph.reset_log()
+    mailed = len(stack.graph.cancellations)
+    stack.graph.outlook_restore(ORGANISER, event_id)
+    stack.graph.wait_idle()
+    settle(stack)
+    assert site.sim.get("Meeting Events", item["id"])["status"] == "Cancelled"  # a restore alone reopens nothing
+    assert not [e for e in stack.graph.log if e.method in ("POST", "PATCH", "DELETE")]
+    assert len(stack.graph.cancellations) == mailed
+
+    reopened = f"Reopened in the site ({repeated_transaction})"
+    site.sim.update_item("Meeting Events", item["id"], status="Planned", title=reopened)
+    eventually(lambda: getattr(svc().store.get_link("acme/sales", str(item["id"])), "event_id", "") == event_id,
+               what="the item linked to its restored event")
+    eventually(lambda: event(stack, event_id)["subject"] == reopened, what="the reopened item in Outlook")
+    settle(stack)
+    assert [e["id"] for e in stack.graph.events(ORGANISER) if e["subject"] == reopened] == [event_id]

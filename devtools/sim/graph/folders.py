@@ -133,6 +133,23 @@ class Folders:
                 self._changed(ev, "created" if not was_listed else "updated")
             return self._render(ev, expand="")
 
+    def outlook_restore(self, mailbox: str, event_id: str) -> dict:
+        """The organiser restores a deleted event from Deleted Items: deleting moved it there (event-delete.md
+        offers `permanentDelete` for the other kind), restoring moves it back, so it keeps its immutable id,
+        iCalUId and properties (transactionId and our tag included) and gets a new default id; subscriptions
+        see it created. The cancellation its deletion mailed is not taken back."""
+        user = self._must_user(mailbox)
+        with self.lock:
+            key = self.event_key(event_id)
+            if key not in self._removed[user.id]:
+                raise ValueError(f"{mailbox} has no deleted event {event_id}")
+            _, ev = self._removed[user.id].pop(key)
+            self._moved(ev)
+            self.calendars[user.id][ev.id] = ev
+            ev.seq = self._next_seq()
+            self._changed(ev, "created")
+            return self._render(ev, expand="")
+
     def rest_id_of(self, mailbox: str, event_id: str) -> str:
         """The event's default id now (what an app not asking for immutable ids holds)."""
         user = self._must_user(mailbox)
