@@ -28,7 +28,7 @@ def notifications(stack, request):
 def synced(stack, site, monkeypatch):
     """acme/sales with a status column, and one event synced to Outlook (with an attendee: a meeting)."""
     site_with(site, monkeypatch, {COLUMN: "Text"}, status_column=COLUMN)
-    title = f"Series {uuid.uuid4().hex[:8]}"
+    title = f"Turned into a series {uuid.uuid4().hex[:8]}"  # not "Series …": test_site_to_outlook counts those
     item = new_event(site, new_meeting(site), title=title)
     settle(stack)
     link = svc().store.get_link("acme/sales", str(item["id"]))

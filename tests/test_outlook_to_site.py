@@ -250,12 +250,12 @@ def test_renewing_a_thousand_subscriptions_costs_at_most_fifty_graph_requests(st
         body = {"changeType": "updated", "notificationUrl": stack.function_url("graph/notifications"),
                 "resource": f"users/{stack.user_ids[mailbox]}/events", "expirationDateTime": soon,
                 "clientState": f"bulk-{n}"}
-        answer = session.post(f"{stack.graph.graph_url}/subscriptions", json=body,
-                              headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        answer = session.post(f"{stack.graph.graph_url}/subscriptions", json=body, timeout=30,
+                              headers={"Authorization": f"Bearer {token}", "Prefer": 'IdType="ImmutableId"'})
         assert answer.status_code == 201, answer.text
         return Subscription(id=answer.json()["id"], site="acme/sales", mailbox=mailbox, user_id=stack.user_ids[mailbox],
                             resource=body["resource"], client_state=body["clientState"], expires=soon,
-                            aad_tenant=AAD_TENANT)
+                            aad_tenant=AAD_TENANT, immutable_ids=True)  # as this version makes them
 
     with ThreadPoolExecutor(8) as pool:
         created = list(pool.map(subscribe, range(1000)))

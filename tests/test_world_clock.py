@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from devtools.sim.graph.folders import IMMUTABLE_IDS as IMMUTABLE
 from devtools import world_clock
 from devtools.sim import GraphSimulator
 from devtools.sim.base import DEFAULT_TOKEN_KEY, mint_token, read_token
@@ -35,6 +36,7 @@ def graph():
 def _session(graph):
     session = graph.http_session()
     session.headers["Authorization"] = "Bearer " + graph.mint_token(TENANT, CLIENT)
+    session.headers["Prefer"] = IMMUTABLE  # as the app asks: notifications then name events as outlook_create does
     return session
 
 

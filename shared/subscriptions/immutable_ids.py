@@ -11,9 +11,10 @@ every link made since holds one (`EventLink.immutable`). Older links are moved o
   which answers the immutable id too. An event neither finds is gone or elsewhere: its link is left as
   it is, for the sync to decide as before.
 - a subscription made without the preference keeps notifying default ids ("you must delete and recreate
-  them"): it is made again, as a clientState rotation does (rotation.rotate).
+  them"): it is made again, as a clientState rotation does (a queued rotation.rotate each).
 Several instances: a job that loses a link's ETag race leaves the site unmarked (the next run finishes it);
-re-keying twice writes the same id; rotation takes the mailbox lease. Once marked, a site costs nothing.
+re-keying twice writes the same id; a rotation takes the mailbox lease, and one queued twice finds its
+subscription already replaced. Once marked, a site costs nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ..model.errors import RemoteError
 from ..services import Services
 from ..storage.tables import Conflict
 from ..sync.perform import tag_of
-from .rotation import rotate
+from .rotation import ROTATE_OP
 
 log = logging.getLogger("rapid_meetings")
 MIGRATE_OP = "ids.migrate"
@@ -59,9 +60,9 @@ def migrate_site(svc: Services, site_key: str) -> str:
                     now = svc.store.get_link(site.key, link.item_id)
                     raced += not (now is None or now.immutable)
     subs = [s for s in svc.store.subscriptions() if s.site == site.key and not s.immutable_ids]
-    for sub in subs:
-        rotate(svc, sub.id)
-    log.warning("site=%s immutable ids: %d of %d links moved, %d subscriptions made again%s", site.key, moved,
+    if subs:  # one job each (a site may have hundreds of organisers): made again under the mailbox lease
+        svc.queue.enqueue([{"op": ROTATE_OP, "site": s.site, "sub": s.id} for s in subs])
+    log.warning("site=%s immutable ids: %d of %d links moved, %d subscriptions to make again%s", site.key, moved,
                 len(old), len(subs), f", {raced} to retry" if raced else "")
     if not raced:
         svc.store.mark(DONE, site.key)

@@ -66,15 +66,23 @@ def catch_up(svc: Services, sub: Subscription) -> int:
         pages = list(graph.delta_pages(sub.mailbox, start, end))
     for page in pages:
         for event in page.get("value", []):
-            if "@removed" in event:
-                outcome = apply_outlook_change(svc, sub, "updated", event["id"])  # reads it: moved away or gone?
-            else:
-                outcome = apply_outlook_change(svc, sub, "updated", event["id"], event=event)
-            applied += outcome in ("applied", "removed")
+            applied += _caught_up(svc, sub, event) in ("applied", "removed")
         delta_link = page.get("@odata.deltaLink", delta_link)
     _save_delta_link(svc, sub.id, delta_link)
     log.info("site=%s sub=%s caught up: %d change(s) applied", site.key, sub.id, applied)
     return applied
+
+
+def _caught_up(svc: Services, sub: Subscription, event: dict) -> str:
+    """One delta entry applied; one that can never be (e.g. its event became a series with no occurrence at
+    the item's time) is logged and does not stop the rest of the calendar's catch-up."""
+    try:
+        if "@removed" in event:
+            return apply_outlook_change(svc, sub, "updated", event["id"])  # reads it: moved away or gone?
+        return apply_outlook_change(svc, sub, "updated", event["id"], event=event)
+    except JobAbandoned as e:
+        log.warning("site=%s sub=%s event=%s not caught up: %s", sub.site, sub.id, event["id"], e)
+        return "abandoned"
 
 
 def _save_delta_link(svc: Services, sub_id: str, delta_link: str) -> None:

@@ -119,7 +119,7 @@ class Series:
         and records its one cancellation); of an occurrence, that occurrence only (nothing more to do)."""
         if self._in_series(ev) == "seriesMaster":
             for occurrence in self._instances_of(user, ev.id):
-                self._drop(user, occurrence, notify=self.occurrence_notifications == "occurrence")
+                self._drop_occurrence(user, occurrence, notify=self.occurrence_notifications == "occurrence")
 
     # -- internals
 
@@ -127,7 +127,7 @@ class Series:
         found = [ev for ev in self.calendars[user.id].values() if ev.fields.get("seriesMasterId") == master_id]
         return sorted(found, key=lambda ev: ev.window()[0])
 
-    def _drop(self, user: User, ev: Event, notify: bool) -> None:
+    def _drop_occurrence(self, user: User, ev: Event, notify: bool) -> None:
         del self.calendars[user.id][ev.id]
         ev.seq = self._next_seq()
         self._removed[user.id][ev.id] = (ev.seq, ev)
@@ -138,7 +138,7 @@ class Series:
         """(Re)make the occurrences of a master from its recurrence; a new pattern or time drops exceptions,
         as Outlook warns it does."""
         for old in self._instances_of(user, master.id):
-            self._drop(user, old, notify=False)
+            self._drop_occurrence(user, old, notify=False)
         (naive_start, start_zone), (naive_end, end_zone) = master.start, master.end
         length = naive_end - naive_start
         for day in _dates(master.fields["recurrence"], naive_start.date()):
