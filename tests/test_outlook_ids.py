@@ -12,7 +12,7 @@ from devtools.azurite import eventually
 from devtools.stack import ORGANISER
 from shared.subscriptions.immutable_ids import DONE, migrate_site
 
-from .scenario import new_event, new_meeting, post, settle, svc
+from .scenario import new_event, new_meeting, post, settle, site_with, svc
 
 SYNC = "acme/sales/0/services/rapid-meetings/sync"
 
@@ -49,7 +49,8 @@ def test_every_request_for_events_asks_for_immutable_ids(stack, site):
     assert svc().store.get_link("acme/sales", str(item["id"])).immutable
 
 
-def test_a_link_survives_the_events_move_to_another_calendar(stack, site, events_cover):
+def test_a_link_survives_the_events_move_to_another_calendar(stack, site, events_cover, monkeypatch):
+    site_with(site, monkeypatch, {"sync_status": "Text"}, status_column="sync_status")
     item, event_id = synced(stack, site, f"Moved ({events_cover})")
     old_default_id = stack.graph.rest_id_of(ORGANISER, event_id)
     projects = stack.graph.outlook_add_calendar(ORGANISER, "Projects")
@@ -60,6 +61,8 @@ def test_a_link_survives_the_events_move_to_another_calendar(stack, site, events
     assert site.sim.get("Meeting Events", item["id"])["status"] != "Cancelled"
     assert svc().store.get_link("acme/sales", str(item["id"])).event_id == event_id
     assert not [c for c in stack.graph.cancellations if c.event_id == event_id]
+    words = site.sim.get("Meeting Events", item["id"])["sync_status"]
+    assert ("moved to a calendar the app cannot watch" in words) == (events_cover == "default"), words
 
     edited = f"Edited after the move ({events_cover})"
     site.sim.update_item("Meeting Events", item["id"], title=edited)  # site → Outlook

@@ -90,6 +90,9 @@ def state_after(ctx: SiteContext, item_id: str, error: BaseException | None) -> 
     if error is None:
         link = ctx.store.get_link(ctx.site.key, item_id)
         if link is not None and not link.removing:
+            if link.elsewhere:  # sync/inbound.py: moved in Outlook to a calendar the app does not watch
+                return ItemState("synced:elsewhere", f"In Outlook since {_local_time(ctx)}, but moved to a calendar "
+                                 "the app cannot watch: Outlook's edits come over only with sync now", at)
             if link.online == UNAVAILABLE:
                 return ItemState("synced:no-teams", f"In Outlook since {_local_time(ctx)}, without Teams: the "
                                  "organiser's calendar offers no Teams meetings", at)
@@ -140,6 +143,10 @@ class Status(Feature):
     def after_task(self, svc, site, op, task, error):
         if op in ITEM_OPS and task.get("item"):
             show_state(SiteContext.of(svc, site), str(task["item"]), error)
+        elif op == "outlook.change" and task.get("change") == "deleted" and error is None:
+            link = svc.store.get_link_by_event(site.key, task.get("event") or "")  # moved out of sight?
+            if link is not None:
+                show_state(SiteContext.of(svc, site), link.item_id, None)
 
     def after_sync(self, ctx, outcome):
         """An Outlook change that made the item follow one occurrence of a series: said at once (an Outlook

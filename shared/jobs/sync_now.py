@@ -88,7 +88,8 @@ def sync_event(svc: Services, task: dict) -> str:
         return f"sync now: {to_outlook}"
     from ..sync.inbound import apply_outlook_change
 
-    back = apply_outlook_change(svc, sub, "updated", link.event_id, job=task.get("job", ""))
+    # "sync": a read asked for, not a notification (inbound._note_where learns nothing from it about where it is)
+    back = apply_outlook_change(svc, sub, "sync", link.event_id, job=task.get("job", ""))
     return f"sync now: {to_outlook}, from Outlook {back}"
 
 

@@ -71,7 +71,9 @@ def _told(svc: Services, op: str, task: dict, error: BaseException | None) -> No
     """Tell what a task did: a failure among the site's failures (the status page), and every feature's
     `after_task` (the item's status column). Telling never fails the work itself."""
     try:
-        site = _task_site(svc, task, error is not None or bool(task.get("unsettled")))
+        # a subscription's site is looked up (cached) for a failure, replayed work, or a 'deleted' notification
+        # (the status column may have to say the event moved out of sight: features/status.py)
+        site = _task_site(svc, task, error is not None or bool(task.get("unsettled")) or task.get("change") == "deleted")
         if site is None:
             return
         if error is None or isinstance(error, JobAbandoned):

@@ -35,6 +35,7 @@ class EventLink:
     people: str = ""        # who the attendees were read from (sync/target.people_key): the same people, no re-read
     immutable: bool = False  # event_id is Graph's immutable id (created asking for one, or migrated: immutable_ids.py)
     ical_uid: str = ""       # the event's iCalUId: the key it keeps across calendars and mailboxes
+    elsewhere: bool = False  # moved in Outlook to a calendar its subscription does not cover (sync/inbound.py)
     series_id: str = ""     # the event became a series in Outlook: its master's id (event_id: the item's occurrence)
     etag: str | None = field(default=None, repr=False, compare=False)
 
@@ -55,7 +56,7 @@ class LinkRows(Tables):
                            synced=link.synced.to_json(), change_key=link.change_key, meeting_id=link.meeting_id,
                            removing=link.removing, sensitivity=link.sensitivity, online=link.online,
                            join_url=link.join_url, people=link.people, series_id=link.series_id,
-                           immutable=link.immutable, ical_uid=link.ical_uid)
+                           immutable=link.immutable, ical_uid=link.ical_uid, elsewhere=link.elsewhere)
 
     def _link_from(self, site: str, entity) -> EventLink:
         data = entity_values(entity)
@@ -66,6 +67,7 @@ class LinkRows(Tables):
                          online=data.get("online", ""), join_url=data.get("join_url", ""),
                          people=data.get("people", ""), series_id=data.get("series_id", ""),
                          immutable=bool(data.get("immutable", False)), ical_uid=data.get("ical_uid", ""),
+                         elsewhere=bool(data.get("elsewhere", False)),
                          etag=entity.metadata["etag"])
 
     def get_link(self, site: str, item_id: str) -> EventLink | None:

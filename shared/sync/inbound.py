@@ -13,6 +13,7 @@ import base64
 import binascii
 import logging
 import re
+from dataclasses import replace
 
 from ..context import SiteContext
 from ..features.registry import enabled_features
@@ -109,7 +110,24 @@ def _run(ctx: SiteContext, snap: Snapshot, steps: list) -> str:
         return _perform(ctx, snap, step)
 
 
+def _note_where(ctx: SiteContext, snap: Snapshot, step) -> Snapshot:
+    """Whether the subscription still sees the linked event. A 'deleted' notification for an event Outlook
+    still has is what a move to a calendar the subscription does not cover looks like (where users/{id}/events
+    covers the default calendar only: devtools/sim/graph/folders.py, `events_cover`): Outlook's edits then
+    reach the site only by "sync now", and the item's status says so. Any other notification of it: seen again."""
+    link = snap.link
+    if link is None or link.mailbox.lower() != snap.mailbox.lower() or link.removing or snap.change == "sync":
+        return snap
+    elsewhere = snap.change == "deleted" and isinstance(step, Nothing) and isinstance(snap.event, dict)
+    if elsewhere == link.elsewhere or (not elsewhere and snap.change == "deleted"):
+        return snap
+    if elsewhere:
+        say(ctx.site, link.item_id, "moved in Outlook to a calendar the app does not watch", event=link.event_id)
+    return replace(snap, link=ctx.store.save_link(replace(link, elsewhere=elsewhere)))
+
+
 def _perform(ctx: SiteContext, snap: Snapshot, step) -> str:
+    snap = _note_where(ctx, snap, step)
     site, link = ctx.site, snap.link
     if isinstance(step, Nothing):
         if link is None or link.mailbox.lower() != snap.mailbox.lower():

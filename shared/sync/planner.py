@@ -36,7 +36,7 @@ class Snapshot:
     event: object = UNREAD         # dict, None (Outlook has no such event) or UNREAD
     target: object = UNREAD        # Target, a JobAbandoned (it cannot be known) or UNREAD
     action: str = "update"         # a site entry: what its webhook said ("create", "update", "delete")
-    change: str = ""               # an Outlook entry: "created", "updated", "deleted"
+    change: str = ""               # an Outlook entry: "created", "updated", "deleted"; "sync" (sync now's read)
     event_id: str = ""
     mailbox: str = ""              # an Outlook entry: the mailbox its subscription watches
     meeting_active: bool = True    # an Outlook entry: syncing back is on for the item's meeting
