@@ -65,7 +65,8 @@ def read_part(ctx: SiteContext, snap: Snapshot, part: str) -> Snapshot:
         try:
             event = ctx.graph.get_event(snap.link.mailbox, snap.link.event_id)
         except RemoteNotFound:
-            return replace(snap, event=None)
+            moved = _moved_link(ctx, snap.link)
+            return replace(snap, event=None) if moved is None else read_part(ctx, replace(snap, link=moved), part)
         if not event.get("isCancelled"):
             removal_guard.event_seen(ctx, snap.link.item_id)  # a held cancellation of its item is dropped
         return replace(snap, event=event)
@@ -120,3 +121,18 @@ def remove_outlook_event(svc: Services, site, link, item_id, why: str) -> str:
 def outlook_event_removed(svc: Services, site, link, why: str) -> str:
     """An Outlook cancellation or deletion: the item cancelled (or deleted, per site) (perform.cancel_in_site)."""
     return perform.cancel_in_site(SiteContext.of(svc, site), link, why)
+
+
+def _moved_link(ctx: SiteContext, link):
+    """A link from before immutable ids (subscriptions/immutable_ids.py) whose event is not found (404) by its old
+    default id may only have moved: to another calendar, or to Deleted Items and back; the default id changes
+    then (concepts/outlook-immutable-id.md). Found by our tag, the link is re-keyed to the event's immutable id
+    (a Conflict makes the worker decide again); None when the link is immutable or no event carries the tag."""
+    if link.immutable or link.pending:
+        return None
+    found = ctx.graph.find_tagged(link.mailbox, perform.tag_of(ctx.site, link.item_id))
+    if len(found) != 1:
+        return None
+    say(ctx.site, link.item_id, "its Outlook event moved (found by its tag): link re-keyed to its immutable id",
+        event=found[0]["id"], was=link.event_id)
+    return ctx.store.rekey_link(link, found[0]["id"])
