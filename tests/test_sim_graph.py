@@ -76,9 +76,8 @@ def graph():
 
 @pytest.fixture
 def http(graph):
-    session = graph.http_session()
-    session.headers["Authorization"] = "Bearer " + graph.mint_token(TENANT, CLIENT)
-    session.headers["Prefer"] = IMMUTABLE  # as the app asks (folders.py); the default form has tests of its own
+    session = plain_session(graph)
+    session.headers["Prefer"] = IMMUTABLE  # as the app asks (folders.py); the default form: plain_session
     return session
 
 
@@ -273,6 +272,33 @@ def test_cancelling_an_event_without_attendees_is_refused_by_default_and_delete_
     graph.cancel_without_attendees = "refuse"
     again = http.post(url, json=event_body()).json()
     assert http.delete(f"{url}/{again['id']}").status_code == 204 and graph.events(ALICE) == []
+
+
+def test_default_ids_change_with_a_move_and_immutable_ids_do_not(graph, http):
+    """concepts/outlook-immutable-id.md: without the preference a request gets default ids, which change when
+    the item moves to another folder; the immutable id stays; translateExchangeIds maps one to the other."""
+    url = f"{graph.graph_url}/users/{ALICE}/events"
+    immutable = http.post(url, json=event_body()).json()["id"]
+    plain = plain_session(graph)
+    default = plain.get(f"{url}/{immutable}").json()["id"]
+    assert default != immutable and plain.get(f"{url}/{default}").status_code == 200
+    graph.outlook_move(ALICE, immutable, graph.outlook_add_calendar(ALICE, "Projects"))
+    assert plain.get(f"{url}/{default}").json()["error"]["code"] == "ErrorItemNotFound"
+    moved = plain.get(f"{url}/{immutable}").json()["id"]
+    assert moved not in (default, immutable) and http.get(f"{url}/{moved}").json()["id"] == immutable
+    translate = {"inputIds": [moved, default], "sourceIdType": "restId", "targetIdType": "restImmutableEntryId"}
+    translate_url = f"{graph.graph_url}/users/{ALICE}/translateExchangeIds"
+    assert plain.post(translate_url, json=translate).status_code == 403  # needs User.Read.All (its page)
+    directory = graph.mint_token(TENANT, CLIENT, roles=["Calendars.ReadWrite", "User.Read.All"])
+    answer = plain.post(translate_url, json=translate, headers={"Authorization": f"Bearer {directory}"}).json()
+    assert answer["value"][0]["targetId"] == immutable and "errorDetails" in answer["value"][1]
+
+
+def plain_session(graph):
+    """A client that does not ask for immutable ids."""
+    session = graph.http_session()
+    session.headers["Authorization"] = "Bearer " + graph.mint_token(TENANT, CLIENT)
+    return session
 
 
 def test_a_repeated_transaction_id_gives_the_first_event_or_a_conflict(graph, http):

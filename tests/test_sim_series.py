@@ -4,9 +4,9 @@ notifications show of them, under each variant the published pages leave open.""
 
 import pytest
 
-from .test_sim_graph import ALICE, CLIENT, SECRET, TENANT, Receiver, event_body, subscribe
+from .test_sim_graph import ALICE, CLIENT, SECRET, TENANT, event_body, subscribe
+from .test_sim_graph import http, receiver  # noqa: F401 (its fixtures, over this module's graph)
 from devtools.sim import GraphSimulator
-from devtools.sim.graph.folders import IMMUTABLE_IDS as IMMUTABLE
 
 
 @pytest.fixture(params=["master", "occurrence"])
@@ -16,21 +16,6 @@ def graph(request):
     sim.add_user(TENANT, ALICE, "Alice")
     yield sim
     sim.stop()
-
-
-@pytest.fixture
-def http(graph):
-    session = graph.http_session()
-    session.headers["Authorization"] = "Bearer " + graph.mint_token(TENANT, CLIENT)
-    session.headers["Prefer"] = IMMUTABLE  # as the app asks (folders.py); the default form has tests of its own
-    return session
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.server.shutdown()
 
 
 def a_series(graph, http, count=3, **extra):

@@ -58,7 +58,8 @@ def migrate_site(svc: Services, site_key: str) -> str:
                     moved += 1
                 except Conflict:  # changed meanwhile: by another migration (done), or a sync (the next run looks)
                     now = svc.store.get_link(site.key, link.item_id)
-                    raced += not (now is None or now.immutable)
+                    if now is not None and not now.immutable:
+                        raced += 1
     subs = [s for s in svc.store.subscriptions() if s.site == site.key and not s.immutable_ids]
     if subs:  # one job each (a site may have hundreds of organisers): made again under the mailbox lease
         svc.queue.enqueue([{"op": ROTATE_OP, "site": s.site, "sub": s.id} for s in subs])

@@ -84,18 +84,22 @@ def _create_event(ctx: SiteContext, item: dict, target: Target, fields: dict) ->
     return event
 
 
+def _event_keys(event: dict) -> dict:
+    """What a link keeps of the event it was made for: its version, and its ids (every id the app gets is
+    immutable: clients/graph.py; the iCalUId is the key it keeps across calendars)."""
+    return {"change_key": event.get("changeKey", ""), "immutable": True, "ical_uid": event.get("iCalUId") or ""}
+
+
 def _link_created(ctx: SiteContext, pending: EventLink, event: dict, target: Target, recorded: dict) -> EventLink:
     try:
         return ctx.store.complete_link(pending, event["id"], synced=target.synced, meeting_id=target.meeting_id,
-                                       people=target.people, change_key=event.get("changeKey", ""),
-                                       immutable=True, ical_uid=event.get("iCalUId") or "", **recorded)
+                                       people=target.people, **_event_keys(event), **recorded)
     except Conflict:
         existing = ctx.store.get_link(ctx.site.key, pending.item_id)
         if existing is None:
             # a concurrent delete forgot the pending link while Outlook made the event: link it again (the
             # trace is back), and the item's state read after decides whether it stays
-            return ctx.store.create_link(replace(pending, event_id=event["id"], change_key=event.get("changeKey", ""),
-                                                 immutable=True, ical_uid=event.get("iCalUId") or "", etag=None))
+            return ctx.store.create_link(replace(pending, event_id=event["id"], **_event_keys(event), etag=None))
         if existing.event_id != event["id"]:
             raise  # decide again from scratch; transactionId gives back this event if it is still wanted
         # another delivery of this create linked it first (Graph's transactionId made it the same event)

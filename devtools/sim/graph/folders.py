@@ -123,14 +123,14 @@ class Folders:
                 raise ValueError(f"{mailbox} has no calendar {calendar_id}")
             ev = self._event_or_404(user, event_id)
             was_listed = self.covered(ev)
+            will_be_listed = self.events_cover == "mailbox" or calendar_id == DEFAULT_CALENDAR
+            ev.seq = self._next_seq()
+            if was_listed and not will_be_listed:
+                self._changed(ev, "deleted")  # it leaves what the subscription and the view cover, under its id then
             self._moved(ev)
             ev.calendar = calendar_id
-            if was_listed and not self.covered(ev):
-                ev.seq = self._next_seq()
-                self._changed(ev, "deleted")  # it left what the subscription and the view cover
-            elif self.covered(ev):
-                ev.seq = self._next_seq()
-                self._changed(ev, "created" if not was_listed else "updated")
+            if self.covered(ev):
+                self._changed(ev, "updated" if was_listed else "created")
             return self._render(ev, expand="")
 
     def outlook_restore(self, mailbox: str, event_id: str) -> dict:

@@ -7,7 +7,8 @@ What the pages say:
   "An event update that removes an attendee specified as a member of a distribution list sends a meeting
   update to all the attendees" (the simulator has no distribution lists). The same page: updating a
   series master whose instances were updated separately sends "one for the master series and one per
-  instance that has been updated" (the simulator makes no series here).
+  instance that has been updated" (here a series master's PATCH is counted as one update per attendee, like
+  any PATCH: the per-instance messages are not simulated).
 - Graph has no switch to update a meeting without mailing its attendees: microsoftgraph/microsoft-graph-docs
   issue 2309 ("event adding/removing attendees without emailing other attendees", closed by the docs'
   owner: "it is actually not possible at the moment"), and many since (microsoft-graph-docs-contrib 2320,

@@ -79,7 +79,7 @@ class SubscriptionsAndNotifications:
         for sub in self._subs.values():
             if sub.mailbox != ev.mailbox or not sub.active() or change_type not in sub.change_type.split(","):
                 continue
-            if change_type != "deleted" and not self.covered(ev):
+            if not self.covered(ev):
                 continue  # in a calendar the subscription does not cover (folders.py, events_cover)
             shown = self.shown_id(ev.id, sub.immutable_ids)  # the id form the subscription was made with
             resource = self.spell_resource(user.id, user.tenant_id, shown)
