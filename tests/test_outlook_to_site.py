@@ -84,6 +84,26 @@ def test_the_same_notification_delivered_three_times_writes_the_site_once(stack,
     assert len(event_writes(stack, site)) == 1
 
 
+def test_an_outlook_change_waits_while_an_earlier_change_of_its_event_is_being_applied(stack, site, synced_event,
+                                                                                       caplog):
+    """Two changes of one event never apply side by side (a chaos run found the older one's stale read
+    written into the site after the newer one): while another job holds the event for an earlier change,
+    this one is put back, not applied and not dropped, and applies once the event is free."""
+    store, item = services().store, synced_event["item"]
+    link = store.get_link("acme/sales", item["id"])
+    assert store.claim_change("acme/sales", link.event_id, "an-earlier-change", owner="another-job")
+    try:
+        stack.graph.outlook_update(ORGANISER, synced_event["event"]["id"], subject="After the earlier one")
+        eventually(lambda: "earlier Outlook change of this event" in caplog.text, what="the change put back")
+        assert site.sim.get("Meeting Events", item["id"])["title"] == "Two-way"
+    finally:
+        store.release_change("acme/sales", link.event_id, "an-earlier-change")
+    eventually(lambda: site.sim.get("Meeting Events", item["id"])["title"] == "After the earlier one",
+               what="the change applied once the event was free")
+    settle(stack)
+    assert len(event_writes(stack, site)) == 1
+
+
 def graph_calls(stack) -> list[str]:
     return [e.method for e in stack.graph.log if "/events" in e.path]
 

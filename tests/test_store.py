@@ -88,6 +88,22 @@ def test_a_claim_holds_off_a_duplicate_until_it_is_older_than_any_job(store):
     store.release_change(site, event, change)
 
 
+def test_a_claim_holds_off_a_different_change_of_the_same_event_and_names_the_one_applying(store):
+    """Two changes of one event never apply side by side: the older one's stale read would reach the site
+    after the newer one. The loser learns which change holds the event (inbound retries a different one)."""
+    site, event = "store/claims", f"ev-{uuid.uuid4().hex}"
+    assert store.claimed_change(site, event) is None
+    assert store.claim_change(site, event, "ck-old", owner="job-a")
+    assert not store.claim_change(site, event, "ck-new", owner="job-b")
+    assert not store.claim_change(site, event, "ck-new", owner="job-a")  # its own job, another change: no
+    assert store.claimed_change(site, event) == "ck-old"
+    store.release_change(site, event, "ck-new")  # not the claim's change: kept
+    assert store.claimed_change(site, event) == "ck-old"
+    store.release_change(site, event, "ck-old")
+    assert store.claim_change(site, event, "ck-new", owner="job-b")
+    store.release_change(site, event, "ck-new")
+
+
 def test_of_two_jobs_taking_over_a_stale_claim_at_once_one_wins(store):
     from concurrent.futures import ThreadPoolExecutor
     start = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)

@@ -140,17 +140,20 @@ class LinkRows(Tables):
 
     def claim_change(self, site: str, event_id: str, change_key: str, owner: str,
                      now: datetime | None = None) -> bool:
-        """Claim one Outlook change (event, changeKey) for one job: concurrent duplicates lose. A claim older
-        than CLAIM_SECONDS was left by a job that died (no job runs that long): another job takes it over,
-        with an ETag-checked write, so of two jobs taking over at once one wins."""
+        """Claim an event for applying one Outlook change of it (changeKey) in one job. One claim per event,
+        not per change: two deliveries of one change must not apply it side by side, and two different
+        changes must not either — the job holding the older one would write its stale read into the site
+        after the newer one, and then find the event's changeKey already recorded (`claimed_change` tells a
+        loser which). A claim older than CLAIM_SECONDS was left by a job that died (no job runs that long):
+        another job takes it over, with an ETag-checked write, so of two jobs taking over at once one wins."""
         at = (now or clock.now()).timestamp()
-        entity = make_entity(site, f"claim|{event_id}|{change_key}", owner=owner, at=at)
+        entity = make_entity(site, f"claim|{event_id}", owner=owner, at=at, change_key=change_key)
         try:
             self._create(LINKS, entity)
             return True
         except Conflict:
-            current = self._get(LINKS, site, f"claim|{event_id}|{change_key}")
-        if current is None or current["owner"] == owner:
+            current = self._get(LINKS, site, f"claim|{event_id}")
+        if current is None or (current["owner"] == owner and current.get("change_key") == change_key):
             return True
         if at - float(current.get("at", 0)) < CLAIM_SECONDS:  # a claim from before claims aged is stale
             return False
@@ -160,8 +163,16 @@ class LinkRows(Tables):
         except Conflict:
             return False
 
+    def claimed_change(self, site: str, event_id: str) -> str | None:
+        """The change key the event's claim is held for (None: no claim)."""
+        current = self._get(LINKS, site, f"claim|{event_id}")
+        return None if current is None else current.get("change_key", "")
+
     def release_change(self, site: str, event_id: str, change_key: str) -> None:
-        self._delete(LINKS, site, f"claim|{event_id}|{change_key}")
+        """Let the event's claim go, if it is still the one for this change (a takeover's is not ours)."""
+        current = self._get(LINKS, site, f"claim|{event_id}")
+        if current is not None and current.get("change_key") == change_key:
+            self._delete(LINKS, site, f"claim|{event_id}")
 
     def links(self, site: str) -> list[EventLink]:
         prefix = table_key("item|")

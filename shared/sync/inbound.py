@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from ..context import SiteContext
 from ..features.registry import enabled_features
+from ..model.errors import Throttled
 from ..services import Services
 from ..storage.store import Subscription
 from . import perform, series
@@ -87,6 +88,8 @@ def apply_outlook_change(svc: Services, sub: Subscription, change: str, event_id
         say(site, link.item_id, "Outlook change already in sync (our echo or a duplicate; etag decoded)", event=event_id)
         return "echo"
     if claimed and not svc.store.claim_change(site.key, event_id, claimed, job or "?"):
+        if svc.store.claimed_change(site.key, event_id) not in (claimed, None):  # an earlier change is applying
+            raise Throttled(1.0, "another job is applying an earlier Outlook change of this event")
         say(site, link.item_id, "duplicate notification: another delivery is applying it", event=event_id)
         return "duplicate"
     try:

@@ -42,8 +42,9 @@ def cancel_once(ctx: SiteContext, link, why: str) -> str:
     """The item's occurrence cancelled, or the whole series: Graph may notify the master and each occurrence
     for one cancellation (devtools/sim/graph/series.py, occurrence_notifications), and those jobs run side by
     side. One of them cancels the item (a claim row, as for duplicate deliveries); the others find it done."""
-    store, site, claim = ctx.store, ctx.site.key, f"cancel-{link.item_id}"
-    if not store.claim_change(site, link.series_id, claim, uuid.uuid4().hex):
+    store, site, claim = ctx.store, ctx.site.key, "cancel"
+    claimed = f"{link.series_id}|cancel|{link.item_id}"  # its own claim: the master's change may hold the series'
+    if not store.claim_change(site, claimed, claim, uuid.uuid4().hex):
         say(ctx.site, link.item_id, f"{why}: another job is cancelling the item", series=link.series_id)
         return "duplicate"
     try:
@@ -53,4 +54,4 @@ def cancel_once(ctx: SiteContext, link, why: str) -> str:
             return "noop"
         return perform.cancel_in_site(ctx, current, why)
     finally:
-        store.release_change(site, link.series_id, claim)
+        store.release_change(site, claimed, claim)
