@@ -13,8 +13,8 @@ from urllib.parse import quote
 import requests
 
 from ..config import SiteConfig
-from ..model.errors import NotVisible, RemoteError, RemoteNotFound
-from ..model.rapid_items import column_ids, has_links, linked_ids, rows_of, sorted_ids, written_item
+from ..model.errors import NotVisible, RemoteError, RemoteNotFound, UnexpectedAnswer
+from ..model.rapid_items import column_ids, filter_value, has_links, linked_ids, rows_of, sorted_ids, written_item
 from .remote import Tokens, met, send
 
 log = logging.getLogger("rapid_meetings")
@@ -23,13 +23,21 @@ IDS_PER_QUERY = 100  # keeps `in(id, …)` filters well inside URL limits
 DATASOURCE = "All$"  # the built-in datasource with every column; `All` is a view users may edit (API Concepts)
 
 
-def _quote_value(value: str) -> str:
-    return value if value.isdigit() else "'" + value.replace("'", "''") + "'"
-
-
 def _never_gone(code: str) -> bool:
     """A list read that answers 404: the list is not found (renamed, or the name is wrong), no item is."""
     return False
+
+
+def _rows(answer: requests.Response, what: str) -> list[dict]:
+    """The rows of a list read, or UnexpectedAnswer naming the read (never an empty list for a body that is
+    not one)."""
+    try:
+        return rows_of(answer.json())
+    except ValueError:
+        raise UnexpectedAnswer(f"{what}: the answer is not JSON ({answer.headers.get('Content-Type', 'no type')})") \
+            from None
+    except UnexpectedAnswer as e:
+        raise UnexpectedAnswer(f"{what}: {e}") from None
 
 
 def _body(answer: requests.Response):
@@ -77,8 +85,9 @@ class RapidClient:
 
     def lists_anything(self, list_name: str) -> bool:
         """Whether the list answers any item at all (one page of ids)."""
-        return bool(rows_of(self._call("GET", f"{self._list(list_name)}/{DATASOURCE}/items", f"look at {list_name}",
-                                       _never_gone, params={"$select": "id"}).json()))
+        what = f"site {self._site.key} look at {list_name}"
+        return bool(_rows(self._call("GET", f"{self._list(list_name)}/{DATASOURCE}/items", f"look at {list_name}",
+                                     _never_gone, params={"$select": "id"}), what))
 
     def get_item(self, list_name: str, item_id: str, deleted: bool = False) -> dict | None:
         """The item's profile (all its columns and its links), or None when the site does not have it
@@ -105,8 +114,9 @@ class RapidClient:
             params["linkedTo"] = f"{self._site.list_name(linked_to[0])}/{linked_to[1]}"
         rows, skip = [], 0
         while True:
-            page = rows_of(self._call("GET", f"{self._list(list_name)}/{DATASOURCE}/items", f"query {list_name}",
-                                      _never_gone, params={**params, **({"$skip": str(skip)} if skip else {})}).json())
+            page = _rows(self._call("GET", f"{self._list(list_name)}/{DATASOURCE}/items", f"query {list_name}",
+                                    _never_gone, params={**params, **({"$skip": str(skip)} if skip else {})}),
+                         f"site {self._site.key} query {list_name}")
             rows += page
             if len(page) < PAGE_SIZE:
                 return rows
@@ -117,7 +127,7 @@ class RapidClient:
         found = {}
         for i in range(0, len(wanted), IDS_PER_QUERY):
             chunk = wanted[i:i + IDS_PER_QUERY]
-            flt = "in(id, " + ", ".join(_quote_value(v) for v in chunk) + ")"
+            flt = "in(id, " + ", ".join(filter_value(v) for v in chunk) + ")"
             found.update({str(r["id"]): r for r in self.query(list_name, flt, ("id", *select) if select else ())
                           if "id" in r})
         return found
@@ -128,7 +138,7 @@ class RapidClient:
         if strategy == "column":
             return column_ids(item, column)
         if strategy == "query":
-            flt = f"inScoped({self._site.list_name(list_name)}, {column}, {_quote_value(str(item['id']))})"
+            flt = f"inScoped({self._site.list_name(list_name)}, {column}, {filter_value(str(item['id']))})"
             return sorted_ids(str(r["id"]) for r in self.query(target_list, flt, ("id",)) if "id" in r)
         if not has_links(item):
             log.warning("site=%s item=%s has no LinkedItems: its %r cannot be read; check the site and set "

@@ -147,7 +147,7 @@ def met(dependency: str):
 def _token_refused(site: SiteConfig, error: Exception) -> Exception:
     """MSAL says "HTTP Error: <status>" (msal/throttled_http_client.py): a 5xx, 408 or 429 is worth waiting out."""
     words = str(error).split()
-    status = int(words[-1]) if words and words[-1].isdigit() else 0
+    status = int(words[-1]) if words and words[-1].isascii() and words[-1].isdigit() else 0
     if status >= 500 or status in (408, 429):
         return TransientError(f"token for {site.key}: the identity platform answered {status}")
     return RemoteError(status or 401, f"token for {site.key}: {error}")

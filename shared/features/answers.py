@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..model.addresses import usable_address
 from ..model.mapping import format_utc, parse_utc, zone_named
 from ..context import SiteContext
 from .base import Feature, write_column
@@ -119,8 +120,8 @@ def site_people(ctx: SiteContext, item: dict, principals: tuple[str, ...] = ()) 
         ids = ids + [i for i in principals if list_name == "principals" and i not in ids]
         if ids:
             for row in rapid.items_by_id(list_name, ids, (email, "title")).values():
-                if row.get(email):
-                    people.setdefault(str(row[email]).strip().lower(), (row.get("title") or "", guest))
+                if address := usable_address(row.get(email)):
+                    people.setdefault(address.lower(), (row.get("title") or "", guest))
     return people
 
 

@@ -18,13 +18,36 @@ from ..model.rapid_items import is_envelope, lookup_id
 
 MAX_BODY = 1024 * 1024
 MAX_ID_BYTES = 300
+MAX_DEPTH = 32
 MAX_ITEMS = 250  # per webhook call: a RAPID page; each item costs the worker site reads
 # characters an id may not hold: controls (C0 and C1, e.g. U+0085), lone surrogates (they cannot be
 # stored) and line/paragraph separators (U+2028/U+2029 would split log lines)
 _REFUSED = {"Cc", "Cs", "Zl", "Zp"}
 
 
+def _depth(value) -> int:
+    """How deep arrays and objects nest in a parsed body, counted without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        node, depth = todo.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            todo.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
 def parse_json(body: bytes):
+    """A request body as JSON, or BadRequest naming what is wrong (PayloadTooLarge past MAX_BODY). A body
+    nested deeper than MAX_DEPTH is refused here: no site or Graph body nests past a few levels, and every
+    later walk of it (ids, lookups) may then recurse freely."""
+    data = _parse(body)
+    if _depth(data) > MAX_DEPTH:
+        raise BadRequest(f"body nests arrays and objects more than {MAX_DEPTH} deep")
+    return data
+
+
+def _parse(body: bytes):
     if len(body) > MAX_BODY:
         raise PayloadTooLarge(f"body is {len(body)} bytes; the limit is {MAX_BODY}")
     if not body.strip():

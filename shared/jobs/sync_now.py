@@ -25,7 +25,7 @@ from ..sync.catch_up import catch_up_site
 from ..config import Settings
 from ..model.errors import BadRequest
 from ..intake.webhooks import envelope_item, item_id, known_site, parse_json
-from ..model.rapid_items import is_envelope
+from ..model.rapid_items import filter_value, is_envelope
 from ..context import SiteContext
 from ..services import Services
 from ..subscriptions.meetings import register_meeting
@@ -98,8 +98,7 @@ def sync_meeting(svc: Services, task: dict) -> str:
     meeting_id = str(task["item"])
     register_meeting(svc, site, meeting_id)
     col = site.col
-    flt = f"{col('meeting')}_id eq {int(meeting_id)}" if meeting_id.isdigit() else \
-        f"{col('meeting')}_id eq '{meeting_id}'"
+    flt = f"{col('meeting')}_id eq {filter_value(meeting_id)}"
     items = {str(r["id"]) for r in svc.rapid(site).query("events", flt, ("id",)) if "id" in r}
     items |= {link.item_id for link in svc.store.links(site.key) if link.meeting_id == meeting_id}
     tasks = [{"op": "sync.event", "site": site.key, "item": i} for i in sorted(items, key=lambda i: (len(i), i))]

@@ -47,6 +47,14 @@ class StorageUnavailable(TransientError):
     dependency = "storage"
 
 
+class UnexpectedAnswer(TransientError):
+    """A remote answered 2xx with a body of a shape its contract does not have (an HTML page from a proxy,
+    an object where a list of rows belongs): never read as "nothing there" — the run fails and is retried,
+    and the site's failures say what came back."""
+
+    dependency = "site"
+
+
 class RemoteError(Exception):
     """A remote refused the request for good (4xx other than 404/429)."""
 

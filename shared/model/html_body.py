@@ -128,17 +128,9 @@ def _teams_nodes(root, join_url: str = "") -> list:
 
 def _agenda_node(root):
     """Our agenda section: the <div> we wrap it in, found by its class (Exchange keeps class attributes:
-    Teams' own block is found by one) or else by its heading's text."""
-    wrapper = root.find("div", class_=AGENDA_CLASS)
-    if wrapper is not None:
-        return wrapper
-    heading = root.find(lambda tag: _text(tag) == AGENDA_HEADING and tag.name != "div")
-    if heading is None:
-        return None
-    node = heading
-    while node.parent is not None and node.parent is not root and _text(node.parent).startswith(AGENDA_HEADING):
-        node = node.parent
-    return node
+    Teams' own block is found by one). Only by its class: a description never carries one (descriptions
+    are cut to html_allow_list both ways), while its heading's words are words anyone may write."""
+    return root.find("div", class_=AGENDA_CLASS)
 
 
 @lru_cache(maxsize=1024)  # a body is split when it is read and again when a PATCH carries its Teams block over

@@ -23,6 +23,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from .errors import BAD_CONTENT, BAD_DATE, END_BEFORE_START
+from .html_allow_list import clean_html
 from .html_body import compose_body, same_html, split_body
 
 UTC = timezone.utc
@@ -122,7 +123,7 @@ def normalise(synced: Synced, zone: ZoneInfo) -> Synced:
     if end < start:
         raise UnreadableItem(f"end {synced.end} is before start {synced.start}", END_BEFORE_START, synced.end)
     return replace(synced, start=format_utc(start), end=format_utc(end), attendees=attendees,
-                   title=synced.title or "", description=synced.description or "",
+                   title=synced.title or "", description=clean_html(synced.description or ""),
                    location=synced.location or "")
 
 

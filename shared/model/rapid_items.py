@@ -10,6 +10,8 @@ place, and reported by the site check (shared/ops/site_check/).
 
 from __future__ import annotations
 
+from .errors import UnexpectedAnswer
+
 ENVELOPE_KEYS = ("site", "tenant", "requestor", "item")
 
 
@@ -39,16 +41,29 @@ def lookup_id(item: dict, column: str) -> str | None:
 
 def _plain_ids(value) -> list[str]:
     # `X` on a current site is display text ("Weekly sync"): only a number or {"id"} counts as an id
-    if isinstance(value, str) and not value.strip().isdigit():
+    if isinstance(value, str) and not is_number(value.strip()):
         return []
     return ids_of(value)
+
+
+def is_number(text) -> bool:
+    """An id RAPID keeps as a number: ASCII digits only (`str.isdigit` also says yes to "²" and "١٢",
+    which `int()` refuses or reads as another number)."""
+    return isinstance(text, str) and text.isascii() and text.isdigit()
+
+
+def filter_value(value) -> str:
+    """A value as a RAPID `$filter` literal: a number bare, anything else quoted with its quotes doubled
+    (OData's string literal, which RAPID's filters follow: docs/rapid-api.md, "Filters")."""
+    text = str(value)
+    return text if is_number(text) else "'" + text.replace("'", "''") + "'"
 
 
 def lookup_write(column: str, target_id: str | int | None) -> dict:
     """The body fragment that sets a single lookup: `X_id: 55` (API Concepts, "How to update an item")."""
     if target_id is None:
         return {f"{column}_id": None}
-    return {f"{column}_id": int(target_id) if str(target_id).isdigit() else target_id}
+    return {f"{column}_id": int(target_id) if is_number(str(target_id)) else target_id}
 
 
 def has_links(item: dict) -> bool:
@@ -109,10 +124,15 @@ def column_ids(item: dict, column: str) -> list[str]:
 
 
 def rows_of(body) -> list[dict]:
-    """A list read's rows: a JSON array, or an object whose `value` is the array (public clients unwrap it)."""
-    if isinstance(body, dict):
-        body = body.get("value", body.get("items", []))
-    return [r for r in body if isinstance(r, dict)] if isinstance(body, list) else []
+    """A list read's rows: a JSON array of objects, or an object whose `value` (or `items`) is that array
+    (public clients unwrap it). Any other shape raises UnexpectedAnswer: an empty list is an answer, an
+    error object or a page of something else is not, and must never read as "the site has no items"."""
+    rows = body.get("value", body.get("items")) if isinstance(body, dict) else body
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        shape = type(body).__name__ if not isinstance(body, dict) else "an object with keys " + \
+            ", ".join(sorted(map(str, body))[:5])
+        raise UnexpectedAnswer(f"a list read answered {shape}, not rows")
+    return rows
 
 
 def written_item(body) -> dict | None:

@@ -11,8 +11,9 @@ import logging
 from dataclasses import replace
 
 from ..config import SiteConfig
+from ..model.addresses import usable_address
 from ..model.errors import JobAbandoned
-from ..model.rapid_items import lookup_id, lookup_write
+from ..model.rapid_items import filter_value, lookup_id, lookup_write
 from ..services import Services
 from ..storage.store import Meeting, Subscription
 from ..sync.target import organiser_id
@@ -37,7 +38,7 @@ def _external_id(meeting_id: str) -> str:
 
 def _existing_item(svc: Services, site: SiteConfig, meeting_id: str) -> dict | None:
     """The Meeting Subscriptions item this app made for the meeting, found by its external id."""
-    flt = f"{site.col('sys_external_id')} eq '{_external_id(meeting_id)}'"
+    flt = f"{site.col('sys_external_id')} eq {filter_value(_external_id(meeting_id))}"
     rows = svc.rapid(site).query("subscriptions", flt, ("id", site.col("status")))
     return rows[0] if rows else None
 
@@ -52,9 +53,10 @@ def register_meeting(svc: Services, site: SiteConfig, meeting_id: str) -> str:
     if item is None:
         raise JobAbandoned(f"meeting {meeting_id} does not exist in {site.key}")
     organiser = organiser_id(site, item, f"meeting {meeting_id}")
-    mailbox = (rapid.items_by_id("principals", [organiser], (site.col("email"),)).get(organiser) or {}).get(site.col("email"))
+    mailbox = usable_address((rapid.items_by_id("principals", [organiser], (site.col("email"),)).get(organiser)
+                              or {}).get(site.col("email")))
     if not mailbox:
-        raise JobAbandoned(f"meeting {meeting_id}: organiser {organiser} has no email")
+        raise JobAbandoned(f"meeting {meeting_id}: organiser {organiser} has no email (none, or not one plain address)")
     with mailbox_lease(svc, site.key, mailbox):
         return _register(svc, site, item, meeting_id, mailbox)
 

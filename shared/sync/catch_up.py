@@ -30,6 +30,7 @@ from datetime import timedelta
 from ..config import SiteConfig
 from ..context import SiteContext
 from ..features.registry import enabled_features
+from ..model.addresses import usable_address
 from ..model.errors import JobAbandoned
 from ..model.mapping import format_utc, parse_utc
 from . import removal_guard
@@ -186,7 +187,8 @@ def _emails(ctx: SiteContext, list_name: str, ids: list[str]) -> dict[str, str]:
     if not ids:
         return {}
     email = site.col("email")
-    return {i: r[email] for i, r in ctx.rapid.items_by_id(list_name, ids, (email,)).items() if r.get(email)}
+    found = {i: usable_address(r.get(email)) for i, r in ctx.rapid.items_by_id(list_name, ids, (email,)).items()}
+    return {i: address for i, address in found.items() if address}  # as target._emails reads them
 
 
 def _attendee_changes(ctx: SiteContext, rows: list[tuple[dict, EventLink]],

@@ -4,14 +4,18 @@ each enabled feature adds (features/base.py `contribute`). The reads of one snap
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 from ..context import SiteContext
 from ..features.base import Target
 from ..model import errors
+from ..model.addresses import shown, usable_address
 from ..model.errors import JobAbandoned
 from ..model.mapping import synced_from_site
 from ..model.rapid_items import lookup_id
+
+log = logging.getLogger("rapid_meetings")
 
 
 def organiser_id(site, meeting: dict, where: str) -> str:
@@ -24,7 +28,16 @@ def organiser_id(site, meeting: dict, where: str) -> str:
 
 
 def _emails(items: dict[str, dict], ids: list[str], column: str) -> list[str]:
-    return [items[i][column] for i in ids if i in items and items[i].get(column)]
+    """The usable addresses of these people; one that is not a plain address is left out (and said, quoted:
+    a value with a line feed never becomes a log line of its own, nor a Graph request)."""
+    found = []
+    for i in ids:
+        value = items.get(i, {}).get(column)
+        if value and (address := usable_address(value)) is None:
+            log.warning("person %s: %s is not one e-mail address; left out", shown(i), shown(value))
+        elif value:
+            found.append(address)
+    return found
 
 
 def people_key(organiser: str, invitees: list[str], guests: list[str]) -> str:
@@ -48,7 +61,8 @@ def _people(ctx: SiteContext, item: dict, meeting: dict, meeting_id: str, link, 
     principals = rapid.items_by_id("principals", organiser_ids + invitee_ids, (email,))  # one query for both
     organiser = _emails(principals, organiser_ids, email)
     if not organiser:
-        raise JobAbandoned(f"item {item_id}: organiser {organiser_ids[0]} of meeting {meeting_id} has no email",
+        raise JobAbandoned(f"item {item_id}: organiser {organiser_ids[0]} of meeting {meeting_id} has no email "
+                           "(none, or not one plain address)",
                            errors.NO_EMAIL, organiser_ids[0])
     attendees = _emails(principals, invitee_ids, email)
     if guest_ids:

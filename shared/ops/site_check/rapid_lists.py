@@ -8,7 +8,7 @@ import difflib
 from urllib.parse import quote
 
 from ...config import SiteConfig
-from ...model.errors import RemoteError, Throttled, TransientError
+from ...model.errors import RemoteError, Throttled, TransientError, UnexpectedAnswer
 from ...model.rapid_items import rows_of
 from .findings import FAIL, NETWORK_ERRORS, OK, WARN, CannotContinue, Section, counted
 from .rapid_lookups import check_links, check_single_lookups, organiser_emails
@@ -116,7 +116,11 @@ def read_list(section: Section, site: SiteConfig, reader: SiteReader, key: str, 
     except RemoteError as e:  # 404, or a 400 naming an unknown list
         section.add(FAIL, f"list {name} not found", str(e), f"set lists.{key} in SITES to the site's name for it")
         return
-    pages[key] = rows_of(body)
+    try:
+        pages[key] = rows_of(body)
+    except UnexpectedAnswer as e:
+        section.add(FAIL, f"list {name} answers no rows", str(e), "check rapid_url: it must be the site's API address")
+        return
     shape = "a JSON array" if isinstance(body, list) else "an object with value" if isinstance(body, dict) else "?"
     section.add(OK, f"list {name} found", f"{counted(len(pages[key]), 'item')} on the first page (answered as {shape})")
 
