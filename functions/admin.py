@@ -7,6 +7,8 @@ import os
 
 import azure.functions as func
 
+from shared.model.audit import OPERATOR, acting_as
+
 bp = func.Blueprint()
 
 
@@ -43,6 +45,7 @@ def status_page(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="ops/rotate-client-states", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@acting_as(OPERATOR)
 def rotate_client_states(req: func.HttpRequest) -> func.HttpResponse:
     """Give every Graph subscription (or `?site=tenant/site`'s) a new clientState: one queued job each,
     which makes the subscription again (Graph cannot change a clientState). 202 with how many."""
@@ -60,6 +63,7 @@ def rotate_client_states(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="ops/held-removals/release", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@acting_as(OPERATOR)
 def release_held_removals(req: func.HttpRequest) -> func.HttpResponse:
     """Release the removals the mass-removal guard holds for `?site=tenant/site` (all of them, or
     `&item=<id>`'s): each is marked released and its job enqueued, which removes the Outlook event (or

@@ -124,6 +124,11 @@ def with_reason(tasks: list[dict]) -> list[dict]:
     return [{**t, "why": now.why} if isinstance(t, dict) and not t.get("why") else t for t in tasks]
 
 
+def because(why: str, tasks: list[dict]) -> list[dict]:
+    """Tasks made for `why` (where tasks are made: a webhook, a notification, "sync now")."""
+    return [{**t, "why": why} for t in tasks]
+
+
 def row_key_at(moment: datetime) -> str:
     """The sortable prefix of an audit row's RowKey for an instant (microseconds, UTC)."""
     return f"{moment.astimezone(timezone.utc):%Y%m%dT%H%M%S.%f}Z"
