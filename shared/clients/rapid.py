@@ -147,7 +147,7 @@ class RapidClient:
                                 params={"webhooks": "false"}, json=fields)
         except RemoteNotFound as e:
             raise self._confirm_gone(list_name, item_id, e) from e
-        self._audit.wrote(self._site, SITE, "update item", list_name=self._site.list_name(list_name), item=item_id, fields=fields)
+        self._audit.wrote(self._site, SITE, "update item", list_name=list_name, item=item_id, fields=fields)
         item = written_item(_body(answer))
         if item is None and read_back:
             return self.get_item(list_name, item_id)
@@ -158,7 +158,7 @@ class RapidClient:
         answer = self._call("POST", f"{self._list(list_name)}/items", f"create {list_name}",
                             params={"webhooks": "false"}, json=fields)
         item = written_item(_body(answer))
-        self._audit.wrote(self._site, SITE, "create item", list_name=self._site.list_name(list_name),
+        self._audit.wrote(self._site, SITE, "create item", list_name=list_name,
                           item=str(item["id"]) if item else "", fields=fields)
         return str(item["id"]) if item else None
 
@@ -171,4 +171,4 @@ class RapidClient:
             if isinstance(error, NotVisible):
                 raise error from e
             return
-        self._audit.wrote(self._site, SITE, "delete item", list_name=self._site.list_name(list_name), item=item_id)
+        self._audit.wrote(self._site, SITE, "delete item", list_name=list_name, item=item_id)

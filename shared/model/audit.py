@@ -28,6 +28,9 @@ UNATTRIBUTED = "unattributed"  # a write made outside any of the above (a job qu
 REASONS = (WEBHOOK, NOTIFICATION, CATCH_UP, SYNC_NOW, SWEEP, REPLAY, RENEWAL, MIGRATION, OPERATOR, UNATTRIBUTED)
 
 OUTLOOK, SITE = "outlook", "site"  # where a write went
+# the list a task's item is of, by its op (an outlook.change is about the event's item, found by its link)
+ITEM_LISTS = (("event.", "events"), ("sync.event", "events"), ("outlook.change", "events"), ("meeting.", "meetings"),
+              ("sync.meeting", "meetings"), ("subscription_item.", "subscriptions"), ("agenda.", "agendas"))
 MAX_ITEM_ID = 256
 
 
@@ -40,6 +43,7 @@ class Acting:
     item: str = ""
     job: str = ""
     op: str = ""
+    list: str = ""  # the list the item is of ("events", "meetings"…: site_defaults.DEFAULT_LISTS' keys)
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class AuditRow:
     item: str = ""          # the site item the write is about (when known)
     event: str = ""         # the Outlook event id
     mailbox: str = ""
-    list: str = ""          # the site list written (site writes)
+    list: str = ""          # the list `item` is of, as DEFAULT_LISTS names it ("events", "subscriptions"…)
     subscription: str = ""  # the Graph subscription id (subscription writes)
     fields: tuple[str, ...] = field(default_factory=tuple)
     op: str = ""            # the task that made the write
@@ -85,10 +89,16 @@ def acting(why: str, **about):
         _acting.reset(token)
 
 
+def item_list(op: str) -> str:
+    """The list a task's `item` is of, by the task's op."""
+    return next((name for prefix, name in ITEM_LISTS if str(op or "").startswith(prefix)), "")
+
+
 def acting_for(task: dict):
     """`acting` for a task of the work queue: its own `why`, else the one current (else unattributed)."""
     why = task.get("why") if task.get("why") in REASONS else current().why
-    return acting(why, site=task.get("site"), item=task.get("item"), job=task.get("job"), op=task.get("op"))
+    return acting(why, site=task.get("site"), item=task.get("item"), job=task.get("job"), op=task.get("op"),
+                  list=item_list(task.get("op")) if task.get("item") or task.get("event") else "")
 
 
 def acting_as(why: str):

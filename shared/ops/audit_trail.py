@@ -82,6 +82,7 @@ def audit_page(svc: Services, params: dict) -> tuple[str, str]:
 
 
 def item_audit(svc: Services, site: str, item: str, since: datetime, shown: int = 200) -> list[dict]:
-    """An item's last `shown` rows since `since` for the status page (oldest first), as plain data."""
-    rows, _ = svc.audit.query(site, since, item=item, limit=MAX_LIMIT)
+    """A Meeting Events item's last `shown` rows since `since` for the status page (oldest first), as plain
+    data: the writes to it and to its Outlook event."""
+    rows, _ = svc.audit.query(site, since, item=item, limit=MAX_LIMIT, list_name="events")
     return [row.to_json() for _, row in rows[-shown:]]

@@ -51,7 +51,8 @@ class AuditLog(Tables):
         now = current()
         row = AuditRow(at=_at(self._clock()), site=str(getattr(site, "key", site)), target=target, action=action,
                        why=now.why, item=str(item or now.item or ""), event=str(event or ""),
-                       mailbox=str(mailbox or ""), list=list_name, subscription=str(subscription or ""),
+                       mailbox=str(mailbox or ""), list=list_name or (now.list if not item else ""),
+                       subscription=str(subscription or ""),
                        fields=field_names(fields or {}), op=now.op, job=now.job)
         try:
             self.add(row)
@@ -72,9 +73,10 @@ class AuditLog(Tables):
                                           "RowKey": f"{row_key_at(moment)}-{secrets.token_hex(4)}", **values})
 
     def query(self, site: str, since: datetime, until: datetime | None = None, item: str | None = None,
-              after: str = "", limit: int = 1000) -> tuple[list[tuple[str, AuditRow]], str]:
-        """A site's rows from `since` (and before `until`), oldest first, after the RowKey `after` (a
-        continuation), at most `limit`: the rows with their RowKeys, and the continuation when more remain."""
+              after: str = "", limit: int = 1000, list_name: str = "") -> tuple[list[tuple[str, AuditRow]], str]:
+        """A site's rows from `since` (and before `until`; of one `item`, of `list_name`), oldest first, after
+        the RowKey `after` (a continuation), at most `limit`: the rows with their RowKeys, and the
+        continuation when more remain."""
         flt, params = "PartitionKey eq @pk and RowKey ge @start", {"pk": table_key(site), "start": row_key_at(since)}
         if after:
             flt, params["after"] = flt + " and RowKey gt @after", after
@@ -82,6 +84,8 @@ class AuditLog(Tables):
             flt, params["until"] = flt + " and RowKey lt @until", row_key_at(until)
         if item:
             flt, params["item"] = flt + " and item eq @item", item
+        if list_name:
+            flt, params["list"] = flt + " and list eq @list", list_name
         out: list[tuple[str, AuditRow]] = []
         for entity in self._table(AUDIT).query_entities(flt, parameters=params, results_per_page=min(1000, limit + 1)):
             if len(out) == limit:
