@@ -198,3 +198,17 @@ def test_a_lost_audit_row_does_not_fail_the_sync(stack, site, monkeypatch, caplo
 
 def new_item_id(site, title: str):
     return next(i["id"] for i in site.sim.items("Meeting Events") if i["title"] == title)
+
+
+def test_a_renewal_by_the_timer_is_recorded_as_renewal(stack, site):
+    new_meeting(site)
+    settle(stack)
+    sub = svc().store.subscription_for("acme/sales", ORGANISER)
+    start = svc().clock()
+    svc().store.set_expiries({sub.id: f"{start + timedelta(minutes=50):%Y-%m-%dT%H:%M:%SZ}"})  # due
+    answer = requests.post(f"{stack.host_url}/admin/functions/subscription_renewer",
+                           headers={"x-functions-key": MASTER_KEY}, json={}, timeout=120)
+    assert answer.status_code == 202
+    settle(stack)
+    renewed = [r for r in rows_since(start) if r.subscription == sub.id]
+    assert [(r.action, r.why, r.fields) for r in renewed][:1] == [("renew subscription", "renewal", ("expirationDateTime",))]
