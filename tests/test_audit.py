@@ -212,3 +212,12 @@ def test_a_renewal_by_the_timer_is_recorded_as_renewal(stack, site):
     settle(stack)
     renewed = [r for r in rows_since(start) if r.subscription == sub.id]
     assert [(r.action, r.why, r.fields) for r in renewed][:1] == [("renew subscription", "renewal", ("expirationDateTime",))]
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "ninety", "90 days"])
+def test_a_bad_audit_days_is_refused_naming_the_setting(value):
+    from shared.config import ConfigError, settings_from
+
+    with pytest.raises(ConfigError, match="AUDIT_DAYS"):
+        settings_from({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "AUDIT_DAYS": value})
+    assert settings_from({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}).audit_days == 90
