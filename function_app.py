@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from functions import admin, catch_up, graph_notifications, renewer, site_webhooks, sync_now, sync_worker
+from functions import admin, audit, catch_up, graph_notifications, renewer, site_webhooks, sync_now, sync_worker
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(site_webhooks.bp)
@@ -12,3 +12,4 @@ app.register_functions(renewer.bp)
 app.register_functions(admin.bp)
 app.register_functions(catch_up.bp)
 app.register_functions(sync_now.bp)
+app.register_functions(audit.bp)

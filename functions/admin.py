@@ -7,6 +7,8 @@ import os
 
 import azure.functions as func
 
+from shared.model.audit import OPERATOR, acting_as
+
 bp = func.Blueprint()
 
 
@@ -25,8 +27,9 @@ def site_check(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="ops/status", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def status_page(req: func.HttpRequest) -> func.HttpResponse:
-    """The operator's status page: HTML, or JSON with `?format=json`; `?site=tenant/site` for one site."""
-    from shared.ops.status_page import render_html, status
+    """The operator's status page: HTML, or JSON with `?format=json`; `?site=tenant/site` for one site, and
+    `&item=<id>` for that item's audit trail (400 for an item id that cannot be one)."""
+    from shared.ops.status_page import checked_item, render_html, status
 
     from .http import services
 
@@ -35,7 +38,11 @@ def status_page(req: func.HttpRequest) -> func.HttpResponse:
     if only is not None and svc.settings.sites.get(only.lower()) is None:
         return func.HttpResponse(json.dumps({"error": "NotFound", "message": f"unknown site {only[:80]}"}),
                                  status_code=404, mimetype="application/json")
-    data = status(svc, only)
+    item, refused = checked_item(only, req.params.get("item"))
+    if refused:
+        return func.HttpResponse(json.dumps({"error": "BadRequest", "message": refused}), status_code=400,
+                                 mimetype="application/json")
+    data = status(svc, only, item)
     if req.params.get("format") == "json":
         return func.HttpResponse(json.dumps(data), status_code=200, mimetype="application/json")
     return func.HttpResponse(render_html(data), status_code=200, mimetype="text/html", charset="utf-8",
@@ -43,6 +50,7 @@ def status_page(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="ops/rotate-client-states", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@acting_as(OPERATOR)
 def rotate_client_states(req: func.HttpRequest) -> func.HttpResponse:
     """Give every Graph subscription (or `?site=tenant/site`'s) a new clientState: one queued job each,
     which makes the subscription again (Graph cannot change a clientState). 202 with how many."""
@@ -60,6 +68,7 @@ def rotate_client_states(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="ops/held-removals/release", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@acting_as(OPERATOR)
 def release_held_removals(req: func.HttpRequest) -> func.HttpResponse:
     """Release the removals the mass-removal guard holds for `?site=tenant/site` (all of them, or
     `&item=<id>`'s): each is marked released and its job enqueued, which removes the Outlook event (or

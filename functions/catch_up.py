@@ -7,6 +7,8 @@ import logging
 
 import azure.functions as func
 
+from shared.model.audit import CATCH_UP, acting_as
+
 from .http import services
 
 bp = func.Blueprint()
@@ -14,6 +16,7 @@ log = logging.getLogger("rapid_meetings")
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
+@acting_as(CATCH_UP)
 def site_catch_up(timer: func.TimerRequest) -> None:
     from shared.jobs.poison import requeue_outage_poison
     from shared.sync.catch_up_schedule import schedule_due

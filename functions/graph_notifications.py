@@ -5,6 +5,7 @@ persisted (docs/platform-facts.md, "Answer notifications within 3 seconds")."""
 import azure.functions as func
 
 from shared.intake.notifications import notification_tasks
+from shared.model.audit import NOTIFICATION, because
 
 from .http import answers, json_response, services
 
@@ -22,7 +23,7 @@ def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(token, status_code=200, mimetype="text/plain")
     svc = services()
     tasks, refused = notification_tasks(req.get_body(), svc.find_subscription)
-    jobs = svc.queue.enqueue(tasks) if tasks else []
+    jobs = svc.queue.enqueue(because(NOTIFICATION, tasks)) if tasks else []
     if tasks:
         from shared.features.status import note_notifications
 

@@ -5,6 +5,8 @@ import logging
 
 import azure.functions as func
 
+from shared.model.audit import RENEWAL, acting_as
+
 from .http import services
 
 bp = func.Blueprint()
@@ -12,6 +14,7 @@ log = logging.getLogger("rapid_meetings")
 
 
 @bp.timer_trigger(arg_name="timer", schedule="0 */30 * * * *", run_on_startup=False)
+@acting_as(RENEWAL)
 def subscription_renewer(timer: func.TimerRequest) -> None:
     from shared.subscriptions.renewal import run_renewal
 

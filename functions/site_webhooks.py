@@ -4,6 +4,7 @@ functions")."""
 import azure.functions as func
 
 from shared.intake.webhooks import check_site_token, known_site, site_tasks
+from shared.model.audit import WEBHOOK, because
 
 from .http import answers, json_response, services
 
@@ -20,7 +21,7 @@ def accept(req: func.HttpRequest, op: str, many: bool = False, carry: tuple = ()
     tasks = site_tasks(svc.settings, tenant, site, op, req.get_body(), many, carry, carry_events=agenda)
     if agenda and not config.agenda:  # checked, but this site's invitations carry no agenda (SITES `agenda`)
         return json_response(202, {"accepted": 0, "jobs": [], "ignored": f"agenda is off for {config.key}"})
-    jobs = svc.queue.enqueue(tasks)
+    jobs = svc.queue.enqueue(because(WEBHOOK, tasks))
     return json_response(202, {"accepted": len(tasks), "jobs": jobs})
 
 

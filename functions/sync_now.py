@@ -15,10 +15,11 @@ bp = func.Blueprint()
 def sync_now(req: func.HttpRequest) -> func.HttpResponse:
     from shared.intake.webhooks import check_site_token, known_site
     from shared.jobs.sync_now import sync_now_tasks
+    from shared.model.audit import SYNC_NOW, because
 
     svc = services()
     tenant, site = req.route_params.get("tenant"), req.route_params.get("site")
     check_site_token(svc.settings, known_site(svc.settings, tenant, site), req.params.get("site_token"))
     tasks = sync_now_tasks(svc.settings, tenant, site, req.get_body())
-    jobs = svc.queue.enqueue(tasks)
+    jobs = svc.queue.enqueue(because(SYNC_NOW, tasks))
     return json_response(202, {"accepted": len(tasks), "jobs": jobs})

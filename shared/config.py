@@ -64,6 +64,7 @@ class Settings:
     edit_settle_seconds: int = 5    # site edits of a meeting with attendees within this long cost one update
     backoff_cap_seconds: int = 900   # a failing job waits at most this long between tries (it never gives up)
     delta_minutes: int = 60          # how often every watched calendar is read by delta (notifications can be lost)
+    audit_days: int = 90             # how long the audit trail keeps a row (docs/operations.md, "The audit trail")
 
     def site(self, tenant: str, site: str) -> SiteConfig | None:
         return self.sites.get(f"{tenant}/{site}".lower())
@@ -93,6 +94,7 @@ def settings_from(env) -> Settings:
         edit_settle_seconds=_whole(env, "EDIT_SETTLE_SECONDS", 5, low=0),
         backoff_cap_seconds=_whole(env, "BACKOFF_CAP_SECONDS", 900),
         delta_minutes=_whole(env, "DELTA_MINUTES", 60),
+        audit_days=_whole(env, "AUDIT_DAYS", 90),
     )
 
 

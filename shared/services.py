@@ -61,6 +61,12 @@ class Services:
         return self._part("held", lambda: HeldRemovals(self.settings.storage))
 
     @property
+    def audit(self):
+        from .storage.audit import AuditLog
+
+        return self._part("audit", lambda: AuditLog(self.settings.storage, self.clock, self.settings.audit_days))
+
+    @property
     def queue(self):
         from .storage.work_queue import WorkQueue
 
@@ -88,12 +94,13 @@ class Services:
         from .clients.graph import GraphClient
 
         return self._part(("graph", site.key),
-                          lambda: GraphClient(self.settings, site, self.session, self.tokens, self.mailboxes))
+                          lambda: GraphClient(self.settings, site, self.session, self.tokens, self.mailboxes,
+                                                   audit=self.audit))
 
     def rapid(self, site: SiteConfig):
         from .clients.rapid import RapidClient
 
-        return self._part(("rapid", site.key), lambda: RapidClient(site, self.session, self.tokens))
+        return self._part(("rapid", site.key), lambda: RapidClient(site, self.session, self.tokens, audit=self.audit))
 
     def site(self, key: str) -> SiteConfig:
         """A configured site by key; a job for a site no longer configured can never succeed."""

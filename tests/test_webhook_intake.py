@@ -111,8 +111,8 @@ def test_a_valid_delete_of_many_items_is_persisted_as_one_job(stack, http_only_h
     assert answer.json()["accepted"] == 2
     [job] = drain(stack)
     assert job["id"] == answer.json()["jobs"][0]
-    assert job["tasks"] == [{"op": "event.delete", "site": "acme/sales", "item": "11"},
-                            {"op": "event.delete", "site": "acme/sales", "item": "12"}]
+    assert job["tasks"] == [{"op": "event.delete", "site": "acme/sales", "item": "11", "why": "webhook"},
+                            {"op": "event.delete", "site": "acme/sales", "item": "12", "why": "webhook"}]
 
 
 def test_storage_down_answers_503_so_the_site_retries(stack):

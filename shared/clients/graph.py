@@ -13,7 +13,9 @@ from urllib.parse import quote
 import requests
 
 from ..config import Settings, SiteConfig
+from ..model.audit import OUTLOOK
 from ..model.errors import RemoteError, RemoteNotFound
+from ..storage.audit import NO_AUDIT, batch_writes, subscription_mailbox
 from .remote import Tokens, met, send
 
 log = logging.getLogger("rapid_meetings")
@@ -67,8 +69,9 @@ class MailboxLimiter:
 
 class GraphClient:
     def __init__(self, settings: Settings, site: SiteConfig, session: requests.Session, tokens: Tokens,
-                 limiter: MailboxLimiter | None = None):
+                 limiter: MailboxLimiter | None = None, audit=None):
         self._base = settings.graph_url
+        self._audit = audit or NO_AUDIT  # every write is recorded after it succeeded (storage/audit.py)
         self._site = site
         self._session = session
         self._tokens = tokens
@@ -102,8 +105,10 @@ class GraphClient:
     def create_event(self, mailbox: str, payload: dict, transaction_id: str, tag: str) -> dict:
         body = {**payload, "transactionId": transaction_id,
                 "singleValueExtendedProperties": [{"id": TAG_ID, "value": tag}]}
-        return self._call("POST", f"{_user(mailbox)}/events", "create event", json=body,
-                          headers={"Prefer": UTC_PREFER}, proof=_never_gone).json()
+        event = self._call("POST", f"{_user(mailbox)}/events", "create event", json=body,
+                           headers={"Prefer": UTC_PREFER}, proof=_never_gone).json()
+        self._audit.wrote(self._site, OUTLOOK, "create event", mailbox=mailbox, event=event.get("id"), fields=payload)
+        return event
 
     def get_event(self, mailbox: str, event_id: str) -> dict:
         return self._call("GET", f"{_user(mailbox)}/events/{quote(event_id, safe='')}", "get event",
@@ -112,8 +117,10 @@ class GraphClient:
     def update_event(self, mailbox: str, event_id: str, patch: dict) -> dict:
         """PATCH an event; the answer is the whole event after the write. No If-Match: event-update.md
         documents none, and Graph may honour it, refuse with 409 or ignore it (docs/platform-facts.md, "If-Match on PATCH /events is not documented")."""
-        return self._call("PATCH", f"{_user(mailbox)}/events/{quote(event_id, safe='')}", "update event",
-                          json=patch, headers={"Prefer": UTC_PREFER}, proof=_event_gone).json()
+        event = self._call("PATCH", f"{_user(mailbox)}/events/{quote(event_id, safe='')}", "update event",
+                           json=patch, headers={"Prefer": UTC_PREFER}, proof=_event_gone).json()
+        self._audit.wrote(self._site, OUTLOOK, "update event", mailbox=mailbox, event=event_id, fields=patch)
+        return event
 
     def remove_event(self, mailbox: str, event_id: str, comment: str) -> bool:
         """Cancel (attendees get the cancellation); when Graph refuses to cancel (event-cancel.md leaves
@@ -123,13 +130,16 @@ class GraphClient:
         try:
             try:
                 self._call("POST", f"{path}/cancel", "cancel event", json={"Comment": comment}, proof=_event_gone)
+                action = "cancel event"
             except RemoteError as e:
                 if e.status != 400:
                     raise
                 log.info("mailbox=%s event=%s cancel refused (%s): deleting it instead", mailbox, event_id, e)
                 self._call("DELETE", path, "delete event (cancel refused)", proof=_event_gone)
+                action = "delete event"
         except RemoteNotFound:
             return False
+        self._audit.wrote(self._site, OUTLOOK, action, mailbox=mailbox, event=event_id)
         return True
 
     def instances(self, mailbox: str, series_id: str, start: str, end: str) -> list[dict]:
@@ -193,24 +203,32 @@ class GraphClient:
                 "lifecycleNotificationUrl": notification_url, "resource": resource,
                 "expirationDateTime": expires, "clientState": client_state,
                 "latestSupportedTlsVersion": "v1_2"}
-        return self._call("POST", "/subscriptions", "create subscription", json=body).json()
+        sub = self._call("POST", "/subscriptions", "create subscription", json=body).json()
+        self._audit.wrote(self._site, OUTLOOK, "create subscription", mailbox=subscription_mailbox(resource),
+                          subscription=sub.get("id"), fields=body)
+        return sub
 
     def renew_subscription(self, sub_id: str, expires: str) -> dict:
-        return self._call("PATCH", f"/subscriptions/{sub_id}", "renew subscription",
-                          json={"expirationDateTime": expires}).json()
+        sub = self._call("PATCH", f"/subscriptions/{sub_id}", "renew subscription",
+                         json={"expirationDateTime": expires}).json()
+        self._audit.wrote(self._site, OUTLOOK, "renew subscription", subscription=sub_id, fields={"expirationDateTime": 0})
+        return sub
 
     def delete_subscription(self, sub_id: str) -> bool:
         try:
             self._call("DELETE", f"/subscriptions/{sub_id}", "delete subscription")
         except RemoteNotFound:
             return False
+        self._audit.wrote(self._site, OUTLOOK, "delete subscription", subscription=sub_id)
         return True
 
     def batch(self, requests_: list[dict]) -> dict[str, dict]:
         """Run up to 20 requests in one $batch; answers by request id ({status, headers, body})."""
         assert len(requests_) <= BATCH_LIMIT
         answer = self._call("POST", "/$batch", "batch", json={"requests": requests_}).json()
-        return {r["id"]: r for r in answer.get("responses", [])}
+        answers = {r["id"]: r for r in answer.get("responses", [])}
+        batch_writes(self._audit, self._site, requests_, answers)  # each write in it that succeeded
+        return answers
 
     # -- catch-up
 

@@ -13,8 +13,10 @@ from urllib.parse import quote
 import requests
 
 from ..config import SiteConfig
+from ..model.audit import SITE
 from ..model.errors import NotVisible, RemoteError, RemoteNotFound, UnexpectedAnswer
 from ..model.rapid_items import column_ids, filter_value, has_links, linked_ids, rows_of, sorted_ids, written_item
+from ..storage.audit import NO_AUDIT
 from .remote import Tokens, met, send
 
 log = logging.getLogger("rapid_meetings")
@@ -48,8 +50,9 @@ def _body(answer: requests.Response):
 
 
 class RapidClient:
-    def __init__(self, site: SiteConfig, session: requests.Session, tokens: Tokens):
+    def __init__(self, site: SiteConfig, session: requests.Session, tokens: Tokens, audit=None):
         self._site = site
+        self._audit = audit or NO_AUDIT  # every write is recorded after it succeeded (storage/audit.py)
         self._session = session
         self._tokens = tokens
 
@@ -154,6 +157,7 @@ class RapidClient:
                                 params={"webhooks": "false"}, json=fields)
         except RemoteNotFound as e:
             raise self._confirm_gone(list_name, item_id, e) from e
+        self._audit.wrote(self._site, SITE, "update item", list_name=list_name, item=item_id, fields=fields)
         item = written_item(_body(answer))
         if item is None and read_back:
             return self.get_item(list_name, item_id)
@@ -164,6 +168,8 @@ class RapidClient:
         answer = self._call("POST", f"{self._list(list_name)}/items", f"create {list_name}",
                             params={"webhooks": "false"}, json=fields)
         item = written_item(_body(answer))
+        self._audit.wrote(self._site, SITE, "create item", list_name=list_name,
+                          item=str(item["id"]) if item else "", fields=fields)
         return str(item["id"]) if item else None
 
     def delete_item(self, list_name: str, item_id: str) -> None:
@@ -174,3 +180,5 @@ class RapidClient:
             error = self._confirm_gone(list_name, item_id, e)
             if isinstance(error, NotVisible):
                 raise error from e
+            return
+        self._audit.wrote(self._site, SITE, "delete item", list_name=list_name, item=item_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from ..model.audit import REPLAY
 from ..model.mapping import format_utc, parse_utc
 from ..storage.health import Mark
 
@@ -30,8 +31,8 @@ def mark_key(task: dict) -> str:
 def replay_task(task: dict) -> dict:
     """What brings the marked thing in line from the state of both sides, whatever the first task was."""
     if task.get("op") == "outlook.change":
-        return {"op": "outlook.change", "sub": task["sub"], "change": "updated", "event": task["event"]}
-    return {"op": "sync.event", "site": task["site"], "item": str(task["item"])}
+        return {"op": "outlook.change", "sub": task["sub"], "change": "updated", "event": task["event"], "why": REPLAY}
+    return {"op": "sync.event", "site": task["site"], "item": str(task["item"]), "why": REPLAY}
 
 
 def note_unfinished(svc, site: str, task: dict) -> bool:

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ..features.registry import enabled_features, feature_handlers
 from ..sync.catch_up import SCHEDULE_OP, run_catch_up
 from ..sync.catch_up_schedule import catch_up_interval
+from ..model.audit import acting_for
 from ..model.errors import JobAbandoned, PreconditionFailed, RemoteError, Throttled
 from ..sync.inbound import apply_outlook_change
 from ..services import Services
@@ -31,6 +32,7 @@ from ..storage.work_queue import new_job
 from .breakers import breakers_of, down_dependency, park_delay
 from .retries import is_transient, reschedule_delay
 from .unsettled import note_finished, note_unfinished, replay
+from ..storage.audit import purge_audit
 
 log = logging.getLogger("rapid_meetings")
 CONFLICT_RETRIES = 3
@@ -124,6 +126,7 @@ def _catch_up(svc: Services, task: dict) -> str:
     outcome = run_catch_up(svc, task)
     site = _site(svc, task)
     replayed = replay(svc, site, catch_up_interval(svc.settings, site), down=bool(breakers_of(svc).down(site.key)))
+    purge_audit(svc, site)
     return f"{outcome}, {replayed} unfinished replayed" if replayed else outcome
 
 
@@ -132,6 +135,11 @@ HANDLERS = observed({**HANDLERS, SCHEDULE_OP: _catch_up, **SYNC_NOW_HANDLERS, **
 
 
 def run_task(svc: Services, task: dict) -> str:
+    with acting_for(task):  # its reason is current while it runs: its writes' audit rows, the tasks it enqueues
+        return _run_task(svc, task)
+
+
+def _run_task(svc: Services, task: dict) -> str:
     handler = HANDLERS.get(task.get("op"))
     if handler is None:
         raise JobAbandoned(f"unknown task op {task.get('op')!r}")

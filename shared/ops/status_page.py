@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from ..config import SiteConfig, StorageAccount
+from ..model.audit import check_item_id
 from ..model.mapping import format_utc, parse_utc
 from ..services import Services
 from ..storage.work_queue import message_key
+from .audit_trail import item_audit
 
 TEMPLATES = Path(__file__).parent / "templates"
 PEEK = 32  # the most messages one peek shows (Queue service limit)
@@ -69,9 +71,9 @@ def _job_sites(svc: Services, text: str) -> tuple[set[str], str]:
     return sites, f"job {job.get('id')}: {ops}{' …' if len(tasks) > 3 else ''}"
 
 
-def status(svc: Services, only: str | None = None) -> dict:
+def status(svc: Services, only: str | None = None, item: str | None = None) -> dict:
     """Everything the page shows, as plain data: the work queue and its poison queue, the last renewal,
-    then per site (every site, or only `only`) what the stores hold."""
+    then per site (every site, or only `only`) what the stores hold; with `item`, that item's audit rows."""
     now = svc.clock()
     sites = [s for s in svc.settings.sites.values() if only is None or s.key.lower() == only.lower()]
     queue_name = svc.settings.work_queue
@@ -79,14 +81,30 @@ def status(svc: Services, only: str | None = None) -> dict:
     poison_length, poison = _poisoned_jobs(svc, f"{queue_name}-poison")
     subscriptions = svc.store.subscriptions()
     renewal = svc.ops.run("renewal", "*")
-    return {
+    data = {
         "generated": format_utc(now),
         "queue": {"name": queue_name, "length": length,
                   "oldest_age_seconds": _age(now, oldest[0].inserted_on) if oldest else None,
                   "poison_length": poison_length},
         "renewal": _run(renewal),
         "sites": [_site_status(svc, now, site, subscriptions, poison) for site in sites],
+        "audit": {"days": svc.settings.audit_days, "lost_rows_this_process": svc.audit.lost},
     }
+    for site in data["sites"] if item else ():  # the item's audit trail (shared/ops/audit_trail.py)
+        site["item"] = {"id": item, "audit": item_audit(svc, site["site"], item, now - timedelta(days=svc.settings.audit_days))}
+    return data
+
+
+def checked_item(site: str | None, item: str | None) -> tuple[str | None, str]:
+    """The status page's `item` parameter: the id, or why it is refused (it needs `site`)."""
+    if item is None:
+        return None, ""
+    if not site:
+        return None, "parameter item needs parameter site (tenant/site)"
+    try:
+        return check_item_id(item), ""
+    except ValueError as e:
+        return None, f"parameter {e}"
 
 
 def _poisoned_jobs(svc: Services, name: str) -> tuple[int, list[dict]]:

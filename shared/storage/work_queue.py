@@ -18,6 +18,7 @@ from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy
 
 from .. import clock
 from ..config import StorageAccount
+from ..model.audit import with_reason
 from ..model.errors import BadRequest, StorageUnavailable
 
 MAX_MESSAGE_JSON = 45_000  # 64 KiB after Base64 (4/3) with room to spare
@@ -80,7 +81,7 @@ class WorkQueue:
 
     def send(self, job: dict, delay_seconds: float = 0) -> str:
         """Persist a job; raises StorageUnavailable when it could not be."""
-        text = json.dumps(job, ensure_ascii=False)
+        text = json.dumps({**job, "tasks": with_reason(job["tasks"])} if "tasks" in job else job, ensure_ascii=False)
         delay = min(MAX_DELAY_SECONDS, max(0, int(round(clock.wall_seconds(delay_seconds))))) or None
         try:
             try:
@@ -110,6 +111,7 @@ class WorkQueue:
 
         Group commit: callers arriving while sends are in flight share the next message, so a burst
         of single-notification POSTs costs a few queue writes instead of one each."""
+        tasks = with_reason(tasks)  # each carries why it was made (the audit trail: model/audit.py)
         try:  # what cannot be stored is refused now, before it can share a message with others' work
             size = sum(len(json.dumps(t, ensure_ascii=False).encode("utf-8")) + 2 for t in tasks)
         except (UnicodeEncodeError, TypeError, ValueError) as e:

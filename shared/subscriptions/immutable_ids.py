@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
+from ..model.audit import MIGRATION
 from ..model.errors import RemoteError
 from ..services import Services
 from ..storage.tables import Conflict
@@ -37,7 +38,7 @@ def queue_migrations(svc: Services) -> int:
     """One `ids.migrate` job per site not yet migrated (renewal timer)."""
     sites = [key for key in svc.settings.sites if not svc.store.marked(DONE, key)]
     if sites:
-        svc.queue.enqueue([{"op": MIGRATE_OP, "site": key} for key in sites])
+        svc.queue.enqueue([{"op": MIGRATE_OP, "site": key, "why": MIGRATION} for key in sites])
     return len(sites)
 
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from ..clients.graph import BATCH_LIMIT
+from ..model.audit import CATCH_UP, current, set_acting
 from ..model.errors import Throttled
 from ..model.mapping import format_utc, parse_utc
 from ..services import Services
@@ -50,7 +51,7 @@ def queue_delta_reads(svc: Services) -> int:
     event = "reread" if _due(svc, "reread", now, FULL_READ) else "missed"
     subs = svc.store.subscriptions()
     if subs:
-        svc.queue.enqueue([{"op": "outlook.lifecycle", "sub": s.id, "event": event} for s in subs])
+        svc.queue.enqueue([{"op": "outlook.lifecycle", "sub": s.id, "event": event, "why": CATCH_UP} for s in subs])
     for kind in ("delta", "reread") if event == "reread" else ("delta",):
         svc.ops.note_run(kind, "*", scheduled=format_utc(now))
     return len(subs)
@@ -70,7 +71,7 @@ def renew_due(svc: Services, workers: int = 16) -> dict:
         by_site[sub.site.lower()].append(sub)
     chunks = [(key, subs[i:i + BATCH_LIMIT]) for key, subs in by_site.items() for i in range(0, len(subs), BATCH_LIMIT)]
     totals, renewed = defaultdict(int), []
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(workers, initializer=set_acting, initargs=(current().why,)) as pool:
         for counts, subs in pool.map(lambda chunk: _renew_chunk(svc, *chunk), chunks):
             renewed += subs
             for key, count in counts.items():

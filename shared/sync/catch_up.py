@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from ..model.audit import SWEEP
 from ..config import SiteConfig
 from ..context import SiteContext
 from ..features.registry import enabled_features
@@ -246,13 +247,13 @@ def _sweep(ctx: SiteContext, found: Findings) -> None:
     for link in removal_guard.sweep(ctx, links, alive, back):
         if ("event.delete", link.item_id) in queued:
             continue
-        found.tasks.append({"op": "event.delete", "site": site.key, "item": link.item_id})
+        found.tasks.append({"op": "event.delete", "site": site.key, "item": link.item_id, "why": SWEEP})
         log.info("site=%s item=%s sweep: gone from the site, its Outlook event goes too (event=%s)",
                  site.key, link.item_id, link.event_id)
     for feature in enabled_features(site):  # the features' own items deleted while their webhooks were lost
         for item_id, why in feature.swept(ctx):
             if ("event.update", item_id) not in queued:
-                found.tasks.append({"op": "event.update", "site": site.key, "item": item_id})
+                found.tasks.append({"op": "event.update", "site": site.key, "item": item_id, "why": SWEEP})
                 log.info("site=%s item=%s sweep: %s", site.key, item_id, why)
     registered = {m.meeting_id for m in store.meetings(site.key) if m.subscription_id}
     col = site.col
@@ -260,7 +261,7 @@ def _sweep(ctx: SiteContext, found: Findings) -> None:
         meeting_id = str(row.get("id", ""))
         if meeting_id and meeting_id not in registered and lookup_id(row, col("organiser")) \
                 and ("meeting.create", meeting_id) not in queued:
-            found.tasks.append({"op": "meeting.create", "site": site.key, "item": meeting_id})
+            found.tasks.append({"op": "meeting.create", "site": site.key, "item": meeting_id, "why": SWEEP})
             log.info("site=%s meeting=%s sweep: never registered", site.key, meeting_id)
 
 

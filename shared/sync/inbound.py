@@ -15,6 +15,7 @@ import logging
 import re
 from dataclasses import replace
 
+from ..model.audit import about
 from ..context import SiteContext
 from ..features.registry import enabled_features
 from ..model.errors import Throttled
@@ -60,6 +61,7 @@ def _series_not_followed(svc: Services, site, event: dict | None):
 
 def _snapshot(svc: Services, site, sub: Subscription, change: str, event_id: str, event: dict | None) -> Snapshot:
     link = svc.store.get_link_by_event(site.key, event_id) or _series_not_followed(svc, site, event)
+    about(link.item_id if link else "")  # the item this Outlook change's writes are about (the audit trail)
     active = True
     if link is not None and link.mailbox.lower() == sub.mailbox.lower() and not link.removing and link.meeting_id:
         meeting = svc.store.get_meeting(site.key, link.meeting_id)
