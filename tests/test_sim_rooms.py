@@ -11,8 +11,7 @@ from devtools.sim import GraphSimulator
 from devtools.sim.graph import BookingPolicy
 from devtools.sim.graph.folders import IMMUTABLE_IDS
 
-from .test_sim_graph import ALICE, CLIENT, SECRET, TENANT, OTHER_TENANT, subscribe
-from .test_sim_graph import receiver  # noqa: F401 (its fixture)
+from .test_sim_graph import ALICE, CLIENT, SECRET, TENANT, OTHER_TENANT, Receiver, subscribe
 
 ROOM, ROOM_2 = "room-412@contoso.example", "room-5@contoso.example"
 BOB = "bob@contoso.example"
@@ -34,6 +33,13 @@ def graph():
     sim = simulator(room_answers="at once")
     yield sim
     sim.stop()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.server.shutdown()
 
 
 @pytest.fixture
@@ -184,6 +190,8 @@ def test_moving_the_event_rebooks_the_room_and_frees_the_old_slot(graph, http):
     moved = http.patch(f"{graph.graph_url}/users/{ALICE}/events/{first['id']}", json=slot(0, 11)).json()
     assert room_answer(moved) == "accepted"               # asked again at the new time
     assert room_view(graph, http) == "00020"              # 11:00 held, 09:00 free again
+    [held] = graph.calendar_holds(ROOM)
+    assert (held["id"], held["status"], held["start"].hour) == (first["id"], "busy", 11)
     assert room_answer(book(graph, http, with_room(ROOM, subject="Now free"))) == "accepted"
     back = http.patch(f"{graph.graph_url}/users/{ALICE}/events/{first['id']}", json=slot(0, 9)).json()
     assert room_answer(back) == "declined"                # the old slot was taken meanwhile
@@ -202,7 +210,7 @@ def test_removing_the_room_or_cancelling_the_event_frees_the_room(graph, http):
     assert room_view(graph, http, room=ROOM_2) == "00000"
 
 
-def test_a_room_answers_later_with_an_updated_notification_by_default(receiver):  # noqa: F811
+def test_a_room_answers_later_with_an_updated_notification_by_default(receiver):
     graph = simulator(room_answer_delay=None)
     try:
         http = session(graph)
@@ -233,7 +241,7 @@ def test_a_later_answer_arrives_by_itself_after_the_delay():
         graph.stop()
 
 
-def test_a_room_answer_may_reach_the_event_without_a_notification(receiver):  # noqa: F811
+def test_a_room_answer_may_reach_the_event_without_a_notification(receiver):
     graph = simulator(room_answers="at once", room_answer_notified=False)
     try:
         http = session(graph)

@@ -109,6 +109,16 @@ class FreeBusy:
                 "scheduleItems": [self._item(ev, status, shown_in) for ev, status in held],
                 "workingHours": self.working_hours_of(user)}  # working_hours.py
 
+    def calendar_holds(self, mailbox: str) -> list[dict]:
+        """Tests: what the mailbox's free/busy holds (its events and the meetings it is invited to and has
+        not declined; a room's bookings), as getSchedule derives it: id, subject, status, start and end in UTC."""
+        user = self._must_user(mailbox)
+        with self.lock:
+            held = sorted(self._held(user), key=lambda pair: pair[0].window())
+            return [{"id": self.shown_id(ev.id), "subject": ev.fields.get("subject") or "", "status": status,
+                     "organiser": self.users[ev.mailbox].upn, "start": ev.window()[0], "end": ev.window()[1]}
+                    for ev, status in held]
+
     def _held(self, user: User) -> list[tuple[Event, str]]:
         """What the user's calendar holds: its own events, and the copies of meetings it is invited to."""
         out = [(ev, ev.fields.get("showAs") or "busy") for ev in self.calendars[user.id].values()
