@@ -35,12 +35,15 @@ attendee_answers(mailbox, event_id, email, response, proposed_start=None, propos
 answering the organiser's meeting; set_mailbox_state(mailbox, "de-licensed" | "soft-deleted" | "available"),
 a mailbox every call to answers 404 MailboxNotEnabledForRESTAPI while its events stay (identity.py) (attendee.md, responsestatus.md; the organiser's event is updated and
 notified). Events keep categories, showAs, sensitivity and reminders as event.md types them.
+Rooms and working hours (rooms.py, working_hours.py; docs/platform-facts.md, "Rooms and working hours"):
+add_room / add_room_list / set_room_policy, deliver_room_answers, replies_from_rooms, set_working_hours,
+calendar_holds(mailbox) (schedule.py).
 
 Local allowance: a notificationUrl on http://127.0.0.1 or http://localhost is accepted (real Graph only
 takes https), because the local Functions host is plain HTTP.
 
 One module per published resource: identity (tokens, users), events, delta, subscriptions (and
-notifications), batch, schedule (getSchedule, free/busy), mail (what attendees are mailed for a PATCH,
+notifications), batch, schedule (getSchedule, free/busy), rooms (places, resource booking), mail (what attendees are mailed for a PATCH,
 counted by update_mails(mailbox, event_id, kind)); exchange holds the forms Exchange gives values; model the data.
 """
 
