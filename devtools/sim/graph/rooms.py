@@ -1,4 +1,4 @@
-"""Rooms: room mailboxes, the tenant's rooms and room lists (the places API), and how a room answers a
+"""Rooms: room mailboxes, room lists (read through the places API, places.py), and how a room answers a
 meeting it is invited to (Exchange's resource booking).
 
 What the pages say:
@@ -6,12 +6,7 @@ What the pages say:
   of its own (here a User of its tenant with a calendar, so getSchedule, calendar-getschedule.md: "users,
   distributions lists, or resources (rooms or equipment)", answers its availability like anyone's), with the
   properties the page lists (emailAddress, displayName, capacity Int32, building, floorNumber, bookingType...).
-- api/place-list.md: GET /places/microsoft.graph.room, /places/microsoft.graph.roomlist and
-  /places/{room-list-emailaddress}/microsoft.graph.roomlist/rooms (the list named by its emailAddress, not
-  its id); permission Place.Read.All (application); "By default, this operation returns 100 places per page",
-  `$top` sets the page size, `$skip`, `$select`, `$filter`, `$count=true`; "Rooms that are marked 'Hidden
-  from GAL' can't be retrieved through this endpoint". More places than a page: @odata.nextLink (OData
-  paging, concepts/paging.md), as GET /events pages here.
+- api/place-list.md: the tenant's rooms and room lists, read with Place.Read.All (places.py).
 - resources/attendee.md: an attendee "can be a person or resource such as a meeting room", `type`
   required | optional | resource; its `status` (responsestatus.md) is the response and when it was sent,
   nothing more.
@@ -56,16 +51,14 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 from datetime import timedelta
-from urllib.parse import quote, urlencode
 
 from shared import clock
 
-from ..base import HttpError, Request, Response, utcnow
+from ..base import utcnow
 from .exchange import new_change_key
-from .model import _SIMPLE_FILTER, _unq, Event, User, graph_time
+from .places import Places
+from .model import Event, User, graph_time
 
-PLACE_ROLES = ("Place.Read.All",)  # api/place-list.md, "Permissions" (application)
-PAGE_SIZE = 100                    # api/place-list.md: "The default page size is 100."
 AUTOMATE = ("None", "AutoUpdate", "AutoAccept")
 BOOKING_TYPES = ("standard", "reserved")  # room.md, bookingType values
 # the simulator's words for a decline's reason (recorded in room_replies); no page gives Exchange's text
@@ -151,8 +144,8 @@ def _room_properties(capacity, building, floor, extra: dict) -> dict:
     return {**known, **extra}
 
 
-class Rooms:
-    """Room mailboxes and lists, GET /places, and the rooms' answers (switches: room_answers,
+class Rooms(Places):
+    """Room mailboxes and lists, GET /places (places.py), and the rooms' answers (switches: room_answers,
     room_answer_delay, room_answer_notified)."""
 
     def _rooms_init(self, room_answers: str, room_answer_delay: float | None, room_answer_notified: bool) -> None:
@@ -164,10 +157,7 @@ class Rooms:
         self.room_lists: dict[str, RoomList] = {}   # lower-case address -> room list
         self.room_replies: list[RoomReply] = []
         self._room_pending: set[tuple[str, str, str]] = set()  # (organiser id, event id, room address)
-        r = self.route
-        r("GET", r"/v1\.0/places/microsoft\.graph\.room", self._list_rooms)
-        r("GET", r"/v1\.0/places/microsoft\.graph\.roomlist", self._list_room_lists)
-        r("GET", r"/v1\.0/places/(?P<list>[^/]+)/microsoft\.graph\.roomlist/rooms", self._list_rooms_in_list)
+        self._places_init()  # places.py: GET /places
 
     # -- test helpers --------------------------------------------------------------------------
 
@@ -252,9 +242,9 @@ class Rooms:
 
     def _book_rooms(self, ev: Event, before: tuple | None) -> None:
         """`before`: (window, attendee addresses) of the event before an update, None for a new event."""
-        organiser = self.users[ev.mailbox]
-        if ev.fields.get("isCancelled"):
+        if not self.rooms or ev.fields.get("isCancelled"):
             return
+        organiser = self.users[ev.mailbox]
         moved = before is not None and before[0] != ev.window()
         asked = []
         for attendee in ev.fields.get("attendees") or []:
@@ -335,49 +325,6 @@ class Rooms:
                 return True
         return False
 
-    # -- GET /places -----------------------------------------------------------------------------
-
-    def _list_rooms(self, req: Request) -> Response:
-        tenant = self._auth(req, PLACE_ROLES)["tid"]
-        with self.lock:
-            rooms = [r.to_json() for r in self.rooms.values() if r.tenant_id == tenant and not r.hidden_from_gal]
-        return self._places_page(req, rooms, "places/microsoft.graph.room")
-
-    def _list_room_lists(self, req: Request) -> Response:
-        tenant = self._auth(req, PLACE_ROLES)["tid"]
-        with self.lock:
-            lists = [rl.to_json() for rl in self.room_lists.values() if rl.tenant_id == tenant]
-        return self._places_page(req, lists, "places/microsoft.graph.roomList")
-
-    def _list_rooms_in_list(self, req: Request) -> Response:
-        tenant = self._auth(req, PLACE_ROLES)["tid"]
-        name = req.params["list"]
-        with self.lock:
-            found = self.room_lists.get(name.lower())
-            if found is None or found.tenant_id != tenant:
-                raise HttpError(404, "ErrorItemNotFound", f"The room list '{name}' was not found.")
-            rooms = [r.to_json() for r in self.rooms.values() if r.room_list and r.room_list.lower() == name.lower()
-                     and not r.hidden_from_gal]
-        return self._places_page(req, rooms, f"places('{quote(found.email, safe='')}')/microsoft.graph.roomList/rooms")
-
-    def _places_page(self, req: Request, places: list[dict], context: str) -> Response:
-        wanted_by = _place_filter(req.query.get("$filter"))
-        places = [p for p in places if wanted_by(p)]
-        top, skip = _count_param(req, "$top", PAGE_SIZE), _count_param(req, "$skip", 0)
-        page = places[skip: skip + top]
-        if req.query.get("$select"):
-            wanted = {s.strip().lower() for s in req.query["$select"].split(",")}
-            page = [{k: v for k, v in p.items() if k == "id" or k.lower() in wanted} for p in page]
-        out = {"@odata.context": f"{self.graph_url}/$metadata#{context}"}
-        if req.query.get("$count", "").lower() == "true":
-            out["@odata.count"] = len(places)
-        out["value"] = page
-        if skip + top < len(places):
-            query = {**req.query, "$top": str(top), "$skip": str(skip + top)}
-            out["@odata.nextLink"] = f"{self.base_url}{req.path}?{urlencode(query, quote_via=quote)}"
-        return Response(200, out)
-
-
 def _words(room: Room, response: str, reason: str | None) -> str:
     policy = room.policy
     text = f"{room.name}: {response}"
@@ -386,23 +333,3 @@ def _words(room: Room, response: str, reason: str | None) -> str:
     if policy.additional_response:
         text += f". {policy.additional_response}"
     return text
-
-
-def _count_param(req: Request, name: str, default: int) -> int:
-    value = req.query.get(name)
-    if value is None:
-        return default
-    if not value.isdigit():
-        raise HttpError(400, "BadRequest", f"Invalid value for {name}: '{value}'.")
-    return int(value)
-
-
-def _place_filter(text: str | None):
-    """`$filter` of the form `property eq 'value'` (string properties); others are refused."""
-    if not text:
-        return lambda place: True
-    m = _SIMPLE_FILTER.fullmatch(text.strip())
-    if not m:
-        raise HttpError(400, "BadRequest", f"Invalid filter clause: {text}")
-    key, value = m.group(1).lower(), _unq(m.group(2))
-    return lambda place: any(k.lower() == key and str(v).lower() == value.lower() for k, v in place.items())
