@@ -309,3 +309,28 @@ def test_bad_room_or_working_hours_input_is_refused_and_changes_nothing(graph, c
     assert (dict(graph.working_hours), len(graph.rooms), len(graph.users),
             graph.rooms[graph.user(ROOM).id].policy) == before
     assert graph.rooms[graph.user(ROOM).id].policy == BookingPolicy()
+
+
+def test_a_meeting_booked_in_outlook_or_deleted_books_and_frees_the_room_the_same_way(graph, http):
+    made = graph.outlook_create(ALICE, **with_room(ROOM))
+    assert room_answer(made) == "accepted" and room_view(graph, http) == "02000"
+    assert http.delete(f"{graph.graph_url}/users/{ALICE}/events/{made['id']}").status_code == 204
+    assert room_view(graph, http) == "00000" and graph.calendar_holds(ROOM) == []
+
+
+def test_a_later_answer_to_a_moved_meeting_is_asked_again_and_decided_at_the_new_time():
+    graph = simulator(room_answer_delay=None)
+    try:
+        http = session(graph)
+        event = book(graph, http, with_room(ROOM))
+        graph.deliver_room_answers()
+        blocker = book(graph, http, with_room(ROOM, subject="Blocker", **slot(0, 11)))
+        graph.deliver_room_answers()
+        assert room_answer(graph.get_event(ALICE, blocker["id"])) == "accepted"
+        moved = http.patch(f"{graph.graph_url}/users/{ALICE}/events/{event['id']}", json=slot(0, 11)).json()
+        assert room_answer(moved) == "none" and graph.pending_room_answers() == 1
+        assert graph.deliver_room_answers() == 1
+        assert room_answer(graph.get_event(ALICE, event["id"])) == "declined"
+        assert room_view(graph, http) == "00020"            # only the blocker: the old 09:00 slot is free
+    finally:
+        graph.stop()
