@@ -21,6 +21,9 @@ behaviour open, each variant is a switch (constructor argument and attribute of 
   occurrence_notifications  "master" (default) | "occurrence"   which event a notification of an occurrence's
                             edit or cancellation names (series.py)
   delta_occurrences         "bare" (default) | "full"      what calendarView/delta gives of an occurrence (series.py)
+  room_answers              "later" (default) | "at once"  when a room's answer reaches the organiser's event; with
+                            room_answer_delay (seconds, 0.5; None: at deliver_room_answers()) and
+                            room_answer_notified (True) (rooms.py)
 Every time it keeps (expiries, token lifetimes, delta-token lifetime, retry waits, modified dates) is world
 time (shared/clock.py via base.utcnow): devtools may run it on an accelerated clock shared with the app.
 Outlook's limit of 4 concurrent requests per app and mailbox is enforced (429, counted per mailbox in
@@ -32,12 +35,15 @@ attendee_answers(mailbox, event_id, email, response, proposed_start=None, propos
 answering the organiser's meeting; set_mailbox_state(mailbox, "de-licensed" | "soft-deleted" | "available"),
 a mailbox every call to answers 404 MailboxNotEnabledForRESTAPI while its events stay (identity.py) (attendee.md, responsestatus.md; the organiser's event is updated and
 notified). Events keep categories, showAs, sensitivity and reminders as event.md types them.
+Rooms and working hours (rooms.py, working_hours.py; docs/platform-facts.md, "Rooms and working hours"):
+add_room / add_room_list / set_room_policy, deliver_room_answers, replies_from_rooms, set_working_hours,
+calendar_holds(mailbox) (schedule.py).
 
 Local allowance: a notificationUrl on http://127.0.0.1 or http://localhost is accepted (real Graph only
 takes https), because the local Functions host is plain HTTP.
 
 One module per published resource: identity (tokens, users), events, delta, subscriptions (and
-notifications), batch, schedule (getSchedule, free/busy), mail (what attendees are mailed for a PATCH,
+notifications), batch, schedule (getSchedule, free/busy), rooms (places, resource booking), mail (what attendees are mailed for a PATCH,
 counted by update_mails(mailbox, event_id, kind)); exchange holds the forms Exchange gives values; model the data.
 """
 
@@ -66,15 +72,18 @@ from .folders import Folders
 from .identity import IdentityPlatform
 from .mail import AttendeeMail, AttendeeMailing
 from .pages import register as register_pages
+from .rooms import BookingPolicy, Rooms
 from .schedule import FreeBusy
 from .series import Series
 from .subscriptions import SubscriptionsAndNotifications
+from .working_hours import WorkingHours
 
-__all__ = ["GraphSimulator", "Subscription", "User", "Event", "App", "Cancellation", "Delivery", "AttendeeMail"]
+__all__ = ["GraphSimulator", "Subscription", "User", "Event", "App", "Cancellation", "Delivery", "AttendeeMail",
+           "BookingPolicy"]
 
 
 class GraphSimulator(IdentityPlatform, Folders, Series, Calendars, AttendeeMailing, CalendarDelta, SubscriptionsAndNotifications,
-                     NotificationDelivery, Batching, FreeBusy, SimServer):
+                     NotificationDelivery, Batching, Rooms, WorkingHours, FreeBusy, SimServer):
     api_prefixes = ("/v1.0/",)
     json_type = "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8"
     name = "Microsoft Graph simulator"
@@ -91,7 +100,8 @@ class GraphSimulator(IdentityPlatform, Folders, Series, Calendars, AttendeeMaili
                  join_info_after_reads: int = 0, unsupported_provider: str = "ignore",
                  free_busy_details: str = "subject", notification_retry_window: float | None = None,
                  notification_backoff_cap: float = NOTIFICATION_BACKOFF_CAP,
-                 occurrence_notifications: str = "master", delta_occurrences: str = "bare"):
+                 occurrence_notifications: str = "master", delta_occurrences: str = "bare",
+                 room_answers: str = "later", room_answer_delay: float | None = 0.5, room_answer_notified: bool = True):
         super().__init__(token_key, latency, latency_paths)
         self.occurrence_notifications = occurrence_notifications  # series.py
         self.delta_occurrences = delta_occurrences
@@ -133,6 +143,7 @@ class GraphSimulator(IdentityPlatform, Folders, Series, Calendars, AttendeeMaili
         self._tokens_issued: dict[str, int] = {}
         self._seq = 0
         self._folders_init()
+        self._working_hours_init()
         self._inflight: dict[tuple[str, str], int] = {}      # (app id, mailbox) → requests in flight
         self._max_inflight: dict[str, int] = {}              # mailbox → most in flight at once (one app)
         self.mailbox_concurrency_refusals: dict[str, int] = {}  # mailbox → 429s for a request over the limit
@@ -146,6 +157,7 @@ class GraphSimulator(IdentityPlatform, Folders, Series, Calendars, AttendeeMaili
         self.ca_path = os.path.join(tempfile.mkdtemp(prefix="graph-sim-"), "ca.pem")
         self._ca.cert_pem.write_to_path(self.ca_path)
         self._routes_init()
+        self._rooms_init(room_answers, room_answer_delay, room_answer_notified)  # rooms.py: rooms, GET /places
 
     def ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

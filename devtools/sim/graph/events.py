@@ -186,10 +186,12 @@ class Calendars:
         self._go_online(user, ev, provider)
         self.calendars[user.id][ev.id] = ev
         self._changed(ev, "created")
+        self._book_rooms(ev, None)  # rooms.py: the rooms invited answer
         return ev, True
 
     def _update(self, user: User, event_id: str, data: dict) -> Event:
         ev = self._event_or_404(user, event_id)
+        before = (ev.window(), {a["emailAddress"]["address"].lower() for a in ev.fields.get("attendees") or []})
         fields = dict(ev.fields)
         provider = self._online_request(user, fields, data)
         ev.start, ev.end = self._apply(fields, data, ev.start, ev.end)
@@ -200,6 +202,7 @@ class Calendars:
         ev.modified, ev.change_key, ev.seq = utcnow(), new_change_key(), self._next_seq()
         self._series_updated(user, ev, data)  # series.py: a recurrence makes a master, an occurrence an exception
         self._changed(ev, "updated")
+        self._book_rooms(ev, before)  # rooms.py: a room newly invited, or every room of a moved meeting, answers
         return ev
 
     # -- Teams meetings: concepts/outlook-calendar-online-meetings.md, event.md (isOnlineMeeting,

@@ -38,8 +38,6 @@ _WEIGHT = {"free": 0, "unknown": 0, "workingElsewhere": 1, "tentative": 2, "busy
 # freebusyerror.md types the error; its values are those Graph answered for an address outside the
 # directory (microsoftgraph/microsoft-graph-docs#11225): responseCode "5009" and this message
 UNRESOLVED = "Unable to resolve e-mail address {} to an Active Directory object."
-WORKING_HOURS = {"daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
-                 "startTime": "08:00:00.0000000", "endTime": "17:00:00.0000000", "timeZone": {"name": "UTC"}}
 
 
 def _key(data: dict, name: str):
@@ -109,14 +107,24 @@ class FreeBusy:
             view.append(VIEW_DIGITS[max(statuses, key=_WEIGHT.__getitem__, default="free")])
         return {"scheduleId": address, "availabilityView": "".join(view),
                 "scheduleItems": [self._item(ev, status, shown_in) for ev, status in held],
-                "workingHours": WORKING_HOURS}
+                "workingHours": self.working_hours_of(user)}  # working_hours.py
+
+    def calendar_holds(self, mailbox: str) -> list[dict]:
+        """Tests: what the mailbox's free/busy holds (its events and the meetings it is invited to and has
+        not declined; a room's bookings), as getSchedule derives it: id, subject, status, start and end in UTC."""
+        user = self._must_user(mailbox)
+        with self.lock:
+            held = sorted(self._held(user), key=lambda pair: pair[0].window())
+            return [{"id": self.shown_id(ev.id), "subject": ev.fields.get("subject") or "", "status": status,
+                     "organiser": self.users[ev.mailbox].upn, "start": ev.window()[0], "end": ev.window()[1]}
+                    for ev, status in held]
 
     def _held(self, user: User) -> list[tuple[Event, str]]:
         """What the user's calendar holds: its own events, and the copies of meetings it is invited to."""
         out = [(ev, ev.fields.get("showAs") or "busy") for ev in self.calendars[user.id].values()
                if not ev.fields.get("isCancelled")]
         for mailbox, events in self.calendars.items():
-            if mailbox == user.id or self.users[mailbox].tenant_id != user.tenant_id:
+            if mailbox == user.id or self.users[mailbox].tenant_id != user.tenant_id or not self.takes_invitations(user):
                 continue
             for ev in events.values():
                 for attendee in ev.fields.get("attendees") or []:
