@@ -10,6 +10,9 @@ import requests
 from devtools.azurite import ROOT, free_port, wait_for_port
 from devtools.stack import FUNCTION_KEY, site_params
 
+from shared.intake.webhooks import MAX_ITEMS
+from shared.storage.work_queue import MAX_MESSAGE_JSON
+
 from .scenario import queue_depth
 
 EVENTS = "acme/sales/0/services/rapid-meetings/event"
@@ -113,6 +116,29 @@ def test_a_valid_delete_of_many_items_is_persisted_as_one_job(stack, http_only_h
     assert job["id"] == answer.json()["jobs"][0]
     assert job["tasks"] == [{"op": "event.delete", "site": "acme/sales", "item": "11", "why": "webhook"},
                             {"op": "event.delete", "site": "acme/sales", "item": "12", "why": "webhook"}]
+
+
+def test_a_full_webhook_of_non_ascii_ids_is_stored_in_messages_the_queue_takes(stack, http_only_host):
+    """Review finding (issue 22): the message size was counted in characters; 250 ids of two-byte characters
+    made one message past the queue's 64 KiB and a permanent 503. Sizes are UTF-8 bytes now."""
+    drain(stack)
+    ids = [f"{n:03d}" + "é" * 64 for n in range(MAX_ITEMS)]  # 131 bytes each, 396 characters as a Table key
+    answer = send(http_only_host, f"{EVENTS}/delete", json.dumps(ids).encode())
+    assert answer.status_code == 202, answer.text
+    jobs = drain(stack)
+    assert len(jobs) > 1  # no single message could hold them
+    assert sorted(t["item"] for job in jobs for t in job["tasks"]) == sorted(ids)
+    assert all(len(json.dumps(job, ensure_ascii=False).encode()) <= MAX_MESSAGE_JSON + 200 for job in jobs)
+
+
+def test_an_id_too_long_for_a_table_key_is_refused_at_intake_naming_it(stack, http_only_host):
+    """Review finding (issue 22): 300 bytes of two-byte characters escape to a 900-character Table key,
+    past the 512 a key holds; such an id passed intake and failed every job that stored it."""
+    drain(stack)
+    answer = send(http_only_host, f"{EVENTS}/update", json.dumps({"id": "é" * 150}).encode())
+    assert answer.status_code == 400
+    assert "'id'" in answer.json()["message"] and "Table Storage key" in answer.json()["message"]
+    assert drain(stack) == []
 
 
 def test_storage_down_answers_503_so_the_site_retries(stack):

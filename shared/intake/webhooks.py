@@ -15,9 +15,13 @@ import unicodedata
 from ..config import Settings, SiteConfig
 from ..model.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from ..model.rapid_items import is_envelope, lookup_id
+from ..storage.tables import table_key
 
 MAX_BODY = 1024 * 1024
 MAX_ID_BYTES = 300
+# A Table key holds at most 1 KiB of UTF-16, 512 characters (docs/platform-facts.md, "Table keys"); an id is
+# escaped into keys (storage/tables.table_key: each non-ASCII byte becomes %XX) behind a short prefix.
+MAX_ID_KEY = 400
 MAX_DEPTH = 32
 MAX_ITEMS = 250  # per webhook call: a RAPID page; each item costs the worker site reads
 # characters an id may not hold: controls (C0 and C1, e.g. U+0085), lone surrogates (they cannot be
@@ -96,8 +100,11 @@ def usable_id(value, where: str) -> str:
         raise BadRequest(f"{where} {text!r} is not an item id")
     if isinstance(value, int) and value < 0:
         raise BadRequest(f"{where} must not be negative")
-    if len(text.encode("utf-8")) > MAX_ID_BYTES:  # escaped, it must fit a 1 KiB Table Storage key
+    if len(text.encode("utf-8")) > MAX_ID_BYTES:
         raise BadRequest(f"{where} is longer than {MAX_ID_BYTES} bytes")
+    if len(table_key(text)) > MAX_ID_KEY:
+        raise BadRequest(f"{where} escapes to a {len(table_key(text))}-character Table Storage key; at most "
+                         f"{MAX_ID_KEY} fit")
     return text
 
 

@@ -36,10 +36,17 @@ def new_job(tasks: list[dict], attempt: int = 0, job_id: str | None = None) -> d
     return {"id": job_id or uuid.uuid4().hex, "tasks": tasks, "attempt": attempt}
 
 
+def task_bytes(task: dict) -> int:
+    """What a task adds to a message, in UTF-8 bytes (the queue's 64 KiB limit counts bytes, not characters:
+    an id of 75 four-byte characters is 300 bytes)."""
+    return len(json.dumps(task, ensure_ascii=False).encode("utf-8")) + 2
+
+
 def split_tasks(tasks: list[dict], limit: int = MAX_MESSAGE_JSON) -> list[list[dict]]:
+    """Tasks in messages of at most `limit` UTF-8 bytes of JSON each."""
     chunks, current, size = [], [], 0
     for task in tasks:
-        task_size = len(json.dumps(task, ensure_ascii=False)) + 2
+        task_size = task_bytes(task)
         if current and size + task_size > limit:
             chunks.append(current)
             current, size = [], 0
@@ -113,7 +120,7 @@ class WorkQueue:
         of single-notification POSTs costs a few queue writes instead of one each."""
         tasks = with_reason(tasks)  # each carries why it was made (the audit trail: model/audit.py)
         try:  # what cannot be stored is refused now, before it can share a message with others' work
-            size = sum(len(json.dumps(t, ensure_ascii=False).encode("utf-8")) + 2 for t in tasks)
+            size = sum(task_bytes(t) for t in tasks)
         except (UnicodeEncodeError, TypeError, ValueError) as e:
             raise BadRequest(f"the work cannot be stored: {type(e).__name__}") from None
         chunks = split_tasks(tasks)
