@@ -153,7 +153,7 @@ def run(args) -> str:
 
 
 def report(args, app_id: str) -> str:
-    setting = "SITE_" + "".join(c if c.isalnum() else "_" for c in args.secret_name).upper()
+    setting = "".join(c if c.isalnum() else "_" for c in args.secret_name).upper()  # site-x-cert: SITE_X_CERT
     kind = "client_secret_setting" if args.credential == "secret" else "certificate_setting"
     entry = {"settingName": setting, "secretName": args.secret_name, **({"certificate": True}
                                                                           if args.credential == "certificate" else {})}
