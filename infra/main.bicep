@@ -46,8 +46,15 @@ param workQueueName string = 'sync-jobs'
 @description('App setting SITES: a JSON string, the list of site configurations (tenant, site, rapid_url, rapid_scope, aad_tenant, client_id, client_secret_setting or certificate_setting, time_zone, overrides). Each site names the app setting that holds its secret in client_secret_setting; that setting must be listed in siteSecrets. No secrets in here.')
 param sites string = '[]'
 
-@description('One app setting per secret, each a Key Vault reference: [{ "settingName": "SITE_CONTOSO_CLIENT_SECRET", "secretName": "site-contoso-client-secret" }]. The secrets themselves are put into the vault by an operator (docs/operations.md), or given to this deployment in the secure parameter secretValues; never in the clear here.')
+@description('One app setting per secret, each a Key Vault reference: [{ "settingName": "SITE_CONTOSO_CLIENT_SECRET", "secretName": "site-contoso-client-secret" }]. A site certificate (SITES certificate_setting) is an entry with "certificate": true: a Key Vault certificate of that name, or its PKCS#12 (base64) given in secretValues, which is then written with content type application/x-pkcs12 (infra/setup_app.py makes both). The secrets themselves are put into the vault by an operator (docs/operations.md), or given to this deployment in the secure parameter secretValues; never in the clear here.')
 param siteSecrets array = []
+
+@description('Where the app identity gets Key Vault Secrets User: vault (default) reads every secret of the vault, so that a secret written after the deployment (the notification URL) resolves; secret gives one role assignment per referenced secret and nothing else, the narrowest scope, but then every secret (siteSecrets, webhook secrets, notification URL) must exist when deploying: write them with secretValues, or set them first.')
+@allowed([
+  'vault'
+  'secret'
+])
+param secretsUserScope string = 'vault'
 
 @description('Name of the Key Vault secret holding the full Graph notification URL, https://<host>/graph/notifications?code=<function key>. Set it after the first code deployment (docs/operations.md); app setting NOTIFICATION_URL references it.')
 param notificationUrlSecretName string = 'graph-notification-url'
@@ -679,7 +686,7 @@ resource secretItems 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [for secre
   name: secretName
   properties: {
     value: secretValues[secretName]
-    contentType: secretName == notificationUrlSecretName ? 'Graph notification URL' : (secretName == webhookSecretsSecretName ? 'webhook secrets' : 'client secret')
+    contentType: contains(certificateSecretNames, secretName) ? 'application/x-pkcs12' : (secretName == notificationUrlSecretName ? 'Graph notification URL' : (secretName == webhookSecretsSecretName ? 'webhook secrets' : 'client secret'))
     attributes: {
       enabled: true
       exp: dateTimeToEpoch(dateTimeAdd(deploymentTime, secretValuesExpireAfter))
@@ -733,7 +740,7 @@ resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
-resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (secretsUserScope == 'vault') {
   scope: keyVault
   name: guid(keyVault.id, appIdentity.id, roleKeyVaultSecretsUser)
   properties: {
@@ -742,6 +749,26 @@ resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalType: 'ServicePrincipal'
   }
 }
+
+// secretsUserScope 'secret': Key Vault Secrets User on each referenced secret alone (RBAC scopes down to one
+// secret: https://learn.microsoft.com/azure/key-vault/general/rbac-guide, "Secret scope role assignment").
+resource referencedSecrets 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = [for secretName in vaultSecretNames: {
+  parent: keyVault
+  name: secretName
+}]
+
+resource secretUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (secretName, i) in vaultSecretNames: if (secretsUserScope == 'secret') {
+  scope: referencedSecrets[i]
+  name: guid(keyVault.id, secretName, appIdentity.id, roleKeyVaultSecretsUser)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleKeyVaultSecretsUser)
+    principalId: appIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+  dependsOn: [
+    secretItems
+  ]
+}]
 
 resource secretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(secretsOfficerPrincipalId)) {
   scope: keyVault
@@ -827,6 +854,8 @@ var baseAppSettings = [
 
 // The secret names the app settings reference: the ones secretValues may fill.
 var siteSecretNames = [for secret in siteSecrets: secret.secretName]
+// site certificates: a Key Vault certificate's secret, or its PKCS#12 written from secretValues
+var certificateSecretNames = [for secret in siteSecrets: (contains(secret, 'certificate') && secret.certificate) ? secret.secretName : '']
 var vaultSecretNames = union(siteSecretNames, [
   notificationUrlSecretName
   webhookSecretsSecretName
@@ -941,6 +970,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     queueContributor
     tableContributor
     secretsUser
+    secretUser
     metricsPublisher
     deploymentContainer
     privateEndpointDnsGroups

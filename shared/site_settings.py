@@ -7,12 +7,12 @@ so that a site's checks and the app's (shared/config.py, which re-exports all of
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .model.certificates import CertificateError, certificate_credential
 from .model.site_defaults import (DEFAULT_COLUMNS, DEFAULT_LISTS, DEFAULT_RAPID_SCOPE, DEFAULT_REMOVAL_FLOOR,
                                   DEFAULT_REMOVAL_FRACTION, DEFAULT_REMOVAL_LIMIT, FEATURE_COLUMNS, MULTI_LOOKUP_STRATEGIES, SENSITIVITIES,
                                   SHOW_AS)
@@ -132,10 +132,10 @@ def _credential(entry: dict, env, where: str) -> tuple[str | None, dict | None]:
         return _secret(env, name, "client secret", where), None
     if name := entry.get("certificate_setting"):
         raw = _secret(env, name, "certificate", where)
-        try:
-            return None, json.loads(raw)
-        except json.JSONDecodeError:
-            raise ConfigError(f"{where}: app setting {name} (certificate) is not JSON") from None
+        try:  # MSAL's JSON, or a Key Vault certificate as its reference gives it (PKCS#12 base64 or PEM)
+            return None, certificate_credential(raw)
+        except CertificateError as e:
+            raise ConfigError(f"{where}: app setting {name} (certificate) holds no usable certificate: {e}") from None
     raise ConfigError(f"{where} needs client_secret_setting or certificate_setting")
 
 

@@ -192,11 +192,20 @@ def test_the_list_body_shape_is_reported(stack, checked, variant, body, said):
     assert _levels(report, FAIL) == []
 
 
-def test_missing_graph_roles_are_named(stack, checked, graph_roles):
+def test_calendars_readwrite_alone_passes_and_user_lookup_is_optional(stack, checked, graph_roles):
     graph_roles(["Calendars.ReadWrite"])
     report = check_env(_env(stack, _entry(checked)))
+    assert _find(report, "acme/checked", "Graph roles").level == OK
+    lookup = _find(report, "acme/checked", "user lookup (GET /users/{upn})")
+    assert lookup.level == OK and "not granted (optional)" in lookup.detail and "User.Read.All" in lookup.fix
+    assert _levels(report, FAIL) == []
+
+
+def test_missing_graph_roles_are_named(stack, checked, graph_roles):
+    graph_roles(["User.Read.All"])
+    report = check_env(_env(stack, _entry(checked)))
     roles = _find(report, "acme/checked", "Graph roles")
-    assert roles.level == FAIL and "missing User.Read.All" in roles.detail and "User.Read.All" in roles.fix
+    assert roles.level == FAIL and "missing Calendars.ReadWrite" in roles.detail and "Calendars.ReadWrite" in roles.fix
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import secrets
 import uuid
 
-import jwt
 
 from ..base import HttpError, Request, Response, mint_token, read_token, utcnow
+from .assertions import assertion_refusal
 from .model import GRAPH_AUDIENCE, DEFAULT_ROLES, READ_USERS, WRITE_CALENDARS, User, App
 
 
@@ -145,10 +145,8 @@ class IdentityPlatform:
             return self._aad_error(400, "unauthorized_client", 700016,
                                    f"Application with identifier '{client_id}' was not found in the directory "
                                    f"'{tenant}'.")
-        if not self._client_authenticated(app, form):
-            return self._aad_error(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the "
-                                   f"secret being sent in the request is the client secret value, not the client "
-                                   f"secret ID, for a secret added to app '{client_id}'.")
+        if refused := self._client_refused(app, form, tenant):
+            return refused
         scopes = form.get("scope", "").split()
         resource = next((s[: -len("/.default")] for s in scopes if s.endswith("/.default")), None)
         if resource is None:
@@ -164,19 +162,16 @@ class IdentityPlatform:
                         headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"},
                         content_type="application/json; charset=utf-8")
 
-    def _client_authenticated(self, app: App, form: dict) -> bool:
+    def _client_refused(self, app: App, form: dict, tenant: str) -> Response | None:
+        """None when the client secret or the certificate's client assertion (assertions.py) proves the app."""
         if "client_assertion" in form:
-            if not app.certificate_pem:
-                return False
-            from cryptography import x509
-            key = x509.load_pem_x509_certificate(app.certificate_pem.encode()).public_key()
-            try:
-                claims = jwt.decode(form["client_assertion"], key, algorithms=["RS256", "PS256"],
-                                    options={"verify_aud": False})
-            except jwt.PyJWTError:
-                return False
-            return claims.get("iss") == app.client_id and claims.get("sub") == app.client_id
-        return app.secret is not None and secrets.compare_digest(form.get("client_secret", ""), app.secret)
+            refusal = assertion_refusal(app, form["client_assertion"], f"{self.base_url}/{tenant}/oauth2/v2.0/token")
+            return self._aad_error(401, "invalid_client", *refusal) if refusal else None
+        if app.secret is not None and secrets.compare_digest(form.get("client_secret", ""), app.secret):
+            return None
+        return self._aad_error(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret "
+                               "being sent in the request is the client secret value, not the client secret ID, for a "
+                               f"secret added to app '{app.client_id}'.")
 
     def _auth(self, req: Request, roles: tuple[str, ...] = ()) -> dict:
         """The token's claims; 403 when it carries none of `roles` (the endpoint's permissions)."""

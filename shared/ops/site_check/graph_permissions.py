@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 from ...config import SiteConfig
+from ...model.app_permissions import OPTIONS, permissions, site_features
 from .findings import FAIL, NETWORK_ERRORS, OK, WARN, Section, counted
 from .tokens import jwt_claims, token_fix
 
@@ -18,11 +19,12 @@ FREE_BUSY_CHECK = "free/busy for conflicts_column (getSchedule)"
 FREE_BUSY_FIX = "Calendars.ReadBasic (least privileged; Calendars.Read or Calendars.ReadWrite also allow it)"
 
 
-def required_roles() -> list[str]:
-    from ...clients.graph import GraphClient
+USER_LOOKUP = "user lookup (GET /users/{upn})"
 
-    # the app looks users up (GET /users/{upn}) for as long as GraphClient can: that needs User.Read.All
-    return ["Calendars.ReadWrite"] + (["User.Read.All"] if hasattr(GraphClient, "user_id") else [])
+
+def required_roles(site: SiteConfig) -> list[str]:
+    """What this site needs granted: the list the setup script grants (model/app_permissions.py)."""
+    return permissions(site_features(site))
 
 
 def check_graph(section: Section, svc, site: SiteConfig, organisers: list[str]) -> None:
@@ -36,7 +38,7 @@ def check_graph(section: Section, svc, site: SiteConfig, organisers: list[str]) 
         section.add(FAIL, "Graph token", str(e), token_fix(site))
         return
     section.add(OK, "Graph token obtained", f"tenant {site.aad_tenant}")
-    claims, required = jwt_claims(token), required_roles()
+    claims, required = jwt_claims(token), required_roles(site)
     grant = f"grant the application permission(s) to app {site.client_id} and give admin consent"
     free_busy = check_roles(section, site, claims.get("roles"), required, grant)
     if not organisers:
@@ -51,12 +53,19 @@ def check_graph(section: Section, svc, site: SiteConfig, organisers: list[str]) 
         check_free_busy(section, svc, site, reached[0], grant)
     if site.teams or site.teams_column:
         check_teams(section, svc, site, reached, headers)
-    if "User.Read.All" in required:
-        if error := _graph_get_error(svc, headers, f"/users/{quote(reached[0], safe='@')}", "get user",
-                                     **{"$select": "id"}):
-            section.add(FAIL, "user lookup (GET /users/{upn})", error, f"{grant}: User.Read.All")
-        else:
-            section.add(OK, "user lookup (GET /users/{upn})", reached[0])
+    check_user_lookup(section, svc, claims.get("roles"), headers, reached[0], grant)
+
+
+def check_user_lookup(section: Section, svc, roles: list[str] | None, headers: dict, mailbox: str, grant: str) -> None:
+    """User.Read.All is optional (OPTIONS "object-ids"): probed when granted, else said to be off."""
+    lookup = OPTIONS["object-ids"]
+    if roles is not None and not set(lookup) & set(roles):
+        section.add(OK, USER_LOOKUP, "not granted (optional): subscriptions are made by UPN",
+                    f"to subscribe by object id, {grant}: {', '.join(lookup)} (infra/setup_app.py --with object-ids)")
+    elif error := _graph_get_error(svc, headers, f"/users/{quote(mailbox, safe='@')}", "get user", **{"$select": "id"}):
+        section.add(FAIL, USER_LOOKUP, error, f"{grant}: {', '.join(lookup)}")
+    else:
+        section.add(OK, USER_LOOKUP, mailbox)
 
 
 def check_roles(section: Section, site: SiteConfig, roles: list[str] | None, required: list[str],
