@@ -55,6 +55,7 @@ def _object_id(svc: Services, site: SiteConfig, mailbox: str) -> str:
 
 def create_subscription(svc: Services, site: SiteConfig, mailbox: str, user_id: str = "", delta_link: str = "") -> Subscription:
     graph = svc.graph(site)
+    graph.bounds.check(mailbox, "organiser mailbox")  # the resource may name an object id: checked by address here
     user_id = user_id or _object_id(svc, site, mailbox)
     resource = f"users/{user_id or mailbox}/events"
     client_state = secrets.token_urlsafe(72)[:96]

@@ -1,6 +1,7 @@
 """Microsoft Graph, as the app's own identity sees the tenant: its token and application roles, then
-the organisers' mailboxes, and what the site's features need of them: free/busy (conflicts_column, one
-getSchedule, a POST that only reads), Teams (the calendars' online meeting providers), user lookup."""
+the organisers' mailboxes, the site's bounds and the app's Exchange scope (mailbox_bounds.py), and what the
+site's features need of them: free/busy (conflicts_column, one getSchedule, a POST that only reads), Teams
+(the calendars' online meeting providers), user lookup."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from urllib.parse import quote
 
 from ...config import SiteConfig
 from .findings import FAIL, NETWORK_ERRORS, OK, WARN, Section, counted
+from .mailbox_bounds import check_bounds, within
 from .tokens import jwt_claims, token_fix
 
 MAX_MAILBOXES = 20
@@ -18,11 +20,13 @@ FREE_BUSY_CHECK = "free/busy for conflicts_column (getSchedule)"
 FREE_BUSY_FIX = "Calendars.ReadBasic (least privileged; Calendars.Read or Calendars.ReadWrite also allow it)"
 
 
-def required_roles() -> list[str]:
+def required_roles(site: SiteConfig | None = None) -> list[str]:
     from ...clients.graph import GraphClient
 
-    # the app looks users up (GET /users/{upn}) for as long as GraphClient can: that needs User.Read.All
-    return ["Calendars.ReadWrite"] + (["User.Read.All"] if hasattr(GraphClient, "user_id") else [])
+    # the app looks users up (GET /users/{upn}) for as long as GraphClient can: that needs User.Read.All; a site
+    # whose bounds name an Entra group reads its members: GroupMember.Read.All (clients/bounds.py)
+    return (["Calendars.ReadWrite"] + (["User.Read.All"] if hasattr(GraphClient, "user_id") else [])
+            + (["GroupMember.Read.All"] if site is not None and site.mailbox_group else []))
 
 
 def check_graph(section: Section, svc, site: SiteConfig, organisers: list[str]) -> None:
@@ -36,7 +40,7 @@ def check_graph(section: Section, svc, site: SiteConfig, organisers: list[str]) 
         section.add(FAIL, "Graph token", str(e), token_fix(site))
         return
     section.add(OK, "Graph token obtained", f"tenant {site.aad_tenant}")
-    claims, required = jwt_claims(token), required_roles()
+    claims, required = jwt_claims(token), required_roles(site)
     grant = f"grant the application permission(s) to app {site.client_id} and give admin consent"
     free_busy = check_roles(section, site, claims.get("roles"), required, grant)
     if not organisers:
@@ -45,6 +49,8 @@ def check_graph(section: Section, svc, site: SiteConfig, organisers: list[str]) 
         return
     headers = {"Authorization": f"Bearer {token}"}
     reached = reachable_mailboxes(section, svc, headers, organisers)
+    check_bounds(section, svc, site, organisers, headers)
+    reached = within(svc, site, reached)  # free/busy, Teams and the user lookup only through mailboxes inside
     if not reached:
         return
     if free_busy:
