@@ -207,3 +207,25 @@ def test_bad_bounds_are_refused_by_name(bounds, said):
         site_from(entry, {"SECRET": "s"})
     ok = site_from({**entry, "mailbox_domains": ["Contoso.com"], "mailbox_group": ""}, {"SECRET": "s"})
     assert ok.mailbox_domains == ("contoso.com",) and ok.mailbox_group == ""
+
+
+def test_a_subscription_of_an_organiser_now_outside_the_bounds_is_not_renewed(stack, site, dave, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from shared.model.mapping import format_utc
+    from shared.storage.store import Subscription
+    from shared.subscriptions.renewal import renew_due
+
+    site_with(site, monkeypatch, mailbox_domains=INSIDE)
+    soon = format_utc(datetime.now(timezone.utc) + timedelta(minutes=50))
+    sub = svc().store.put_subscription(Subscription(
+        id="sub-of-dave", site="acme/sales", mailbox=DAVE, user_id=stack.graph.user(DAVE).id,
+        resource=f"users/{stack.graph.user(DAVE).id}/events", client_state="c" * 40, expires=soon, aad_tenant=AAD_TENANT))
+    try:
+        stack.graph.reset_log()
+        outcome = renew_due(svc())
+        assert outcome["outside bounds"] >= 1
+        assert [e for e in stack.graph.log + stack.graph.batch_inner_requests if sub.id in e.path] == []
+        assert mentions(stack, DAVE) == []
+    finally:
+        svc().store.delete_subscription(sub)

@@ -71,6 +71,7 @@ def create_subscription(svc: Services, site: SiteConfig, mailbox: str, user_id: 
 def ensure_subscription(svc: Services, site: SiteConfig, mailbox: str) -> Subscription:
     """The live subscription for an organiser's calendar, creating or renewing it as needed.
     Runs under the mailbox's lease."""
+    svc.graph(site).bounds.check(mailbox, "organiser mailbox")  # outside the site's bounds: neither made nor renewed
     sub = svc.store.subscription_for(site.key, mailbox)
     if sub is None:
         return create_subscription(svc, site, mailbox)
