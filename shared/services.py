@@ -93,7 +93,8 @@ class Services:
     def graph(self, site: SiteConfig):
         from .clients.graph import GraphClient
 
-        return self._part(("graph", site.key),
+        # a site whose bounds change (an app setting) gets a client checking the new ones
+        return self._part(("graph", site.key, site.mailbox_domains, site.mailbox_group),
                           lambda: GraphClient(self.settings, site, self.session, self.tokens, self.mailboxes,
                                                    audit=self.audit))
 

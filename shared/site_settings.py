@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .model.bounds import bounds_problem
 from .model.certificates import CertificateError, certificate_credential
 from .model.site_defaults import (DEFAULT_COLUMNS, DEFAULT_LISTS, DEFAULT_RAPID_SCOPE, DEFAULT_REMOVAL_FLOOR,
                                   DEFAULT_REMOVAL_FRACTION, DEFAULT_REMOVAL_LIMIT, FEATURE_COLUMNS, MULTI_LOOKUP_STRATEGIES, SENSITIVITIES,
@@ -66,6 +67,10 @@ class SiteConfig:
     removal_limit: int = DEFAULT_REMOVAL_LIMIT
     removal_floor: int = DEFAULT_REMOVAL_FLOOR
     removal_fraction: float = DEFAULT_REMOVAL_FRACTION
+    # the mailboxes the site may use (clients/bounds.py): addresses in these domains and/or the members of this
+    # Entra group (its object id; reading it needs GroupMember.Read.All); both empty = no bounds
+    mailbox_domains: tuple[str, ...] = ()
+    mailbox_group: str = ""
 
     @property
     def key(self) -> str:
@@ -109,6 +114,8 @@ def site_from(entry: dict, env) -> SiteConfig:
     _check_flag(entry, "agenda", where)
     _check_catch_up(entry, where)
     _check_removal_guard(entry, where)
+    if problem := bounds_problem(entry):
+        raise ConfigError(f"{where}: {problem}")
     unknown = set(entry.get("columns", {})) - set(DEFAULT_COLUMNS)
     if unknown:
         raise ConfigError(f"{where}: unknown column overrides {sorted(unknown)}")
@@ -269,4 +276,6 @@ def _site_config(entry: dict, secret: str | None, certificate: dict | None) -> S
         removal_limit=entry.get("removal_limit", DEFAULT_REMOVAL_LIMIT),
         removal_floor=entry.get("removal_floor", DEFAULT_REMOVAL_FLOOR),
         removal_fraction=float(entry.get("removal_fraction", DEFAULT_REMOVAL_FRACTION)),
+        mailbox_domains=tuple(dict.fromkeys(d.strip().lower() for d in entry.get("mailbox_domains", []))),
+        mailbox_group=str(uuid.UUID(entry["mailbox_group"])) if entry.get("mailbox_group") else "",
     )

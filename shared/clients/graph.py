@@ -8,14 +8,16 @@ import logging
 import threading
 import time
 from datetime import datetime, timezone
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import requests
 
 from ..config import Settings, SiteConfig
 from ..model.audit import OUTLOOK
-from ..model.errors import RemoteError, RemoteNotFound
+from ..model import errors
+from ..model.errors import MailboxRefused, RemoteError, RemoteNotFound
 from ..storage.audit import NO_AUDIT, batch_writes, subscription_mailbox
+from .bounds import MailboxBounds
 from .remote import Tokens, met, send
 
 log = logging.getLogger("rapid_meetings")
@@ -47,6 +49,9 @@ def _event_gone(code: str) -> bool:
 def _never_gone(code: str) -> bool:
     """A 404 of a list or search in a mailbox: no item it could prove gone."""
     return False
+# A mailbox the app's Exchange scope leaves out answers 403 ErrorAccessDenied (concepts/auth-limit-mailbox-access.md,
+# "Handling API errors"; docs/platform-facts.md, "A mailbox outside the app's Exchange scope")
+SCOPE_REFUSAL = "ErrorAccessDenied"
 PROVIDERS_CACHE_SECONDS = 3600  # what a calendar offers for online meetings changes with licences: rarely
 
 
@@ -77,12 +82,16 @@ class GraphClient:
         self._tokens = tokens
         self._limiter = limiter or MailboxLimiter()
         self._providers: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self.bounds = MailboxBounds(site, self.group_members)  # the mailboxes this site may use
 
     def _call(self, method: str, path: str, what: str, headers: dict | None = None, proof=None, **kwargs):
         url = path if "://" in path else self._base + path
         if not url.startswith(self._base + "/"):  # an @odata.nextLink or a stored delta link elsewhere
             raise RemoteError(400, f"Graph {what}: refusing to send the Graph token to {url.split('?')[0][:80]}")
         mailbox = url[len(self._base):].split("/")[2] if url.startswith(self._base + "/users/") else None
+        address = unquote(mailbox.split("?")[0]) if mailbox else ""
+        if "@" in address:  # an address: checked against the site's bounds before anything is sent
+            self.bounds.check(address)
         headers = {**(headers or {})}
         headers["Prefer"] = ", ".join(filter(None, (headers.get("Prefer"), IMMUTABLE_PREFER)))
         for fresh in (False, True):
@@ -93,6 +102,9 @@ class GraphClient:
                         return send(self._session, method, url, f"Graph {what}", proof,
                                     headers={"Authorization": f"Bearer {token}", **headers}, **kwargs)
             except RemoteError as e:
+                if e.status == 403 and e.code == SCOPE_REFUSAL and address:
+                    raise MailboxRefused(f"Graph {what}: Exchange refused mailbox {address} (403 {e.code}): the app's "
+                                         "access is scoped to other mailboxes", errors.OUT_OF_SCOPE, address) from e
                 # 401 InvalidAuthenticationToken: the cached token expired or was revoked before MSAL thought
                 # so (clock skew, a restart of the identity platform's keys); a refused request is safe to resend
                 if e.status != 401 or fresh:
@@ -182,6 +194,18 @@ class GraphClient:
     def user_id(self, mailbox: str) -> str:
         return self._call("GET", _user(mailbox), "get user", params={"$select": "id"}).json()["id"]
 
+    def group_members(self, group_id: str) -> list[str]:
+        """The addresses (mail and userPrincipalName) of a group's users, nested groups included
+        (api-reference/v1.0/api/group-list-transitivemembers.md: GroupMember.Read.All), every page."""
+        url, params, found = f"/groups/{quote(group_id, safe='')}/transitiveMembers", {
+            "$select": "mail,userPrincipalName", "$top": "999"}, []
+        while url:
+            page = self._call("GET", url, "list group members", params=params).json()
+            found += [a for m in page.get("value", []) if m.get("@odata.type", "#microsoft.graph.user").endswith(".user")
+                      for a in (m.get("mail"), m.get("userPrincipalName")) if a]
+            url, params = page.get("@odata.nextLink"), None
+        return found
+
     # -- free/busy
 
     def get_schedule(self, mailbox: str, schedules: list[str], start: datetime, end: datetime,
@@ -190,6 +214,8 @@ class GraphClient:
         scheduleInformation each, in UTC (api-reference/v1.0/api/calendar-getschedule.md; at most 20
         entities and a period under 62 days, concepts/outlook-get-free-busy-schedule.md)."""
         assert len(schedules) <= SCHEDULE_LIMIT
+        for address in schedules:  # free/busy is read only of people inside the site's bounds
+            self.bounds.check(address, "free/busy of")
         body = {"schedules": schedules, "availabilityViewInterval": interval,
                 **{name: {"dateTime": f"{moment.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"}
                    for name, moment in (("startTime", start), ("endTime", end))}}

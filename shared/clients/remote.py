@@ -87,7 +87,7 @@ def checked(response: requests.Response, what: str, proof=None) -> requests.Resp
         raise PreconditionFailed(message)
     if status >= 500 or status == 408:
         raise TransientError(f"{status} {message}")
-    raise RemoteError(status, message)
+    raise RemoteError(status, message, error_code(response))
 
 
 class Tokens:

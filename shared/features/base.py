@@ -29,7 +29,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from ..model.errors import RemoteError, RemoteNotFound, Throttled, TransientError
+from ..model.errors import MailboxRefused, RemoteError, RemoteNotFound, Throttled, TransientError
 from ..model.mapping import format_utc
 from ..storage.ops_store import ItemState
 
@@ -119,7 +119,7 @@ def run_after_sync(ctx: "SiteContext", features, outcome: Outcome) -> None:
         try:
             feature.after_sync(ctx, outcome)
         except Exception as e:
-            expected = isinstance(e, (RemoteError, Throttled, TransientError))
+            expected = isinstance(e, (RemoteError, Throttled, TransientError, MailboxRefused))
             log.warning("site=%s item=%s %s %s (%s): the sync's work stands; the next change tries again",
                         ctx.site.key, outcome.link.item_id, feature.name, feature.skipped, e, exc_info=not expected)
             if not expected:

@@ -12,7 +12,8 @@ and the sync's work stands (the next move asks again). The column is written wit
 when what it says changed (the conflicts last written are kept in the ops table, as the answers are);
 names are the site's (Principals and External Contacts titles, read only when there is something new to
 say). Free never counts; busy, tentative, out of office and working elsewhere do. Addresses Graph cannot
-read (guests outside the tenant) come back as error entries and are skipped.
+read (guests outside the tenant) come back as error entries and are skipped; people outside the site's
+bounds (SITES `mailbox_domains` / `mailbox_group`, clients/bounds.py) are never asked about.
 
 The event itself is in the organiser's calendar, and each invitee who got the invitation holds a copy of
 it, tentative until they answer ([MS-OXOCAL] 3.1.4.7.2.2). Free/busy items carry no event id, so our own
@@ -155,6 +156,8 @@ def note_conflicts(ctx: SiteContext, item_id, mailbox: str, synced: Synced, even
     item_id = str(item_id)
     start, end = parse_utc(synced.start), parse_utc(synced.end)
     people = list(dict.fromkeys(a.strip().lower() for a in (mailbox, *synced.attendees) if a and a.strip()))
+    outside = ctx.graph.bounds.outside(people[1:])  # invited (only an address), but their free/busy is never read
+    people = [p for p in people if p not in outside]
     if len(people) > SCHEDULE_LIMIT:
         log.info("site=%s item=%s conflicts: %d attendees beyond getSchedule's %d per request not checked",
                  site.key, item_id, len(people) - SCHEDULE_LIMIT, SCHEDULE_LIMIT)

@@ -38,6 +38,12 @@ WORDS = {
     errors.BAD_DATE: "Not synced: {detail} is not a date and time",
     errors.REMOVAL_HELD: "Held: {detail}",   # sync/removal_guard.py; detail: which removal waits
     errors.UNSEEN: "Waiting: {detail} cannot be seen just now (a 404 that proves nothing); will look again",
+    errors.OUTSIDE_BOUNDS: "Not synced: {detail} is outside the mailboxes this site may use; nothing was written "
+                           "to Outlook (an administrator can widen the site's mailbox_domains or mailbox_group)",
+    errors.OUT_OF_SCOPE: "Not synced: Exchange refuses the app access to {detail} (outside the app's scope in "
+                         "Exchange); nothing was written to Outlook; an operator has been told",
+    errors.BOUNDS_UNREAD: "Not synced: the site's group of mailboxes could not be read to check {detail}; an "
+                          "operator has been told",
     errors.SERIES_ELSEWHERE: "Not synced: its event became a recurring series in Outlook that has no occurrence "
                              "at this item's time; Outlook is left as it is",
 }

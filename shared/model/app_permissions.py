@@ -19,6 +19,7 @@ GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 ROLE_IDS = {
     "Calendars.ReadWrite": "ef54d2bf-783f-4e0f-bca1-3210c0444d99",
     "User.Read.All": "df021288-bdef-4463-88db-98f22de89214",
+    "GroupMember.Read.All": "98830695-27a2-44f7-8c18-0c3ebc9698f6",
 }
 
 # what every site needs
@@ -31,10 +32,14 @@ OPTIONS = {
     "object-ids": ("User.Read.All",),
 }
 
-# per-site features (SITES keys) that need more than ALWAYS, each with the permissions it adds. None does
-# today: Teams meetings, conflicts, answers and the agenda all live within Calendars.ReadWrite. A feature
-# that needs more adds its line here; the site check then requires it for sites that turn it on.
-FEATURES: dict[str, tuple[str, ...]] = {}
+# per-site features (SITES keys) that need more than ALWAYS, each with the permissions it adds. Teams meetings,
+# conflicts, answers and the agenda all live within Calendars.ReadWrite. A feature that needs more adds its
+# line here; the site check then requires it for sites that turn it on.
+FEATURES: dict[str, tuple[str, ...]] = {
+    # a site bounded by an Entra group reads its members: GET /groups/{id}/transitiveMembers
+    # (group-list-transitivemembers.md: GroupMember.Read.All, least privileged) - clients/bounds.py
+    "mailbox_group": ("GroupMember.Read.All",),
+}
 
 
 def permissions(switches=()) -> list[str]:

@@ -56,11 +56,13 @@ class UnexpectedAnswer(TransientError):
 
 
 class RemoteError(Exception):
-    """A remote refused the request for good (4xx other than 404/429)."""
+    """A remote refused the request for good (4xx other than 404/429); `code` is the remote's own error code
+    (Graph's `error.code`), when it gave one."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, code: str = ""):
         super().__init__(f"{status}: {message}")
         self.status = status
+        self.code = code
 
 
 class RemoteNotFound(RemoteError):
@@ -102,6 +104,20 @@ class JobAbandoned(Exception):
         self.about = about
 
 
+class MailboxRefused(JobAbandoned):
+    """A mailbox this site may not use, met before or by a Graph call made for the site: outside the site's
+    bounds (SITES `mailbox_domains` / `mailbox_group`: never asked of Graph, code OUTSIDE_BOUNDS), refused by
+    Exchange (403 ErrorAccessDenied: the app's access is scoped to other mailboxes, code OUT_OF_SCOPE), or
+    the site's group could not be read (BOUNDS_UNREAD). Never retried: the item's status says which mailbox
+    and why (docs/operations.md, "Scoping the app to a group of mailboxes")."""
+
+    status = 403
+
+    def __init__(self, message: str, code: str, mailbox: str):
+        super().__init__(message, code, mailbox)
+        self.mailbox = mailbox
+
+
 # The reasons the sync engine gives up on an item, as codes (JobAbandoned.code).
 NO_MEETING = "no-meeting"               # the event names no meeting
 MEETING_GONE = "meeting-gone"           # its meeting no longer exists (about: the meeting id)
@@ -115,3 +131,6 @@ SITE_GONE = "site-gone"                 # the site is no longer configured: noth
 REMOVAL_HELD = "removal-held"           # too many removals at once: this one waits (sync/removal_guard.py)
 UNSEEN = "unseen"                       # a 404 that proves nothing (NotVisible): retried later
 SERIES_ELSEWHERE = "series-elsewhere"   # its event became an Outlook series with no occurrence at its time
+OUTSIDE_BOUNDS = "outside-bounds"       # the mailbox is outside the site's bounds (about: the address)
+OUT_OF_SCOPE = "out-of-scope"           # Exchange refused the mailbox: 403 ErrorAccessDenied (about: the address)
+BOUNDS_UNREAD = "bounds-unread"         # the site's Entra group could not be read (about: the address)

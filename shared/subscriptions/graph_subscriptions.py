@@ -55,6 +55,7 @@ def _object_id(svc: Services, site: SiteConfig, mailbox: str) -> str:
 
 def create_subscription(svc: Services, site: SiteConfig, mailbox: str, user_id: str = "", delta_link: str = "") -> Subscription:
     graph = svc.graph(site)
+    graph.bounds.check(mailbox, "organiser mailbox")  # the resource may name an object id: checked by address here
     user_id = user_id or _object_id(svc, site, mailbox)
     resource = f"users/{user_id or mailbox}/events"
     client_state = secrets.token_urlsafe(72)[:96]
@@ -70,6 +71,7 @@ def create_subscription(svc: Services, site: SiteConfig, mailbox: str, user_id: 
 def ensure_subscription(svc: Services, site: SiteConfig, mailbox: str) -> Subscription:
     """The live subscription for an organiser's calendar, creating or renewing it as needed.
     Runs under the mailbox's lease."""
+    svc.graph(site).bounds.check(mailbox, "organiser mailbox")  # outside the site's bounds: neither made nor renewed
     sub = svc.store.subscription_for(site.key, mailbox)
     if sub is None:
         return create_subscription(svc, site, mailbox)

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from ..clients.graph import BATCH_LIMIT
 from ..model.audit import CATCH_UP, current, set_acting
-from ..model.errors import Throttled
+from ..model.errors import MailboxRefused, Throttled
 from ..model.mapping import format_utc, parse_utc
 from ..services import Services
 from ..storage.store import Subscription
@@ -98,6 +98,9 @@ def _renew_chunk(svc: Services, site_key: str, subs: list[Subscription]) -> tupl
     if site is None:
         counts["skipped"] += len(subs)
         return counts, renewed
+    subs = _inside_bounds(svc, site, subs, counts)
+    if not subs:
+        return counts, renewed
     expires = new_expiry(svc)
     answers = svc.graph(site).batch([
         {"id": str(n), "method": "PATCH", "url": f"/subscriptions/{sub.id}",
@@ -120,3 +123,19 @@ def _renew_chunk(svc: Services, site_key: str, subs: list[Subscription]) -> tupl
             counts["failed"] += 1
     svc.store.set_expiries({sub.id: sub.expires for sub in renewed})  # while other workers wait on Graph
     return counts, renewed
+
+
+def _inside_bounds(svc: Services, site, subs: list[Subscription], counts) -> list[Subscription]:
+    """The subscriptions of mailboxes inside the site's bounds (clients/bounds.py): one whose organiser is
+    outside now is left to lapse, never renewed (unless the site's group cannot be read just now)."""
+    try:
+        outside = {s.id for s in subs if not svc.graph(site).bounds.inside(s.mailbox)}
+    except MailboxRefused as e:
+        log.warning("site=%s renewal: bounds unknown (%s): renewing as before", site.key, e)
+        return subs
+    for sub in subs:
+        if sub.id in outside:
+            log.warning("site=%s sub=%s mailbox %s is outside the site's bounds: not renewed", site.key, sub.id,
+                        sub.mailbox)
+    counts["outside bounds"] += len(outside)
+    return [s for s in subs if s.id not in outside]

@@ -21,6 +21,8 @@ behaviour open, each variant is a switch (constructor argument and attribute of 
   occurrence_notifications  "master" (default) | "occurrence"   which event a notification of an occurrence's
                             edit or cancellation names (series.py)
   delta_occurrences         "bare" (default) | "full"      what calendarView/delta gives of an occurrence (series.py)
+  scope_refusal             "access-policy" (default) | "denied"   the 403 ErrorAccessDenied message of a mailbox
+                            outside the app's Exchange scope (scope.py: scope_app, add_group)
   room_answers              "later" (default) | "at once"  when a room's answer reaches the organiser's event; with
                             room_answer_delay (seconds, 0.5; None: at deliver_room_answers()) and
                             room_answer_notified (True) (rooms.py)
@@ -74,6 +76,7 @@ from .mail import AttendeeMail, AttendeeMailing
 from .pages import register as register_pages
 from .rooms import BookingPolicy, Rooms
 from .schedule import FreeBusy
+from .scope import AppScopes
 from .series import Series
 from .subscriptions import SubscriptionsAndNotifications
 from .working_hours import WorkingHours
@@ -83,7 +86,7 @@ __all__ = ["GraphSimulator", "Subscription", "User", "Event", "App", "Cancellati
 
 
 class GraphSimulator(IdentityPlatform, Folders, Series, Calendars, AttendeeMailing, CalendarDelta, SubscriptionsAndNotifications,
-                     NotificationDelivery, Batching, Rooms, WorkingHours, FreeBusy, SimServer):
+                     NotificationDelivery, Batching, Rooms, WorkingHours, FreeBusy, AppScopes, SimServer):
     api_prefixes = ("/v1.0/",)
     json_type = "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8"
     name = "Microsoft Graph simulator"
@@ -101,7 +104,8 @@ class GraphSimulator(IdentityPlatform, Folders, Series, Calendars, AttendeeMaili
                  free_busy_details: str = "subject", notification_retry_window: float | None = None,
                  notification_backoff_cap: float = NOTIFICATION_BACKOFF_CAP,
                  occurrence_notifications: str = "master", delta_occurrences: str = "bare",
-                 room_answers: str = "later", room_answer_delay: float | None = 0.5, room_answer_notified: bool = True):
+                 room_answers: str = "later", room_answer_delay: float | None = 0.5, room_answer_notified: bool = True,
+                 scope_refusal: str = "access-policy"):
         super().__init__(token_key, latency, latency_paths)
         self.occurrence_notifications = occurrence_notifications  # series.py
         self.delta_occurrences = delta_occurrences
@@ -158,6 +162,7 @@ class GraphSimulator(IdentityPlatform, Folders, Series, Calendars, AttendeeMaili
         self._ca.cert_pem.write_to_path(self.ca_path)
         self._routes_init()
         self._rooms_init(room_answers, room_answer_delay, room_answer_notified)  # rooms.py: rooms, GET /places
+        self._scopes_init(scope_refusal)  # scope.py: an app scoped to some mailboxes, Entra groups
 
     def ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

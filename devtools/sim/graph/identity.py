@@ -188,7 +188,7 @@ class IdentityPlatform:
         if claims.get("aud") not in (GRAPH_AUDIENCE, GRAPH_AUDIENCE + "/"):
             raise HttpError(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
         if roles and not set(claims.get("roles") or ()) & set(roles):
-            if roles == READ_USERS:
+            if roles == READ_USERS or "GroupMember.Read.All" in roles:  # Entra's directory answers its own way
                 raise HttpError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
             raise HttpError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
         return claims
@@ -202,6 +202,8 @@ class IdentityPlatform:
         if user.id in self.unavailable:  # set_mailbox_state: de-licensed or soft-deleted
             raise HttpError(404, "MailboxNotEnabledForRESTAPI",
                             "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")
+        if roles != READ_USERS:  # Exchange's scope of the app (scope.py); GET /users is Entra's
+            self.refuse_out_of_scope(claims, user)
         return claims, user
 
     def _get_user(self, req: Request) -> Response:

@@ -13,6 +13,7 @@ never a traceback.
     rapid_schema       the columns the app uses, against the schema or the sampled items
     rapid_lookups      single lookups, multi-lookups (each reader strategy), the organisers
     graph_permissions  the Graph token and roles, the mailboxes, free/busy, Teams, user lookup
+    mailbox_bounds     the site's people outside its bounds, and proof of the app's scope in Exchange
     tokens             what a token says about itself; the fix when none is issued
     findings           Finding, Section and their levels; report: the text and JSON answers
 """

@@ -1,6 +1,7 @@
 """Microsoft Graph, as the app's own identity sees the tenant: its token and application roles, then
-the organisers' mailboxes, and what the site's features need of them: free/busy (conflicts_column, one
-getSchedule, a POST that only reads), Teams (the calendars' online meeting providers), user lookup."""
+the organisers' mailboxes, the site's bounds and the app's Exchange scope (mailbox_bounds.py), and what the
+site's features need of them: free/busy (conflicts_column, one getSchedule, a POST that only reads), Teams
+(the calendars' online meeting providers), user lookup."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from urllib.parse import quote
 from ...config import SiteConfig
 from ...model.app_permissions import OPTIONS, permissions, site_features
 from .findings import FAIL, NETWORK_ERRORS, OK, WARN, Section, counted
+from .mailbox_bounds import check_bounds, within
 from .tokens import jwt_claims, token_fix
 
 MAX_MAILBOXES = 20
@@ -22,9 +24,9 @@ FREE_BUSY_FIX = "Calendars.ReadBasic (least privileged; Calendars.Read or Calend
 USER_LOOKUP = "user lookup (GET /users/{upn})"
 
 
-def required_roles(site: SiteConfig) -> list[str]:
-    """What this site needs granted: the list the setup script grants (model/app_permissions.py)."""
-    return permissions(site_features(site))
+def required_roles(site: SiteConfig | None = None) -> list[str]:
+    """What this site (or any site) needs granted: the list the setup script grants (model/app_permissions.py)."""
+    return permissions(site_features(site) if site is not None else ())
 
 
 def check_graph(section: Section, svc, site: SiteConfig, organisers: list[str]) -> None:
@@ -47,6 +49,8 @@ def check_graph(section: Section, svc, site: SiteConfig, organisers: list[str]) 
         return
     headers = {"Authorization": f"Bearer {token}"}
     reached = reachable_mailboxes(section, svc, headers, organisers)
+    check_bounds(section, svc, site, organisers, headers)
+    reached = within(svc, site, reached)  # free/busy, Teams and the user lookup only through mailboxes inside
     if not reached:
         return
     if free_busy:
