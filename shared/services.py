@@ -146,7 +146,7 @@ class Services:
             for sub_id in ids - missing - found.keys():
                 self._unknown.pop(sub_id, None)
                 self._unknown[sub_id] = now
-                if len(self._unknown) > MAX_UNKNOWN:
+                while len(self._unknown) > MAX_UNKNOWN:
                     self._unknown.popitem(last=False)
         for sub_id, sub in found.items():
             self._remember(sub_id, sub, now)  # the worker, about to act on it, finds it cached
