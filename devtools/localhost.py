@@ -120,6 +120,11 @@ class FunctionHost:
         self.lease_seconds = max(2.0, float(lease_seconds))
         self._held: dict[str, _Held] = {}
         self._held_lock = threading.Lock()
+        # FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, in bytes, default 104857600 (functions-app-settings#functions_request_body_size_limit):
+        # the host sets it as the request's MaxRequestBodySize (azure-functions-host, HttpRequestBodySizeMiddleware.cs),
+        # and Kestrel refuses a larger Content-Length with 413 before it reads the body (dotnet/aspnetcore,
+        # Kestrel MaxRequestBodySizeTests, "RejectsRequestWithContentLengthHeaderExceedingGlobalLimit")
+        self.body_limit = int(os.environ.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT") or 104857600)
         self.function_key = function_key or os.environ.get("LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(24)
         self.master_key = master_key or os.environ.get("LOCAL_MASTER_KEY") or secrets.token_urlsafe(24)
         sys.path.insert(0, str(root))
@@ -199,8 +204,12 @@ class FunctionHost:
 
             def _any(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                status, headers, payload = owner.handle_http(self.command, self.path, dict(self.headers), body)
+                if length > owner.body_limit:  # refused unread; the connection closes with its body unread
+                    self.close_connection = True
+                    status, headers, payload = 413, {"Connection": "close"}, b""
+                else:
+                    body = self.rfile.read(length) if length else b""
+                    status, headers, payload = owner.handle_http(self.command, self.path, dict(self.headers), body)
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)

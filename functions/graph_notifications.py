@@ -4,10 +4,11 @@ persisted (docs/platform-facts.md, "Answer notifications within 3 seconds")."""
 
 import azure.functions as func
 
+from shared.intake.lifecycle_once import enqueue_once
 from shared.intake.notifications import notification_tasks
 from shared.model.audit import NOTIFICATION, because
 
-from .http import answers, json_response, services
+from .http import answers, json_response, services, text_response
 
 bp = func.Blueprint()
 MAX_TOKEN = 2048
@@ -20,12 +21,14 @@ def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
     if token is not None:
         if len(token) > MAX_TOKEN:
             return json_response(400, {"error": "BadRequest", "message": "validationToken is too long"})
-        return func.HttpResponse(token, status_code=200, mimetype="text/plain")
+        return text_response(200, token)  # Graph's handshake: the token back as text/plain, within 10 s
     svc = services()
-    tasks, refused = notification_tasks(req.get_body(), svc.find_subscription)
-    jobs = svc.queue.enqueue(because(NOTIFICATION, tasks)) if tasks else []
+    tasks, refused, merged = notification_tasks(req.get_body(), svc.subscriptions_now)
+    jobs, queued = enqueue_once(svc, tasks, lambda kept: svc.queue.enqueue(because(NOTIFICATION, kept)))
     if tasks:
         from shared.features.status import note_notifications
 
         note_notifications(svc, tasks)
-    return json_response(202, {"accepted": len(tasks), "refused": refused, "jobs": jobs})
+    merged += queued  # repeats of lifecycle work already taken, in this request or queued by an earlier one
+    return json_response(202, {"accepted": len(tasks) - queued, "refused": refused, "jobs": jobs,
+                               **({"merged": merged} if merged else {})})

@@ -6,7 +6,7 @@ import azure.functions as func
 from shared.intake.webhooks import check_site_token, known_site, site_tasks
 from shared.model.audit import WEBHOOK, because
 
-from .http import answers, json_response, services
+from .http import answers, json_response, services, given_site_token
 
 bp = func.Blueprint()
 PREFIX = "{tenant}/{site}/0/services/rapid-meetings"
@@ -17,7 +17,7 @@ def accept(req: func.HttpRequest, op: str, many: bool = False, carry: tuple = ()
     svc = services()
     tenant, site = req.route_params.get("tenant"), req.route_params.get("site")
     config = known_site(svc.settings, tenant, site)
-    check_site_token(svc.settings, config, req.params.get("site_token"))
+    check_site_token(svc.settings, config, given_site_token(req))
     tasks = site_tasks(svc.settings, tenant, site, op, req.get_body(), many, carry, carry_events=agenda)
     if agenda and not config.agenda:  # checked, but this site's invitations carry no agenda (SITES `agenda`)
         return json_response(202, {"accepted": 0, "jobs": [], "ignored": f"agenda is off for {config.key}"})

@@ -4,7 +4,7 @@ Takes `{"event": id}`, `{"meeting": id}`, nothing (the site), an item, or RAPID'
 
 import azure.functions as func
 
-from .http import answers, json_response, services
+from .http import answers, json_response, services, given_site_token
 from .site_webhooks import PREFIX
 
 bp = func.Blueprint()
@@ -19,7 +19,7 @@ def sync_now(req: func.HttpRequest) -> func.HttpResponse:
 
     svc = services()
     tenant, site = req.route_params.get("tenant"), req.route_params.get("site")
-    check_site_token(svc.settings, known_site(svc.settings, tenant, site), req.params.get("site_token"))
+    check_site_token(svc.settings, known_site(svc.settings, tenant, site), given_site_token(req))
     tasks = sync_now_tasks(svc.settings, tenant, site, req.get_body())
     jobs = svc.queue.enqueue(because(SYNC_NOW, tasks))
     return json_response(202, {"accepted": len(tasks), "jobs": jobs})

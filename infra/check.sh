@@ -55,4 +55,9 @@ fi
 if grep -Eq 'for [a-z]+ in operatorIpRanges: \{' <<<"$code"; then
   guard "IP rules built straight from operatorIpRanges: /31 and /32 must go through operatorAddresses"
 fi
+# a webhook URL needs its site's site_token, an HMAC Bicep cannot compute: no output may hand out a route URL
+# (one pasted from it answers 403); `python -m devtools.site_check --webhook-urls` prints them (issue 22)
+if grep -Eq '(services/rapid-meetings|\$\{siteBase\})/[a-z]' <<<"$code"; then
+  guard "main.bicep builds a site route URL: it would lack its site_token (docs/operations.md)"
+fi
 exit "$status"

@@ -823,6 +823,12 @@ var baseAppSettings = [
     value: workQueueName
   }
   {
+    // the host refuses a larger body (413, by its Content-Length, before reading it): what the app takes, 1 MiB
+    // (https://learn.microsoft.com/azure/azure-functions/functions-app-settings#functions_request_body_size_limit)
+    name: 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT'
+    value: '1048576'
+  }
+  {
     name: 'SITES'
     value: sites
   }
@@ -1093,18 +1099,11 @@ var siteBase = 'https://${hostName}/${siteTenant}/${siteName}/0/services/rapid-m
 output functionAppName string = functionApp.name
 output functionAppHostName string = hostName
 
-@description('Callback URLs for the site\'s internal webhooks. Append ?code=<function key> (docs/operations.md).')
-output webhookUrls object = {
-  meetingCreate: '${siteBase}/meeting/create'
-  eventCreate: '${siteBase}/event/create'
-  eventUpdate: '${siteBase}/event/update'
-  eventDelete: '${siteBase}/event/delete'
-  subscriptionUpdate: '${siteBase}/subscriptions/update'
-  subscriptionDelete: '${siteBase}/subscriptions/delete'
-  agendaCreate: '${siteBase}/agenda/create'
-  agendaUpdate: '${siteBase}/agenda/update'
-  agendaDelete: '${siteBase}/agenda/delete'
-}
+// No webhook URLs here: each one carries its site's site_token, an HMAC-SHA256 of the site key under
+// WEBHOOK_SECRETS (shared/intake/webhooks.py), which Bicep cannot compute and the secret never enters;
+// a URL without it answers 403. The URLs come from one place: the command named below.
+@description('The base of siteTenant/siteName\'s routes: NOT a callable URL. The webhook URLs, each with its site_token, come from `python -m devtools.site_check --webhook-urls https://<functionAppHostName>` (docs/operations.md); send the function key as the x-functions-key header or &code=.')
+output siteRoutesBase string = siteBase
 
 @description('The Graph notification endpoint, without its key. Store it with ?code=<function key> as the Key Vault secret named by notificationUrlSecretName.')
 output graphNotificationUrl string = 'https://${hostName}/graph/notifications'

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from datetime import datetime
 
 from . import clock
@@ -12,7 +13,8 @@ from .config import Settings, SiteConfig
 
 SUBSCRIPTION_CACHE_SECONDS = 60
 MISS_CACHE_SECONDS = 5
-MAX_CACHED = 10_000
+MAX_CACHED = 10_000   # subscriptions (real ones only) kept for the worker's look-ups
+MAX_UNKNOWN = 10_000  # ids the table lacked, kept apart: a flood of made-up ids evicts only made-up ids
 
 
 def utcnow() -> datetime:
@@ -26,6 +28,7 @@ class Services:
         self._lock = threading.RLock()
         self._parts: dict = {}
         self._subscriptions: dict[str, tuple[float, object]] = {}
+        self._unknown: OrderedDict[str, float] = OrderedDict()
 
     def _part(self, key, build):
         part = self._parts.get(key)
@@ -113,14 +116,39 @@ class Services:
         return site
 
     def find_subscription(self, sub_id: str):
-        """A subscription by id, cached for a minute (an unknown id for a few seconds, so a flood of made-up
-        ids costs one table read each per period, and a new subscription is found quickly)."""
+        """A subscription by id, cached for a minute (an unknown id for a few seconds): for the worker and
+        the status notes, which act on work already accepted. Notifications are verified with
+        `subscriptions_now`, never with this cache."""
         now = time.monotonic()
         cached = self._subscriptions.get(sub_id)
         if cached and now - cached[0] < (SUBSCRIPTION_CACHE_SECONDS if cached[1] is not None else MISS_CACHE_SECONDS):
             return cached[1]
         sub = self.store.get_subscription(sub_id)
-        if len(self._subscriptions) > MAX_CACHED:
-            self._subscriptions.clear()
-        self._subscriptions[sub_id] = (now, sub)
+        self._remember(sub_id, sub, now)
         return sub
+
+    def _remember(self, sub_id: str, sub, now: float) -> None:
+        with self._lock:
+            self._subscriptions.pop(sub_id, None)
+            self._subscriptions[sub_id] = (now, sub)
+            while len(self._subscriptions) > MAX_CACHED:  # the oldest goes, not all of them
+                self._subscriptions.pop(next(iter(self._subscriptions)))
+
+    def subscriptions_now(self, ids) -> dict:
+        """Each id's subscription as the table holds it now (None: not ours). A notification is checked
+        against this, never a cached copy, so a clientState rotated away or a subscription removed is
+        refused at once in every process. An id the table lacked in the last MISS_CACHE_SECONDS costs no
+        read; the others are read together, a query per 15 ids (store.get_subscriptions)."""
+        now, ids = time.monotonic(), set(ids)
+        with self._lock:
+            missing = {i for i in ids if now - self._unknown.get(i, -MISS_CACHE_SECONDS) < MISS_CACHE_SECONDS}
+        found = self.store.get_subscriptions(sorted(ids - missing)) if ids - missing else {}
+        with self._lock:
+            for sub_id in ids - missing - found.keys():
+                self._unknown.pop(sub_id, None)
+                self._unknown[sub_id] = now
+                while len(self._unknown) > MAX_UNKNOWN:
+                    self._unknown.popitem(last=False)
+        for sub_id, sub in found.items():
+            self._remember(sub_id, sub, now)  # the worker, about to act on it, finds it cached
+        return {i: found.get(i) for i in ids}

@@ -71,7 +71,12 @@ class Host:
                                                   message_decode_policy=TextBase64DecodePolicy())
 
     def drain(self) -> list[dict]:
-        """Every job the host enqueued so far (removed from the queue)."""
+        """Every job the host enqueued so far (removed from the queue, as a worker starting them would: the
+        lifecycle work among them is no longer queued, so a repeat of it is queued again)."""
+        from shared.intake.lifecycle_once import LIFECYCLE_OP, started
+
+        from .scenario import svc
+
         client, jobs = self._queue(), []
         while True:
             batch = list(client.receive_messages(max_messages=32))
@@ -80,6 +85,9 @@ class Host:
             for message in batch:
                 jobs.append(json.loads(message.content))
                 client.delete_message(message)
+                for task in jobs[-1].get("tasks", []):
+                    if task.get("op") == LIFECYCLE_OP:
+                        started(svc(), task["sub"], task["event"])
 
     def depth(self) -> int:
         return queue_depth(self.stack, FUZZ_QUEUE)
@@ -521,6 +529,18 @@ def mutated(draw, base: dict):
     return note
 
 
+def one_per_lifecycle(notes: list[dict]) -> list[dict]:
+    """The notes acted on: every change, and each subscription's lifecycle event once (issue 22)."""
+    seen, kept = set(), []
+    for note in notes:
+        event = note.get("lifecycleEvent")
+        key = (note["subscriptionId"], event) if isinstance(event, str) and event else None
+        if key is None or key not in seen:
+            seen.add(key)
+            kept.append(note)
+    return kept
+
+
 def test_mutations_of_a_real_notification_are_acted_on_only_while_still_genuine(stack, host, real_subscription):
     sub = real_subscription
     users = (sub.user_id.lower(), sub.mailbox.lower(), f"{sub.user_id}@{sub.aad_tenant}".lower())
@@ -546,15 +566,17 @@ def test_mutations_of_a_real_notification_are_acted_on_only_while_still_genuine(
         expected = expected_notifications(body, lambda note: acted_on(note, sub, users))
         result = assert_answer(host, answer, expected)
         if answer.status_code == 202:
-            genuine_notes = expected[1]
+            genuine_notes = one_per_lifecycle(expected[1])  # identical lifecycle notifications are one piece of work
             assert result["accepted"] == len(genuine_notes)
-            assert result["accepted"] + result["refused"] == len(json.loads(body.decode("utf-8"))["value"])
+            assert result["accepted"] + result["refused"] + result.get("merged", 0) == len(
+                json.loads(body.decode("utf-8"))["value"])
             assert all(t["sub"] == sub.id for t in result["_tasks"])
             assert len(result["_tasks"]) == len(genuine_notes)
             seen["accepted"] += result["accepted"]
             seen["refused"] += result["refused"]
 
     property_()
+    host.drain()  # the lifecycle work queued last is taken too: its mark goes
     assert seen["accepted"] and seen["refused"], seen  # the property saw both sides of the line
     # the host logged every refusal: never with the clientState or the client secret in it
     with open(host.log_path, encoding="utf-8", errors="replace") as log:

@@ -20,7 +20,7 @@ log = logging.getLogger("rapid_meetings")
 CHANGES = {"created", "updated", "deleted"}
 LIFECYCLE = {"reauthorizationRequired", "subscriptionRemoved", "missed"}
 MAX_NOTIFICATIONS = 1000    # per POST: Graph batches notifications, never this many
-MAX_SUBSCRIPTIONS = 100     # distinct subscription ids per POST: each unknown one costs a table read
+MAX_SUBSCRIPTIONS = 100     # distinct subscription ids per POST: read together, a query per 15 (store.get_subscriptions)
 # Graph spells a notification's resource several ways (docs/platform-facts.md, "Notification resources come in several spellings"): Users/{guid}/Events/{id},
 # users/{guid}@{tenant-guid}/events/{id}, Users('{guid}')/Events('{id}'); compared case-insensitively.
 _KEY = r"(?:/([^/'()]+)|\('([^'/]+)'\))"
@@ -30,6 +30,11 @@ RESOURCE = re.compile(rf"^/?users{_KEY}/(?:calendar/)?events{_KEY}$", re.IGNOREC
 def _text(note: dict, key: str) -> str | None:
     value = note.get(key)
     return value if isinstance(value, str) and value else None
+
+
+def _usable_id(sub_id) -> bool:
+    """Graph's subscription ids are printable ASCII (a GUID); anything else is never looked up."""
+    return isinstance(sub_id, str) and 0 < len(sub_id) <= 200 and sub_id.isascii() and sub_id.isprintable()
 
 
 def _is_mailbox(user: str, sub) -> bool:
@@ -47,7 +52,7 @@ def check(note, find_subscription) -> tuple[dict | None, str]:
     if not isinstance(note, dict):
         return None, "not an object"
     sub_id = _text(note, "subscriptionId")
-    if sub_id is None or len(sub_id) > 200 or not (sub_id.isascii() and sub_id.isprintable()):
+    if not _usable_id(sub_id):
         return None, "no subscriptionId (Graph's are printable ASCII)"
     sub = find_subscription(sub_id)
     if sub is None:
@@ -78,10 +83,11 @@ def check(note, find_subscription) -> tuple[dict | None, str]:
     return {"op": "outlook.change", "sub": sub_id, "change": change, "event": event_id, "etag": etag}, ""
 
 
-def notification_tasks(body: bytes, find_subscription) -> tuple[list[dict], int]:
-    """Tasks for the valid notifications of a POST, and how many were refused. The work one request
-    can cause is bounded: at most MAX_NOTIFICATIONS, MAX_SUBSCRIPTIONS distinct subscriptions looked
-    up once each, and one log line for all the refusals."""
+def notification_tasks(body: bytes, lookup) -> tuple[list[dict], int, int]:
+    """Tasks for the valid notifications of a POST, how many were refused, and how many lifecycle
+    notifications repeated one already taken (merged: 1,000 identical `missed` are one catch-up). The work
+    one request can cause is bounded: at most MAX_NOTIFICATIONS, MAX_SUBSCRIPTIONS distinct subscriptions
+    looked up together (`lookup(ids)`: services.subscriptions_now), and one log line for all the refusals."""
     data = parse_json(body)
     if not isinstance(data, dict) or not isinstance(data.get("value"), list):
         raise BadRequest("body must be a JSON object with a 'value' list of notifications")
@@ -90,20 +96,17 @@ def notification_tasks(body: bytes, find_subscription) -> tuple[list[dict], int]
     ids = {n.get("subscriptionId") for n in data["value"] if isinstance(n, dict) and isinstance(n.get("subscriptionId"), str)}
     if len(ids) > MAX_SUBSCRIPTIONS:
         raise BadRequest(f"'value' names {len(ids)} subscriptions; at most {MAX_SUBSCRIPTIONS} per request")
-    known: dict = {}
-
-    def find(sub_id):
-        if sub_id not in known:
-            known[sub_id] = find_subscription(sub_id)
-        return known[sub_id]
-    tasks, reasons = [], Counter()
+    found = lookup({i for i in ids if _usable_id(i)})
+    tasks, reasons, lifecycles = [], Counter(), set()
     for note in data["value"]:
-        task, reason = check(note, find)
+        task, reason = check(note, found.get)
         if task is None:
             reasons[reason] += 1
-        else:
+        elif task["op"] != "outlook.lifecycle" or (task["sub"], task["event"]) not in lifecycles:
+            lifecycles.add((task["sub"], task.get("event")))
             tasks.append(task)
     if reasons:
         log.warning("%d notification(s) refused and dropped: %s", sum(reasons.values()),
                     "; ".join(f"{reason} (×{count})" for reason, count in reasons.most_common(5)))
-    return tasks, sum(reasons.values())
+    refused = sum(reasons.values())
+    return tasks, refused, len(data["value"]) - refused - len(tasks)

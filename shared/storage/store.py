@@ -14,12 +14,15 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from .links import CLAIM_SECONDS, LINKS, EventLink, LinkRows
-from .tables import Conflict, entity_values, from_key, make_entity, table_key
+from .tables import ANSWERING, Conflict, entity_values, from_key, make_entity, table_key
 
 SUBSCRIPTIONS, MEETINGS, FAILURES = "subscriptions", "meetings", "jobfailures"
 __all__ = ["Store", "EventLink", "Subscription", "Meeting", "Conflict", "LINKS", "SUBSCRIPTIONS", "MEETINGS",
            "FAILURES", "CLAIM_SECONDS", "LEASE_SECONDS", "table_key", "from_key"]
 LEASE_SECONDS = 60.0  # longer than any piece of work done under a lease; a dead holder's lease expires
+# "A filter string can contain at most 15 discrete comparisons" (Querying tables and entities,
+# https://learn.microsoft.com/rest/api/storageservices/querying-tables-and-entities#constructing-filter-strings)
+IDS_PER_QUERY = 15 - 1  # and one of them is PartitionKey's
 
 
 @dataclass
@@ -64,6 +67,19 @@ class Store(LinkRows):
         entity = self._get(SUBSCRIPTIONS, "sub", sub_id)
         return self._sub_from(entity) if entity else None
 
+    def get_subscriptions(self, ids: list[str]) -> dict[str, Subscription]:
+        """The subscriptions among `ids`, by id: one query per IDS_PER_QUERY ids, with the point reads'
+        timeouts (a notification is answered while this waits)."""
+        found = {}
+        for i in range(0, len(ids), IDS_PER_QUERY):
+            chunk = ids[i:i + IDS_PER_QUERY]
+            names = {f"k{n}": table_key(sub_id) for n, sub_id in enumerate(chunk)}
+            where = " or ".join(f"RowKey eq @{name}" for name in names)
+            rows = self._table(SUBSCRIPTIONS).query_entities(f"PartitionKey eq 'sub' and ( {where} )",
+                                                             parameters=names, **ANSWERING)
+            found.update((sub.id, sub) for sub in map(self._sub_from, rows))
+        return found
+
     def subscription_for(self, site: str, mailbox: str) -> Subscription | None:
         index = self._get(SUBSCRIPTIONS, "mailbox", f"{site}|{mailbox.lower()}")
         return self.get_subscription(index["subscription_id"]) if index and index["subscription_id"] else None
@@ -92,6 +108,10 @@ class Store(LinkRows):
                                                      match_condition=MatchConditions.IfNotModified)
         except (ResourceNotFoundError, ResourceModifiedError):
             pass
+
+    def drop_lease(self, name: str) -> None:
+        """End a lease whoever holds it (a mark of queued work, once the work starts: intake/lifecycle_once.py)."""
+        self._delete(SUBSCRIPTIONS, "lease", name)
 
     # -- marks: one-time work done (e.g. a site's links moved to immutable ids)
 

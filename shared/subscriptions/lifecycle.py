@@ -15,6 +15,7 @@ from datetime import timedelta
 from ..model.errors import JobAbandoned, RemoteError, RemoteNotFound
 from ..model.mapping import format_utc
 from ..services import Services
+from ..intake.lifecycle_once import started
 from ..storage.store import Conflict, Subscription
 from ..sync.inbound import apply_outlook_change
 from .graph_subscriptions import new_expiry, recreate, update_meeting_items
@@ -24,6 +25,7 @@ CATCH_UP_WINDOW = (timedelta(days=-30), timedelta(days=730))
 
 
 def handle_lifecycle(svc: Services, sub_id: str, event: str) -> str:
+    started(svc, sub_id, event)  # a notification from now on queues this again (intake/lifecycle_once.py)
     sub = svc.store.get_subscription(sub_id)
     if sub is None:
         raise JobAbandoned(f"lifecycle {event} for unknown subscription {sub_id}")

@@ -9,7 +9,8 @@ import re
 from urllib.parse import urlsplit
 
 from ...config import DEFAULT_RAPID_SCOPE, ConfigError, Settings, SiteConfig, settings_from
-from .findings import FAIL, OK, WARN, Section, redact
+from ...model.redact import redact
+from .findings import FAIL, OK, WARN, Section
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 

@@ -4,10 +4,10 @@ just failed (its finding already recorded)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from ...model.errors import RemoteError, Throttled, TransientError
+from ...model.redact import redact
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 NETWORK_ERRORS = (RemoteError, TransientError, Throttled)
@@ -34,11 +34,6 @@ class Section:
 
 class CannotContinue(Exception):
     """The rest of a section cannot be checked (its finding is already recorded)."""
-
-
-def redact(text: str) -> str:
-    """Function keys (`code=`) and SAS signatures (`sig=`) never reach a report."""
-    return re.sub(r"(?i)\b(code|sig)=[^&\s]+", r"\1=***", text)
 
 
 def counted(count: int, noun: str) -> str:
