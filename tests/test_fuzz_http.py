@@ -192,9 +192,24 @@ def meaning(body: bytes):
     except UnicodeDecodeError:
         return None, (400, ("UTF-8",))
     try:
-        return json.loads(text), None
+        value = json.loads(text)
     except (ValueError, RecursionError):
         return None, (400, ("JSON",))
+    try:
+        deep = nesting(value) > 32  # no site or Graph body nests past a few levels (issue 22's review: RecursionError)
+    except RecursionError:
+        deep = True
+    if deep:
+        return None, (400, ("deep",))
+    return value, None
+
+
+def nesting(value) -> int:
+    """How many arrays and objects deep a parsed body goes (a scalar is 0)."""
+    children = list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else None
+    if children is None:
+        return 0
+    return 1 + max((nesting(child) for child in children), default=0)
 
 
 def valid_id(value) -> str | None:
@@ -214,7 +229,9 @@ def valid_id(value) -> str | None:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError:  # a lone surrogate: not text at all
         return None
-    return text if size <= 300 else None  # escaped, it must fit a 1 KiB Table Storage key
+    # a Table key holds 512 characters; escaped (each non-ASCII byte as %XX) an id must leave room for prefixes
+    escaped = len(quote(text, safe="!$&'()*+,;=:@ ~-._"))
+    return text if size <= 300 and escaped <= 400 else None
 
 
 def expected_webhook(body: bytes, many: bool):
