@@ -60,6 +60,12 @@ class SiteConfig:
     join_url_column: str = ""
     # optional Meeting Events text column: who is busy when the event is created or moved ("" = off)
     conflicts_column: str = ""
+    # rooms (issue 23): a text column naming the event's room (matched to the tenant's room list), and one
+    # the room's answer is written to; working hours named in the conflicts column; times free for everyone
+    room_column: str = ""
+    room_status_column: str = ""
+    working_hours: bool = False
+    free_times_column: str = ""
     agenda: bool = False  # the event's Meeting Agendas items, in rank order, at the end of its Outlook body
     # the mass-removal guard (sync/removal_guard.py): removals in one hour past removal_fraction x the site's
     # linked events (at least 5, at most removal_limit) are held for an operator
@@ -105,6 +111,8 @@ def site_from(entry: dict, env) -> SiteConfig:
     _check_choices(entry, where)
     _check_feature_columns(entry, where)
     _check_flag(entry, "teams", where)
+    _check_flag(entry, "working_hours", where)
+    _check_needs(entry, where)
     _check_event_look(entry, where)
     _check_flag(entry, "agenda", where)
     _check_catch_up(entry, where)
@@ -199,6 +207,14 @@ def _check_feature_columns(entry: dict, where: str) -> None:
         raise ConfigError(f"{where}: {', '.join(FEATURE_COLUMNS)} must be different columns")
 
 
+def _check_needs(entry: dict, where: str) -> None:
+    """Settings that say more about another's work need that one on."""
+    for key, needs in (("room_status_column", "room_column"), ("free_times_column", "conflicts_column"),
+                       ("working_hours", "conflicts_column")):
+        if entry.get(key) and not entry.get(needs):
+            raise ConfigError(f"{where}: {key} needs {needs} (it says more about what that one does)")
+
+
 def _check_flag(entry: dict, key: str, where: str) -> None:
     if not isinstance(entry.get(key, False), bool):
         raise ConfigError(f"{where}: {key} must be true or false, not {entry.get(key)!r}")
@@ -265,6 +281,10 @@ def _site_config(entry: dict, secret: str | None, certificate: dict | None) -> S
         teams_column=entry.get("teams_column") or "",
         join_url_column=entry.get("join_url_column") or "",
         conflicts_column=entry.get("conflicts_column") or "",
+        room_column=entry.get("room_column") or "",
+        room_status_column=entry.get("room_status_column") or "",
+        working_hours=entry.get("working_hours", False),
+        free_times_column=entry.get("free_times_column") or "",
         agenda=entry.get("agenda", False),
         removal_limit=entry.get("removal_limit", DEFAULT_REMOVAL_LIMIT),
         removal_floor=entry.get("removal_floor", DEFAULT_REMOVAL_FLOOR),

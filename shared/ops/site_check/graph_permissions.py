@@ -1,6 +1,7 @@
 """Microsoft Graph, as the app's own identity sees the tenant: its token and application roles, then
 the organisers' mailboxes, and what the site's features need of them: free/busy (conflicts_column, one
-getSchedule, a POST that only reads), Teams (the calendars' online meeting providers), user lookup."""
+getSchedule, a POST that only reads), Teams (the calendars' online meeting providers), user lookup, the
+tenant's room list (room_column: Place.Read.All)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,16 @@ FREE_BUSY_CHECK = "free/busy for conflicts_column (getSchedule)"
 FREE_BUSY_FIX = "Calendars.ReadBasic (least privileged; Calendars.Read or Calendars.ReadWrite also allow it)"
 
 
-def required_roles() -> list[str]:
+# the tenant's room list (room_column): api/place-list.md, "Permissions" - the only application permission
+ROOMS_ROLE = "Place.Read.All"
+
+
+def required_roles(site: SiteConfig | None = None) -> list[str]:
     from ...clients.graph import GraphClient
 
     # the app looks users up (GET /users/{upn}) for as long as GraphClient can: that needs User.Read.All
-    return ["Calendars.ReadWrite"] + (["User.Read.All"] if hasattr(GraphClient, "user_id") else [])
+    return (["Calendars.ReadWrite"] + (["User.Read.All"] if hasattr(GraphClient, "user_id") else [])
+            + ([ROOMS_ROLE] if site is not None and site.room_column else []))
 
 
 def check_graph(section: Section, svc, site: SiteConfig, organisers: list[str]) -> None:
@@ -36,7 +42,7 @@ def check_graph(section: Section, svc, site: SiteConfig, organisers: list[str]) 
         section.add(FAIL, "Graph token", str(e), token_fix(site))
         return
     section.add(OK, "Graph token obtained", f"tenant {site.aad_tenant}")
-    claims, required = jwt_claims(token), required_roles()
+    claims, required = jwt_claims(token), required_roles(site)
     grant = f"grant the application permission(s) to app {site.client_id} and give admin consent"
     free_busy = check_roles(section, site, claims.get("roles"), required, grant)
     if not organisers:
@@ -44,6 +50,8 @@ def check_graph(section: Section, svc, site: SiteConfig, organisers: list[str]) 
                     "create a meeting with an organiser, then run the check again")
         return
     headers = {"Authorization": f"Bearer {token}"}
+    if site.room_column:
+        check_rooms(section, svc, headers, grant)
     reached = reachable_mailboxes(section, svc, headers, organisers)
     if not reached:
         return
@@ -78,6 +86,15 @@ def check_roles(section: Section, site: SiteConfig, roles: list[str] | None, req
                     f"{grant}: {FREE_BUSY_FIX}")
         free_busy = False
     return free_busy
+
+
+def check_rooms(section: Section, svc, headers: dict, grant: str) -> None:
+    """The site names rooms (room_column): the tenant's room list must answer (api/place-list.md)."""
+    what = "room list (GET /places/microsoft.graph.room)"
+    if error := _graph_get_error(svc, headers, "/places/microsoft.graph.room", "list rooms", **{"$top": "1"}):
+        section.add(FAIL, what, error, f"{grant}: {ROOMS_ROLE}")
+    else:
+        section.add(OK, what, "readable: the site's rooms are matched against it")
 
 
 def reachable_mailboxes(section: Section, svc, headers: dict, organisers: list[str]) -> list[str]:
