@@ -7,16 +7,20 @@ rooms book within 180 days (BookingWindowInDays)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from devtools import world_clock
 from devtools.azurite import eventually
-from devtools.stack import ORGANISER
+from devtools.stack import AAD_TENANT, CLIENT_ID, CLIENT_SECRET, GRAPH_ROLES, ORGANISER, OTHER_TENANT
+from shared.config import ConfigError, settings_from
+from shared.ops.site_check import FAIL, OK
 from shared.features.rooms import find_room, rooms_of, status_words
 
 from .scenario import new_event, new_meeting, settle, site_with, svc
+from .test_conflicts import site_check_findings
 
 ROOM, ROOM_2 = "room-412@contoso.test", "room-5@contoso.test"
 BOB = "bob@contoso.test"
@@ -146,6 +150,42 @@ def test_the_room_list_is_read_at_most_once_an_hour(stack, site, rooms):
 def places_read(stack) -> int:
     """Room list reads answered (a token from the later time is refused once, then a fresh one is used)."""
     return sum(1 for e in stack.graph.log if e.method == "GET" and "/places/" in e.path and e.status == 200)
+
+
+# -- settings and the site check ----------------------------------------------------------------------
+
+def test_room_status_and_free_times_need_the_setting_they_build_on():
+    base = {"tenant": "acme", "site": "sales", "rapid_url": "https://api.rapidplatform.com/api/acme/sales",
+            "aad_tenant": AAD_TENANT, "client_id": CLIENT_ID, "client_secret_setting": "S"}
+    env = {"AzureWebJobsStorage": "x", "S": "s", "WEBHOOK_SECRETS": "w" * 32}
+    for change, names in (({"room_status_column": "rs"}, "room_status_column needs room_column"),
+                          ({"free_times_column": "ft"}, "free_times_column needs conflicts_column"),
+                          ({"working_hours": True}, "working_hours needs conflicts_column"),
+                          ({"working_hours": "yes", "conflicts_column": "c"}, "working_hours must be true or false"),
+                          ({"room_column": "title"}, "room_column must be the name of a column of its own")):
+        with pytest.raises(ConfigError, match=names):
+            settings_from({**env, "SITES": json.dumps([{**base, **change}])})
+    site = settings_from({**env, "SITES": json.dumps([base])}).site("acme", "sales")
+    assert (site.room_column, site.room_status_column, site.working_hours, site.free_times_column) == ("", "", False, "")
+
+
+def test_the_site_check_asks_for_place_read_all_when_a_site_names_rooms(stack, site, monkeypatch):
+    ensure_rooms(stack)
+    monkeypatch.setitem(site.sim.schemas["Meeting Events"].columns, "room", "Text")
+    site.sim.create_item("Meetings", title="Checked", organiser_id=site.principals[ORGANISER])
+    rooms = "room list (GET /places/microsoft.graph.room)"
+    assert rooms not in site_check_findings(stack, site)
+    found = site_check_findings(stack, site, room_column="room")
+    assert found[rooms].level == OK and found["Graph roles"].level == OK
+    try:
+        for tenant in (AAD_TENANT, OTHER_TENANT):
+            stack.graph.register_app(tenant, CLIENT_ID, CLIENT_SECRET, roles=("Calendars.ReadWrite", "User.Read.All"))
+        found = site_check_findings(stack, site, room_column="room")
+        assert found["Graph roles"].level == FAIL and "missing Place.Read.All" in found["Graph roles"].detail
+        assert found[rooms].level == FAIL and "Place.Read.All" in found[rooms].fix
+    finally:
+        for tenant in (AAD_TENANT, OTHER_TENANT):
+            stack.graph.register_app(tenant, CLIENT_ID, CLIENT_SECRET, roles=GRAPH_ROLES)
 
 
 # -- pure ------------------------------------------------------------------------------------------------
