@@ -20,6 +20,12 @@ is recognised by its slot: per person, at most one item exactly at the event's t
 at its time and title before the move: the update may not have reached their copy yet), whose subject,
 when shown, is the event's. An invitee who declined holds no copy. Anything else overlapping is a
 conflict, even a second meeting at exactly the same time.
+
+With SITES `working_hours` on, an invitee the event falls outside the working hours of is named too
+("Carol: outside working hours (09:00–17:00 their time)"), from the `workingHours` of the same answer
+(model/schedule.py). Features that work from this read (features/base.py `schedule_window`,
+`after_schedule`: the times free for everyone) widen its window and are given it; the event's rooms are
+then read too, and never named here (they answer for themselves: features/rooms.py).
 """
 
 from __future__ import annotations
