@@ -1,8 +1,8 @@
 """One RAPID site's settings: `SiteConfig`, its defaults, and the reading of one `SITES` entry.
 
 Each check names the first thing wrong and the entry it is in (`SITES[tenant/site]`), so an operator
-fixes one line of the app settings. `ConfigError` lives here, the lower of the two settings modules,
-so that a site's checks and the app's (shared/config.py, which re-exports all of this) raise the same.
+fixes one line of the app settings. `ConfigError` (model/errors.py, re-exported here and by shared/config.py)
+is what a site's checks, its credential's (site_credentials.py) and the app's raise.
 """
 
 from __future__ import annotations
@@ -13,17 +13,14 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .model.bounds import bounds_problem
-from .model.certificates import CertificateError, certificate_credential
+from .model.errors import ConfigError
 from .model.site_defaults import (DEFAULT_COLUMNS, DEFAULT_LISTS, DEFAULT_RAPID_SCOPE, DEFAULT_REMOVAL_FLOOR,
                                   DEFAULT_REMOVAL_FRACTION, DEFAULT_REMOVAL_LIMIT, FEATURE_COLUMNS, MULTI_LOOKUP_STRATEGIES, SENSITIVITIES,
                                   SHOW_AS)
+from .site_credentials import site_credential
 
 # tenant and site names as RAPID's URLs carry them: nothing that could make two keys meet ("a/b" + "c")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-class ConfigError(Exception):
-    """The app settings are wrong; the message names the setting."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +58,12 @@ class SiteConfig:
     join_url_column: str = ""
     # optional Meeting Events text column: who is busy when the event is created or moved ("" = off)
     conflicts_column: str = ""
+    # rooms (issue 23): a text column naming the event's room (matched to the tenant's room list), and one
+    # the room's answer is written to; working hours named in the conflicts column; times free for everyone
+    room_column: str = ""
+    room_status_column: str = ""
+    working_hours: bool = False
+    free_times_column: str = ""
     agenda: bool = False  # the event's Meeting Agendas items, in rank order, at the end of its Outlook body
     # the mass-removal guard (sync/removal_guard.py): removals in one hour past removal_fraction x the site's
     # linked events (at least 5, at most removal_limit) are held for an operator
@@ -104,12 +107,14 @@ def site_from(entry: dict, env) -> SiteConfig:
         raise ConfigError("SITES must be a list of objects, one per site")
     where = f"SITES[{entry.get('tenant')}/{entry.get('site')}]"
     _check_identity(entry, where)
-    secret, certificate = _credential(entry, env, where)
+    secret, certificate = site_credential(entry, env, where)
     _check_time_zone(entry, where)
     _check_directory(entry, where)
     _check_choices(entry, where)
     _check_feature_columns(entry, where)
-    _check_flag(entry, "teams", where)
+    for flag in ("teams", "working_hours"):
+        _check_flag(entry, flag, where)
+    _check_needs(entry, where)
     _check_event_look(entry, where)
     _check_flag(entry, "agenda", where)
     _check_catch_up(entry, where)
@@ -131,30 +136,6 @@ def _check_identity(entry: dict, where: str) -> None:
         if not _NAME.match(str(entry[key])):
             raise ConfigError(f"{where}: {key} may hold only letters, digits, '.', '_' and '-'")
     https_url(str(entry["rapid_url"]), f"{where}: rapid_url")
-
-
-def _credential(entry: dict, env, where: str) -> tuple[str | None, dict | None]:
-    """(client secret, certificate): exactly one, read from the app setting the entry names."""
-    if name := entry.get("client_secret_setting"):
-        return _secret(env, name, "client secret", where), None
-    if name := entry.get("certificate_setting"):
-        raw = _secret(env, name, "certificate", where)
-        try:  # MSAL's JSON, or a Key Vault certificate as its reference gives it (PKCS#12 base64 or PEM)
-            return None, certificate_credential(raw)
-        except CertificateError as e:
-            raise ConfigError(f"{where}: app setting {name} (certificate) holds no usable certificate: {e}") from None
-    raise ConfigError(f"{where} needs client_secret_setting or certificate_setting")
-
-
-def _secret(env, name: str, what: str, where: str) -> str:
-    """A secret setting's value; unset, or an unresolved Key Vault reference, named as such."""
-    value = env.get(name) or ""
-    if not value:
-        raise ConfigError(f"{where}: app setting {name} ({what}) is not set")
-    if value.lstrip().startswith("@Microsoft.KeyVault("):
-        raise ConfigError(f"{where}: app setting {name} ({what}) is an unresolved Key Vault reference: the app "
-                          f"cannot read that secret (its identity's access, the vault's network, the secret's name)")
-    return value
 
 
 def _check_time_zone(entry: dict, where: str) -> None:
@@ -204,6 +185,14 @@ def _check_feature_columns(entry: dict, where: str) -> None:
     named = [entry[key] for key in FEATURE_COLUMNS if entry.get(key)]
     if len(named) != len(set(named)):
         raise ConfigError(f"{where}: {', '.join(FEATURE_COLUMNS)} must be different columns")
+
+
+def _check_needs(entry: dict, where: str) -> None:
+    """Settings that say more about another's work need that one on."""
+    for key, needs in (("room_status_column", "room_column"), ("free_times_column", "conflicts_column"),
+                       ("working_hours", "conflicts_column")):
+        if entry.get(key) and not entry.get(needs):
+            raise ConfigError(f"{where}: {key} needs {needs} (it says more about what that one does)")
 
 
 def _check_flag(entry: dict, key: str, where: str) -> None:
@@ -272,6 +261,10 @@ def _site_config(entry: dict, secret: str | None, certificate: dict | None) -> S
         teams_column=entry.get("teams_column") or "",
         join_url_column=entry.get("join_url_column") or "",
         conflicts_column=entry.get("conflicts_column") or "",
+        room_column=entry.get("room_column") or "",
+        room_status_column=entry.get("room_status_column") or "",
+        working_hours=entry.get("working_hours", False),
+        free_times_column=entry.get("free_times_column") or "",
         agenda=entry.get("agenda", False),
         removal_limit=entry.get("removal_limit", DEFAULT_REMOVAL_LIMIT),
         removal_floor=entry.get("removal_floor", DEFAULT_REMOVAL_FLOOR),

@@ -58,7 +58,7 @@ def test_object_ids_adds_user_read_all_and_nothing_else():
     assert ids == [CALENDARS_READWRITE, USER_READ_ALL]
 
 
-FEATURE_VALUES = {"mailbox_group": "6f1c0c52-94c4-4a4e-9f3e-1f0a8d1b2c3d"}  # a value each feature's setting takes
+FEATURE_VALUES = {"mailbox_group": "6f1c0c52-94c4-4a4e-9f3e-1f0a8d1b2c3d", "room_column": "Room"}  # a value each feature's setting takes
 
 
 def test_every_switch_grants_what_the_site_check_checks():

@@ -19,6 +19,8 @@ goes to stderr; the table to stdout. Nothing here changes the app. One module pe
     7 catch_up.py           10,000 items, 100 changed with their webhooks lost
     8 conflict_check.py     Graph / site requests of a create or move on a site with conflicts_column,
                             against the same change on a site without (issue 15)
+   10 rooms_free_times.py   Graph / site requests of a create or move with a room, working hours and free times
+                            on, against the same change with them off (issue 23)
     9 update_mails.py       attendee update mails per site change (an edit, a burst of five, a status-only
                             change, an agenda change) at the app's EDIT_SETTLE_SECONDS vs 0 (issue 21)
 

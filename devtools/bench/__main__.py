@@ -17,6 +17,7 @@ from .host import serve_child
 from .intake import figure1_intake
 from .propagation import figure6_propagation
 from .renewal import figure3_renewal
+from .rooms_free_times import figure10_rooms_free_times
 from .requests_per_change import figure2_requests_per_change, tokens_row
 from .table import print_report
 from .throughput import figure4_throughput
@@ -27,7 +28,7 @@ from .update_mails import figure9_update_mails
 # worker host with its own settle settings)
 FIGURES = (("1", figure1_intake), ("2", figure2_requests_per_change), ("4", figure4_throughput),
            ("6", figure6_propagation), ("3", figure3_renewal), ("7", figure7_catch_up),
-           ("8", figure8_conflict_check), ("9", figure9_update_mails))
+           ("8", figure8_conflict_check), ("10", figure10_rooms_free_times), ("9", figure9_update_mails))
 PREVIOUS_WALL, GOAL_WALL = 553, 300  # issue 19 part 6: `make bench` seconds
 
 

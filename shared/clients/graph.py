@@ -7,11 +7,12 @@ import contextlib
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, unquote
 
 import requests
 
+from .. import clock
 from ..config import Settings, SiteConfig
 from ..model.audit import OUTLOOK
 from ..model import errors
@@ -53,6 +54,7 @@ def _never_gone(code: str) -> bool:
 # "Handling API errors"; docs/platform-facts.md, "A mailbox outside the app's Exchange scope")
 SCOPE_REFUSAL = "ErrorAccessDenied"
 PROVIDERS_CACHE_SECONDS = 3600  # what a calendar offers for online meetings changes with licences: rarely
+ROOMS_CACHE = timedelta(hours=1)  # the tenant's room list (api/place-list.md): rooms are added rarely
 
 
 def _user(mailbox: str) -> str:
@@ -83,6 +85,7 @@ class GraphClient:
         self._limiter = limiter or MailboxLimiter()
         self._providers: dict[str, tuple[float, tuple[str, ...]]] = {}
         self.bounds = MailboxBounds(site, self.group_members)  # the mailboxes this site may use
+        self._rooms: tuple[datetime, tuple[dict, ...]] | None = None
 
     def _call(self, method: str, path: str, what: str, headers: dict | None = None, proof=None, **kwargs):
         url = path if "://" in path else self._base + path
@@ -173,6 +176,21 @@ class GraphClient:
         providers = tuple(calendar.get("allowedOnlineMeetingProviders") or ())
         self._providers[key] = (now, providers)
         return providers
+
+    def rooms(self) -> tuple[dict, ...]:
+        """The tenant's rooms (api/place-list.md: GET /places/microsoft.graph.room, Place.Read.All; 100 a
+        page, then @odata.nextLink), read at most once an hour (app clock) per site and process."""
+        now = clock.now()
+        if self._rooms and timedelta(0) <= now - self._rooms[0] < ROOMS_CACHE:
+            return self._rooms[1]
+        found, url = [], "/places/microsoft.graph.room"
+        params = {"$select": "emailAddress,displayName", "$top": "100"}
+        while url:
+            page = self._call("GET", url, "list rooms", params=params).json()
+            found += page.get("value", [])
+            url, params = page.get("@odata.nextLink"), None
+        self._rooms = (now, tuple(found))
+        return self._rooms[1]
 
     def find_tagged(self, mailbox: str, tag: str) -> list[dict]:
         flt = f"singleValueExtendedProperties/Any(ep: ep/id eq '{TAG_ID}' and ep/value eq '{tag.replace(chr(39), chr(39) * 2)}')"

@@ -125,13 +125,14 @@ def site_people(ctx: SiteContext, item: dict, principals: tuple[str, ...] = ()) 
     return people
 
 
-def show_answers(ctx: SiteContext, item_id: str, event: dict) -> bool:
-    """Write the event's answers to the item's answers column if they changed; True when written.
-    Never writes to Outlook."""
+def show_answers(ctx: SiteContext, item_id: str, event: dict, rooms: tuple[str, ...] = ()) -> bool:
+    """Write the event's answers to the item's answers column if they changed; True when written. A room
+    (`rooms`, the `resource` attendees) is never among them. Never writes to Outlook."""
     site = ctx.site
     answers = answers_of(event)
     if not site.answers_column or answers is None:
         return False
+    answers = tuple(a for a in answers if a.email not in rooms)
     key = answers_key(answers)
     quiet = all(a.response in ("none", "notresponded") for a in answers)  # nobody has answered yet: nothing to say
 
@@ -156,4 +157,4 @@ class Answers(Feature):
 
     def after_sync(self, ctx, outcome):
         if outcome.kind in ("updated", "echo"):  # read from the event the sync read or wrote anyway
-            show_answers(ctx, outcome.link.item_id, outcome.event)
+            show_answers(ctx, outcome.link.item_id, outcome.event, (outcome.link.room_address,))

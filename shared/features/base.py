@@ -20,6 +20,9 @@ names none of them:
 - `after_sync(ctx, outcome)`: what it does once the sync's work is done and recorded - run through
   `run_after_sync`, which never lets it fail the sync and always leaves a failure visible;
 - `after_task(svc, site, op, task, error)`: what it tells once any job task ran or failed (the status column);
+- `schedule_window(site, synced, now)` / `after_schedule(ctx, item_id, read)`: a feature that works from the
+  free/busy the conflicts check reads (features/conflicts.py) asks that one getSchedule to cover a wider
+  window, and is given its answer (the times free for everyone, features/free_times.py);
 - `handlers`: the job ops it owns.
 """
 
@@ -108,6 +111,12 @@ class Feature:
         return None
 
     def after_sync(self, ctx: "SiteContext", outcome: Outcome) -> None:
+        return None
+
+    def schedule_window(self, site, synced, now) -> tuple | None:
+        return None
+
+    def after_schedule(self, ctx: "SiteContext", item_id: str, read) -> None:
         return None
 
 

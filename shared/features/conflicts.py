@@ -21,6 +21,12 @@ is recognised by its slot: per person, at most one item exactly at the event's t
 at its time and title before the move: the update may not have reached their copy yet), whose subject,
 when shown, is the event's. An invitee who declined holds no copy. Anything else overlapping is a
 conflict, even a second meeting at exactly the same time.
+
+With SITES `working_hours` on, an invitee the event falls outside the working hours of is named too
+("Carol: outside working hours (09:00–17:00 their time)"), from the `workingHours` of the same answer
+(model/schedule.py). Features that work from this read (features/base.py `schedule_window`,
+`after_schedule`: the times free for everyone) widen its window and are given it; the event's rooms are
+then read too, and never named here (they answer for themselves: features/rooms.py).
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ from ..clients.graph import SCHEDULE_LIMIT
 from ..model.mapping import Synced, format_utc, parse_utc, zone_named
 from ..context import SiteContext
 from ..model.rapid_items import lookup_id
+from ..model.schedule import outside_hours
 from .base import Feature, write_column
+from .rooms import rooms_of
 
 log = logging.getLogger("rapid_meetings")
 UTC = timezone.utc
@@ -75,16 +83,17 @@ def _moment(value: dict) -> datetime:
     return naive.replace(tzinfo=zone_named(value.get("timeZone") or "UTC")).astimezone(UTC)
 
 
-def own_copies(organiser: str, synced: Synced, event: dict, before: Synced | None = None) -> dict[str, OwnCopy]:
-    """email → where the event itself shows: the organiser's event at its time; each invitee's copy at its
-    time or, after a move, maybe still at the time (and under the title) before; none for an invitee who
-    declined."""
+def own_copies(organiser: str, synced: Synced, event: dict, before: Synced | None = None,
+               rooms=()) -> dict[str, OwnCopy]:
+    """email → where the event itself shows: the organiser's event at its time; each invitee's (and each of
+    the `rooms`') copy at its time or, after a move, maybe still at the time (and under the title) before;
+    none for one who declined."""
     slot = (parse_utc(synced.start), parse_utc(synced.end))
     old = (parse_utc(before.start), parse_utc(before.end)) if before else None
     shown = STATUSES.get(str(event.get("showAs") or "busy").lower(), "busy")
     copies = {organiser.lower(): OwnCopy((slot,), shown, (synced.title,))}
-    responses = {a.email: a.response for a in answers_of(event) or ()}
-    for email in synced.attendees:
+    responses = {a.email: a.response for a in answers_of(event) or ()} | rooms_of(event)
+    for email in (*synced.attendees, *rooms):
         response = responses.get(email.lower(), "none")
         if response != "declined":
             copies[email.lower()] = OwnCopy(tuple(s for s in (slot, old) if s),
@@ -132,55 +141,99 @@ def _span(start: datetime, end: datetime, zone, day: date) -> str:
     return f"{s.day} {s:%b %H:%M}–{e.day} {e:%b %H:%M}"
 
 
-def conflicts_text(found: tuple[Busy, ...], names: dict[str, str], zone, day: date) -> str:
-    """The words shown: "Bob is busy 09:00–09:30 (tentative) · Carol is out of office all day"."""
+def conflicts_text(found: tuple[Busy, ...], names: dict[str, str], zone, day: date, outside: dict | None = None) -> str:
+    """The words shown: "Bob is busy 09:00–09:30 (tentative) · Carol is out of office all day · Dan: outside
+    working hours (09:00–17:00 their time)" (`outside`: email → their model.schedule.Hours)."""
     parts = []
     for busy in found:
         what, note = PHRASES[busy.status]
         parts.append(f"{names.get(busy.email, busy.email)} is {what} {_span(busy.start, busy.end, zone, day)}{note}")
+    for email, hours in sorted((outside or {}).items()):
+        parts.append(f"{names.get(email, email)}: outside working hours ({hours.words()} their time)")
     words = " · ".join(parts)
     return words if len(words) <= MAX_TEXT else words[:MAX_TEXT - 1] + "…"
 
 
-def conflicts_key(found: tuple[Busy, ...]) -> str:
+def conflicts_key(found: tuple[Busy, ...], outside: dict | None = None) -> str:
     """What the conflicts are, without names: equal keys, nothing to write."""
     text = "|".join(f"{b.email}:{b.status}:{format_utc(b.start)}:{format_utc(b.end)}" for b in found)
+    text += "".join(f"|{e}:outside:{h.words()}:{h.zone_name}" for e, h in sorted((outside or {}).items()))
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def note_conflicts(ctx: SiteContext, item_id, mailbox: str, synced: Synced, event: dict | None = None,
-                   before: Synced | None = None) -> bool:
-    """After a create (or a move: `before` is the content before it), read who is busy at the event's time
-    and write it to the site's conflicts column if that changed; True when written."""
+@dataclass(frozen=True)
+class ScheduleRead:
+    """The one getSchedule of a created or moved event, for the features that work from it (after_schedule)."""
+
+    mailbox: str
+    synced: Synced
+    schedules: list
+    window: tuple[datetime, datetime]    # what was read: the event's time, widened as features asked
+    copies: dict                         # email → OwnCopy: the event itself, in each calendar
+    rooms: frozenset = frozenset()       # the event's rooms (read too when a feature widened the window)
+    conflicts: bool = False              # someone is busy then, or outside their working hours
+
+
+def _read(ctx: SiteContext, item_id: str, mailbox: str, synced: Synced, event: dict, before: Synced | None,
+          listeners) -> tuple[ScheduleRead, tuple[Busy, ...], dict]:
+    """The one getSchedule (the event's time, widened as the `listeners` ask), who is busy then (rooms
+    apart: they answer for themselves, features/rooms.py) and who is outside their working hours."""
     site = ctx.site
-    item_id = str(item_id)
     start, end = parse_utc(synced.start), parse_utc(synced.end)
-    people = list(dict.fromkeys(a.strip().lower() for a in (mailbox, *synced.attendees) if a and a.strip()))
-    outside = ctx.graph.bounds.outside(people[1:])  # invited (only an address), but their free/busy is never read
+    until = min(end, start + MAX_PERIOD)
+    wider = [w for f in listeners if (w := f.schedule_window(site, synced, ctx.now()))]
+    window = (min([start, *(w[0] for w in wider)]), max([until, *(w[1] for w in wider)]))
+    window = (window[0], min(window[1], window[0] + MAX_PERIOD))
+    rooms = frozenset(rooms_of(event)) if wider else frozenset()
+    people = list(dict.fromkeys(a.strip().lower() for a in (mailbox, *synced.attendees, *rooms) if a and a.strip()))
+    room_addresses = {r.strip().lower() for r in rooms}
+    # an invitee outside the site's bounds is invited (only an address) but their free/busy is never read;
+    # rooms are not people: they come from the tenant's room list (features/rooms.py)
+    outside = ctx.graph.bounds.outside([p for p in people[1:] if p not in room_addresses])
     people = [p for p in people if p not in outside]
     if len(people) > SCHEDULE_LIMIT:
         log.info("site=%s item=%s conflicts: %d attendees beyond getSchedule's %d per request not checked",
                  site.key, item_id, len(people) - SCHEDULE_LIMIT, SCHEDULE_LIMIT)
-    found: tuple[Busy, ...] = ()
+    minutes = math.ceil((window[1] - window[0]).total_seconds() / 60)
+    interval = min(1440, max(5, minutes))  # one slot for the event alone: the view is unused
+    schedules = ctx.graph.get_schedule(mailbox, people[:SCHEDULE_LIMIT], window[0], window[1], interval)
+    copies = own_copies(mailbox, synced, event, before, rooms)
+    found = tuple(b for b in overlaps(schedules, (start, until), copies) if b.email not in rooms)
+    invitees = {a.lower() for a in synced.attendees} - {mailbox.lower()}
+    outside = outside_hours(schedules, invitees, start, end) if site.working_hours and not synced.all_day else {}
+    read = ScheduleRead(mailbox, synced, schedules, window, copies, rooms, bool(found or outside))
+    return read, found, outside
+
+
+def note_conflicts(ctx: SiteContext, item_id, mailbox: str, synced: Synced, event: dict | None = None,
+                   before: Synced | None = None, listeners=()) -> bool:
+    """After a create (or a move: `before` is the content before it), read who is busy at the event's time
+    and write it to the site's conflicts column if that changed; True when written. The `listeners`
+    (features) widen the read and are given it."""
+    site = ctx.site
+    item_id = str(item_id)
+    start, end = parse_utc(synced.start), parse_utc(synced.end)
+    read, found, outside = None, (), {}
     if end > start:  # an event that takes no time meets nobody
-        until = min(end, start + MAX_PERIOD)
-        interval = min(1440, max(5, math.ceil((until - start).total_seconds() / 60)))  # one slot: the view is unused
-        schedules = ctx.graph.get_schedule(mailbox, people[:SCHEDULE_LIMIT], start, until, interval)
-        found = overlaps(schedules, (start, until), own_copies(mailbox, synced, event or {}, before))
+        read, found, outside = _read(ctx, item_id, mailbox, synced, event or {}, before, listeners)
     day = start.astimezone(site.zone).date()
 
     def words() -> str:
-        if not found:
+        if not found and not outside:
             return ""
         item = ctx.rapid.get_item("events", item_id)
         if item is None:
             raise RemoteNotFound(f"item {item_id}")
-        return conflicts_text(found, _names(ctx, item, {b.email for b in found}, mailbox.lower()), site.zone, day)
+        names = _names(ctx, item, {b.email for b in found} | set(outside), mailbox.lower())
+        return conflicts_text(found, names, site.zone, day, outside)
 
-    written = write_column(ctx, "conflicts", item_id, site.conflicts_column, conflicts_key(found), words,
+    written = write_column(ctx, "conflicts", item_id, site.conflicts_column, conflicts_key(found, outside), words,
                            unwritten_key=conflicts_key(()))
     if written:
-        log.info("site=%s item=%s conflicts: %s", site.key, item_id, f"{len(found)} found" if found else "cleared")
+        log.info("site=%s item=%s conflicts: %s", site.key, item_id,
+                 f"{len(found) + len(outside)} found" if found or outside else "cleared")
+    for feature in listeners if read else ():
+        feature.after_schedule(ctx, item_id, read)
     return written
 
 
@@ -205,8 +258,11 @@ class Conflicts(Feature):
     def after_sync(self, ctx, outcome):
         needed, before = self.check_needed(outcome)
         if needed:
+            from .registry import enabled_features  # the features that work from this read (registry names this one)
+
+            listeners = [f for f in enabled_features(ctx.site) if f is not self]
             note_conflicts(ctx, outcome.link.item_id, outcome.link.mailbox, outcome.link.synced, outcome.event,
-                           before=before)
+                           before=before, listeners=listeners)
 
 
 def _names(ctx: SiteContext, item: dict, emails: set[str], organiser: str) -> dict[str, str]:

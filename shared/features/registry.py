@@ -10,11 +10,14 @@ from .answers import Answers
 from .base import Feature
 from .coalesce import Coalesce
 from .conflicts import Conflicts
+from .free_times import FreeTimes
 from .recognisable import Recognisable
+from .rooms import Rooms
 from .status import Status
 from .teams import Teams
 
-FEATURES: tuple[Feature, ...] = (Coalesce(), Recognisable(), Teams(), Agenda(), Answers(), Conflicts(), Status())
+FEATURES: tuple[Feature, ...] = (Coalesce(), Recognisable(), Teams(), Rooms(), Agenda(), Answers(), Conflicts(),
+                                FreeTimes(), Status())
 
 
 @cache

@@ -20,6 +20,7 @@ ROLE_IDS = {
     "Calendars.ReadWrite": "ef54d2bf-783f-4e0f-bca1-3210c0444d99",
     "User.Read.All": "df021288-bdef-4463-88db-98f22de89214",
     "GroupMember.Read.All": "98830695-27a2-44f7-8c18-0c3ebc9698f6",
+    "Place.Read.All": "913b9306-0ce1-42b8-9137-6a7df690a760",
 }
 
 # what every site needs
@@ -39,6 +40,9 @@ FEATURES: dict[str, tuple[str, ...]] = {
     # a site bounded by an Entra group reads its members: GET /groups/{id}/transitiveMembers
     # (group-list-transitivemembers.md: GroupMember.Read.All, least privileged) - clients/bounds.py
     "mailbox_group": ("GroupMember.Read.All",),
+    # a site with rooms reads the tenant's room list: GET /places/microsoft.graph.room (api/place-list.md,
+    # "Permissions": Place.Read.All, the only application permission) - features/rooms.py
+    "room_column": ("Place.Read.All",),
 }
 
 

@@ -1,6 +1,10 @@
 """Errors as types: raised in the core, turned into HTTP answers or queue reschedules at the edge."""
 
 
+class ConfigError(Exception):
+    """The app settings are wrong; the message names the setting."""
+
+
 class BadRequest(Exception):
     """The caller sent something we cannot accept (HTTP 400)."""
 

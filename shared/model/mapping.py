@@ -169,8 +169,15 @@ def outlook_payload(synced: Synced, zone: ZoneInfo) -> dict:
         "body": {"contentType": "html", "content": compose_body(synced.description, synced.agenda)},
         **_times(synced, zone),
         "location": {"displayName": synced.location},
-        "attendees": [{"emailAddress": {"address": a}, "type": "required"} for a in synced.attendees],
+        "attendees": attendee_list(synced.attendees),
     }
+
+
+def attendee_list(people: tuple[str, ...], rooms: tuple[tuple[str, str], ...] = ()) -> list[dict]:
+    """Graph's attendees (resources/attendee.md): the people required, each room (address, name) a
+    `resource` - Exchange's booking policy answers for it."""
+    return ([{"emailAddress": {"address": a}, "type": "required"} for a in people]
+            + [{"emailAddress": {"address": a, **({"name": n} if n else {})}, "type": "resource"} for a, n in rooms])
 
 
 def outlook_patch(old: Synced, new: Synced, zone: ZoneInfo) -> dict:

@@ -49,7 +49,8 @@ DEFAULT_LISTS = {
 }
 
 # optional Meeting Events columns a feature writes or reads: each must be a column of its own
-FEATURE_COLUMNS = ("private_column", "answers_column", "teams_column", "join_url_column", "conflicts_column")
+FEATURE_COLUMNS = ("private_column", "answers_column", "teams_column", "join_url_column", "conflicts_column",
+                   "room_column", "room_status_column", "free_times_column")
 
 # The mass-removal guard (sync/removal_guard.py): a site's removals in one hour may reach
 # DEFAULT_REMOVAL_FRACTION x its linked events, at least 5 (a small site may lose a few) and at most

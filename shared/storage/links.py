@@ -37,6 +37,8 @@ class EventLink:
     ical_uid: str = ""       # the event's iCalUId: the key it keeps across calendars and mailboxes
     elsewhere: bool = False  # moved in Outlook to a calendar its subscription does not cover (sync/inbound.py)
     series_id: str = ""     # the event became a series in Outlook: its master's id (event_id: the item's occurrence)
+    room: str = ""          # rooms: the item's room column as last synced ("" = none)
+    room_address: str = ""  # rooms: the room mailbox invited for it ("" = none, or a room the tenant does not have)
     etag: str | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -56,7 +58,8 @@ class LinkRows(Tables):
                            synced=link.synced.to_json(), change_key=link.change_key, meeting_id=link.meeting_id,
                            removing=link.removing, sensitivity=link.sensitivity, online=link.online,
                            join_url=link.join_url, people=link.people, series_id=link.series_id,
-                           immutable=link.immutable, ical_uid=link.ical_uid, elsewhere=link.elsewhere)
+                           immutable=link.immutable, ical_uid=link.ical_uid, elsewhere=link.elsewhere,
+                           room=link.room, room_address=link.room_address)
 
     def _link_from(self, site: str, entity) -> EventLink:
         data = entity_values(entity)
@@ -67,7 +70,8 @@ class LinkRows(Tables):
                          online=data.get("online", ""), join_url=data.get("join_url", ""),
                          people=data.get("people", ""), series_id=data.get("series_id", ""),
                          immutable=bool(data.get("immutable", False)), ical_uid=data.get("ical_uid", ""),
-                         elsewhere=bool(data.get("elsewhere", False)),
+                         elsewhere=bool(data.get("elsewhere", False)), room=data.get("room", ""),
+                         room_address=data.get("room_address", ""),
                          etag=entity.metadata["etag"])
 
     def get_link(self, site: str, item_id: str) -> EventLink | None:

@@ -1,7 +1,7 @@
 """Microsoft Graph, as the app's own identity sees the tenant: its token and application roles, then
 the organisers' mailboxes, the site's bounds and the app's Exchange scope (mailbox_bounds.py), and what the
 site's features need of them: free/busy (conflicts_column, one getSchedule, a POST that only reads), Teams
-(the calendars' online meeting providers), user lookup."""
+(the calendars' online meeting providers), user lookup, the tenant's room list (room_column: Place.Read.All)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 from ...config import SiteConfig
-from ...model.app_permissions import OPTIONS, permissions, site_features
+from ...model.app_permissions import FEATURES, OPTIONS, permissions, site_features
 from .findings import FAIL, NETWORK_ERRORS, OK, WARN, Section, counted
 from .mailbox_bounds import check_bounds, within
 from .tokens import jwt_claims, token_fix
@@ -48,6 +48,8 @@ def check_graph(section: Section, svc, site: SiteConfig, organisers: list[str]) 
                     "create a meeting with an organiser, then run the check again")
         return
     headers = {"Authorization": f"Bearer {token}"}
+    if site.room_column:
+        check_rooms(section, svc, headers, grant)
     reached = reachable_mailboxes(section, svc, headers, organisers)
     check_bounds(section, svc, site, organisers, headers)
     reached = within(svc, site, reached)  # free/busy, Teams and the user lookup only through mailboxes inside
@@ -91,6 +93,15 @@ def check_roles(section: Section, site: SiteConfig, roles: list[str] | None, req
                     f"{grant}: {FREE_BUSY_FIX}")
         free_busy = False
     return free_busy
+
+
+def check_rooms(section: Section, svc, headers: dict, grant: str) -> None:
+    """The site names rooms (room_column): the tenant's room list must answer (api/place-list.md)."""
+    what = "room list (GET /places/microsoft.graph.room)"
+    if error := _graph_get_error(svc, headers, "/places/microsoft.graph.room", "list rooms", **{"$top": "1"}):
+        section.add(FAIL, what, error, f"{grant}: {', '.join(FEATURES['room_column'])}")
+    else:
+        section.add(OK, what, "readable: the site's rooms are matched against it")
 
 
 def reachable_mailboxes(section: Section, svc, headers: dict, organisers: list[str]) -> list[str]:

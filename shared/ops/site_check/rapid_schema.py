@@ -22,7 +22,7 @@ LIST_COLUMNS = {
 SYSTEM_COLUMNS = {"id", "sys_external_id", "created", "modified", "deleted", "parent_id", "rank"}
 # optional Meeting Events columns a site names in SITES (features it switches on): each must exist when set
 EXTRA_COLUMNS = ("status_column", "private_column", "answers_column", "teams_column", "join_url_column",
-                 "conflicts_column")
+                 "conflicts_column", "room_column", "room_status_column", "free_times_column")
 
 
 def schema_columns(doc) -> dict[str, str]:
