@@ -9,6 +9,8 @@ import json
 
 import pytest
 
+from devtools.azurite import eventually
+
 from .scenario import post, settle, svc
 from .test_agenda import add_agenda, invitation_agenda, settle_seconds, synced_event
 
@@ -94,3 +96,110 @@ def test_an_agenda_post_moves_only_the_events_the_site_confirms_and_reaches_the_
     assert invitation_agenda(stack, event) == ["Budget 2027"] and invitation_agenda(stack, other) == []
     # each request is one job; each confirmed event at most one update each (two webhooks, one event)
     assert sum(1 for job in sent for t in job["tasks"] if t["op"] == "event.update") <= 2
+
+
+# -- a whole-site "sync now": merged while one waits, at most once per window ----------------------------
+
+SYNC = "acme/query/0/services/rapid-meetings/sync"
+
+
+def test_a_whole_site_sync_now_asked_again_while_one_waits_is_merged_and_runs_once_after_the_window(
+        stack, monkeypatch):
+    from datetime import timedelta
+
+    import shared.jobs.sync_now as sync_now
+    from shared.jobs.site_sync import MARK
+    from shared.model.mapping import format_utc, parse_utc
+
+    settle(stack)
+    runs = []
+    catch_up = sync_now.catch_up_site
+    monkeypatch.setattr(sync_now, "catch_up_site", lambda ctx, **how: runs.append(ctx.site.key) or catch_up(ctx, **how))
+    health, window = svc().health, timedelta(minutes=svc().settings.sync_site_minutes)
+    # the site's last whole-site run started a window ago less 3 seconds: the next may start in 3 s
+    started = svc().clock() - window + timedelta(seconds=3)
+    _, etag = health.load_row("acme/query", MARK) or ({}, None)
+    health.save_load_row("acme/query", MARK, {"job": "before", "ran": "before", "started": format_utc(started),
+                                              "due": format_utc(started)}, etag)
+    answers = [post(stack, SYNC, {}) for _ in range(3)]
+    assert [a.status_code for a in answers] == [202] * 3
+    first, *again = [a.json() for a in answers]
+    assert first["merged"] is False and parse_utc(first["starts"]) == parse_utc(format_utc(started + window))
+    assert all(a["merged"] is True and a["jobs"] == first["jobs"] and a["starts"] == first["starts"] for a in again)
+    settle(stack)
+    assert runs == ["acme/query"]  # three requests, one catch-up and sweep
+    values, _ = health.load_row("acme/query", MARK)
+    assert values["ran"] == first["jobs"][0] and parse_utc(values["started"]) >= parse_utc(first["starts"])
+
+
+# -- a fair share per site: one site's flood neither delays another's job without bound nor poisons it ----
+
+FLOODING, QUIET = "acme/query", "acme/column"
+SHARE = 5
+
+
+@pytest.fixture
+def work(stack, monkeypatch):
+    """A cheap task of our own (`test.work`) that records which site's task ran, in order; `bug` ones fail
+    as a bug does (the host retries them, then poisons them). Each site may start SHARE tasks a minute."""
+    import dataclasses
+    import threading
+
+    import shared.jobs.worker as worker
+    from azure.storage.queue import QueueClient
+
+    settle(stack)
+    ran, lock = [], threading.Lock()
+
+    def handler(services, task):
+        if task.get("bug"):
+            raise ValueError("a bug in this task")
+        with lock:
+            ran.append(task["site"])
+        return "worked"
+    monkeypatch.setitem(worker.HANDLERS, "test.work", handler)
+    monkeypatch.setattr(svc(), "settings", dataclasses.replace(svc().settings, site_tasks_per_minute=SHARE))
+    yield ran
+    # what the flooding site had over its share waits for later minutes: nobody else's work is queued now
+    eventually(lambda: stack.host.busy == 0, 30, what="the worker to be idle")
+    from azure.core.exceptions import ResourceNotFoundError
+
+    for name in (stack.queue_name, f"{stack.queue_name}-poison"):
+        try:
+            QueueClient.from_connection_string(stack.azurite.connection_string, name).clear_messages()
+        except ResourceNotFoundError:
+            pass
+
+
+def test_a_site_flooding_the_queue_delays_another_sites_job_by_at_most_its_share_and_never_poisons_it(
+        stack, work, sent):
+    from shared.storage.work_queue import new_job
+
+    queue, flood = svc().queue, 40
+    for n in range(flood):
+        queue.send(new_job([{"op": "test.work", "site": FLOODING, "n": n}]))
+    # the quiet site's task asked for together with the flooding site's bugs (the same enqueue)
+    [*_] = queue.enqueue([{"op": "test.work", "site": FLOODING, "bug": True},
+                          {"op": "test.work", "site": QUIET},
+                          {"op": "test.work", "site": FLOODING, "bug": True}])
+    eventually(lambda: QUIET in work, 60, what="the quiet site's job to run")
+    before = work[:work.index(QUIET)]
+    # at most the flooding site's share of this minute (and of the next, if the minute turned meanwhile)
+    assert len(before) <= 2 * SHARE < flood, f"{len(before)} of the flooding site's tasks ran first"
+    # no message ever held two sites' work: one site's failures cannot take another's along
+    assert all(len({t.get("site") for t in job["tasks"]}) == 1 for job in sent if "tasks" in job)
+
+    # nothing the quiet site asked for is, or will be, in the poison queue: its job ran, and alone
+    assert not [t for job in poisoned(stack) for t in job["tasks"] if t.get("site") == QUIET]
+
+
+
+def poisoned(stack) -> list[dict]:
+    from azure.storage.queue import QueueClient, TextBase64DecodePolicy
+
+    client = QueueClient.from_connection_string(stack.azurite.connection_string, f"{stack.queue_name}-poison",
+                                                message_decode_policy=TextBase64DecodePolicy())
+    try:
+        return [json.loads(m.content) for m in client.peek_messages(max_messages=32)]
+    except Exception:
+        return []
