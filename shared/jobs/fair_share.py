@@ -58,9 +58,9 @@ class Shares:
         if not (current and left < 0):
             try:
                 granted = self._claim(site, minute, limit)
-            except StorageUnavailable as e:
-                log.warning("site=%s: its share could not be counted (%s): the task runs", site, e)
-                return None
+            except StorageUnavailable as e:  # a block granted uncounted: the next tasks do not wait on Storage
+                log.warning("site=%s: its share could not be counted (%s): its tasks run", site, e)
+                granted = max(1, limit // BLOCKS)
             with self._lock:
                 self._left[site] = (minute, limit, granted - 1 if granted else -1)
             if granted:
