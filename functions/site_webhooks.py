@@ -3,7 +3,7 @@ functions")."""
 
 import azure.functions as func
 
-from shared.intake.webhooks import check_site_token, known_site, site_tasks
+from shared.intake.webhooks import agenda_tasks, check_site_token, known_site, site_tasks
 from shared.model.audit import WEBHOOK, because
 
 from .http import answers, json_response, services, given_site_token
@@ -18,11 +18,16 @@ def accept(req: func.HttpRequest, op: str, many: bool = False, carry: tuple = ()
     tenant, site = req.route_params.get("tenant"), req.route_params.get("site")
     config = known_site(svc.settings, tenant, site)
     check_site_token(svc.settings, config, given_site_token(req))
-    tasks = site_tasks(svc.settings, tenant, site, op, req.get_body(), many, carry, carry_events=agenda)
-    if agenda and not config.agenda:  # checked, but this site's invitations carry no agenda (SITES `agenda`)
-        return json_response(202, {"accepted": 0, "jobs": [], "ignored": f"agenda is off for {config.key}"})
+    if agenda:  # one task for the request: the job asks the site what is true (features/agenda_changes.py)
+        tasks = agenda_tasks(svc.settings, tenant, site, op, req.get_body(), many)
+        if not config.agenda:  # checked, but this site's invitations carry no agenda (SITES `agenda`)
+            return json_response(202, {"accepted": 0, "jobs": [], "ignored": f"agenda is off for {config.key}"})
+        accepted = sum(len(task["items"]) for task in tasks)
+    else:
+        tasks = site_tasks(svc.settings, tenant, site, op, req.get_body(), many, carry)
+        accepted = len(tasks)
     jobs = svc.queue.enqueue(because(WEBHOOK, tasks))
-    return json_response(202, {"accepted": len(tasks), "jobs": jobs})
+    return json_response(202, {"accepted": accepted, "jobs": jobs})
 
 
 @bp.route(route=f"{PREFIX}/event/create", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)

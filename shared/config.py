@@ -65,6 +65,8 @@ class Settings:
     backoff_cap_seconds: int = 900   # a failing job waits at most this long between tries (it never gives up)
     delta_minutes: int = 60          # how often every watched calendar is read by delta (notifications can be lost)
     audit_days: int = 90             # how long the audit trail keeps a row (docs/operations.md, "The audit trail")
+    site_tasks_per_minute: int = 600  # a site's share of the worker: tasks over it wait for the next minute (0: off)
+    sync_site_minutes: int = 10      # a whole-site "sync now" runs at most once in this long per site
 
     def site(self, tenant: str, site: str) -> SiteConfig | None:
         return self.sites.get(f"{tenant}/{site}".lower())
@@ -95,6 +97,8 @@ def settings_from(env) -> Settings:
         backoff_cap_seconds=_whole(env, "BACKOFF_CAP_SECONDS", 900),
         delta_minutes=_whole(env, "DELTA_MINUTES", 60),
         audit_days=_whole(env, "AUDIT_DAYS", 90),
+        site_tasks_per_minute=_whole(env, "SITE_TASKS_PER_MINUTE", 600, low=0),
+        sync_site_minutes=_whole(env, "SYNC_SITE_MINUTES", 10, low=0),
     )
 
 

@@ -1,17 +1,21 @@
 """Agenda items changed in the site: their event's Outlook invitation follows, and a burst costs one update.
 
-The site's webhooks on Meeting Agendas (agenda/create, agenda/update, agenda/delete) enqueue an
-`agenda.<action>` task per item, like every webhook: validated, persisted, 202 (functions/site_webhooks.py).
-The body's profile names the item's event when it can (`agenda.events_of`: the single lookup or the
-universal links), carried in the task as `events`. The worker then (`note_agenda_change`):
+The site's webhooks on Meeting Agendas (agenda/create, agenda/update, agenda/delete) enqueue one
+`agenda.<action>` task per request, carrying only the agenda item ids the body names (at most MAX_ITEMS,
+functions/site_webhooks.py): validated, persisted, 202. Nothing else the body says is believed — a body may
+claim any events, and a forged one once made a single POST fan out into thousands of event updates on the
+queue every site shares. The worker then (`note_agenda_change`):
 
-1. **Finds the events to update.** The events the body names, and the events the item was last seen with
-   (the index below: an item moved to another event leaves the first one too). When the body names none
-   (an "Items Deleted" body of ids only, docs/rapid-api.md, "The Items Deleted body is not published", or a site whose profiles carry no links), the index
-   says; failing that, the item is read (a deleted one too, where the site still shows it).
+1. **Asks the site which events to update** (`confirmed_events`): which of the ids the site has (one
+   `in(id, …)` query per 100), the events each of those names (its row's lookup, or a read of the item when
+   it ties to its event by a universal link, which list rows do not show), and the events each was last
+   seen with (the index below: an item moved to another event, or deleted, leaves the first one too). An id
+   the site does not have and the index never saw is in no invitation (an "Items Deleted" body of ids only,
+   docs/rapid-api.md, "The Items Deleted body is not published", is answered by the index alone). So a
+   request costs at most one update per event the site or the index confirms, whatever its body claims.
 2. **The index** (`opsstate`, partition `agenda|<site>`, agenda item → its events) is written whenever an
    event's agenda is read (`agenda.agenda_of`, one transaction per 100 items, skipped for what this
-   process already wrote) and whenever a webhook names an event the index did not have. So a deleted
+   process already wrote) and whenever the site names an event the index did not have. So a deleted
    item's event is known if the app ever saw the item. Rows of deleted items stay until the next sweep
    (a repeated deletion still finds its event); they are a few bytes each.
 3. **Coalesces the event's update** (`coalesce.schedule_event_update`, AGENDA_SETTLE_SECONDS, default 5):
@@ -33,6 +37,7 @@ import logging
 from dataclasses import replace
 
 from .agenda import agenda_html, agenda_of, events_of
+from ..intake.webhooks import MAX_ITEMS
 from ..model.rapid_items import sorted_ids
 from ..context import SiteContext
 from .base import Feature
@@ -41,26 +46,44 @@ from .coalesce import schedule_event_update
 log = logging.getLogger("rapid_meetings")
 
 
-def note_agenda_change(ctx: SiteContext, task: dict) -> str:
-    """An agenda item was created, changed or deleted: schedule its event(s)' update (see the docstring)."""
+def confirmed_events(ctx: SiteContext, agenda_ids: list[str]) -> list[str]:
+    """The events these agenda items belong to, as the site and the index say: which items the site has (one
+    query per 100 ids), the events each names (its row's lookup, or a read of the item for universal links),
+    and the events each was last seen with (the index: an item moved or deleted leaves those too). An id the
+    site does not have and the index never saw is in no invitation: it costs nothing more."""
     site = ctx.site
-    item_id, action = task["item"], task["op"].rpartition(".")[2]
+    rows = ctx.rapid.items_by_id("agendas", agenda_ids)
+    touched, changed = set(), {}
+    for agenda_id in agenda_ids:
+        before = ctx.ops.agenda_events(site.key, agenda_id)
+        named = events_of(rows[agenda_id], site) if agenda_id in rows else None
+        if agenda_id in rows and named is None:  # links show only in the item's profile
+            item = ctx.rapid.get_item("agendas", agenda_id)
+            named = events_of(item, site) if item is not None else None
+        if named is not None and sorted_ids(named) != sorted_ids(before or []):
+            changed[agenda_id] = sorted_ids(named)
+        touched.update(named or [], before or [])
+    if changed:
+        ctx.ops.note_agenda_events(site.key, changed)
+    return sorted_ids(touched)
+
+
+def note_agenda_change(ctx: SiteContext, task: dict) -> str:
+    """Agenda items were created, changed or deleted: schedule their events' updates, one per event (see the
+    docstring). A task of an older version names one `item` (its `events`, a claim of the body, is not read)."""
+    site = ctx.site
     if not site.agenda:
         return "noop"  # switched off since the webhook was accepted
-    before = ctx.ops.agenda_events(site.key, item_id)
-    named = task.get("events")
-    if named is None and not (action == "delete" and before is not None):
-        item = ctx.rapid.get_item("agendas", item_id, deleted=True)
-        named = events_of(item, site) if item is not None else None
-    if named is not None and sorted_ids(named) != sorted_ids(before or []):
-        ctx.ops.note_agenda_events(site.key, {item_id: sorted_ids(named)})
-    events = sorted_ids([*(named or []), *(before or [])])
+    agenda_ids = sorted_ids(str(i) for i in (task.get("items") or [task["item"]]))[:MAX_ITEMS]
+    action = task["op"].rpartition(".")[2]
+    events = confirmed_events(ctx, agenda_ids)
+    what = f"agenda item {agenda_ids[0]}" if len(agenda_ids) == 1 else f"{len(agenda_ids)} agenda items"
     if not events:
         # every item an invitation lists was indexed when it was read: one never seen is in no invitation
-        log.info("site=%s agenda item %s %sd: no event known for it (the site does not say, and no invitation "
-                 "this app wrote lists it): nothing to update", site.key, item_id, action)
+        log.info("site=%s %s %sd: the site ties none to an event and no invitation this app wrote lists them: "
+                 "nothing to update", site.key, what, action)
         return "noop"
-    sent = [schedule_event_update(ctx, event, f"agenda item {item_id} {action}d", ctx.settings.agenda_settle_seconds)
+    sent = [schedule_event_update(ctx, event, f"{what} {action}d", ctx.settings.agenda_settle_seconds)
             for event in events]
     return "scheduled" if any(sent) else "coalesced"
 

@@ -24,6 +24,7 @@ MAX_ID_BYTES = 300
 MAX_ID_KEY = 400
 MAX_DEPTH = 32
 MAX_ITEMS = 250  # per webhook call: a RAPID page; each item costs the worker site reads
+AGENDA_TASK_BYTES = 30_000  # the item ids one agenda task carries (a queue message holds 45,000: work_queue.py)
 # characters an id may not hold: controls (C0 and C1, e.g. U+0085), lone surrogates (they cannot be
 # stored) and line/paragraph separators (U+2028/U+2029 would split log lines)
 _REFUSED = {"Cc", "Cs", "Zl", "Zp"}
@@ -156,9 +157,8 @@ def webhook_items(body: bytes, many: bool, site: SiteConfig) -> list[dict]:
 
 
 def site_tasks(settings: Settings, tenant: str, site: str, op: str, body: bytes, many: bool = False,
-               carry: tuple = (), carry_events: bool = False) -> list[dict]:
-    """One task per distinct item; `carry` names single lookups whose target id travels with the task;
-    `carry_events`: the events an agenda item's profile names (`events`, left out when it cannot tell)."""
+               carry: tuple = ()) -> list[dict]:
+    """One task per distinct item; `carry` names single lookups whose target id travels with the task."""
     config = known_site(settings, tenant, site)
     items = webhook_items(body, many, config)
     seen, tasks = set(), []
@@ -174,17 +174,21 @@ def site_tasks(settings: Settings, tenant: str, site: str, op: str, body: bytes,
                         task[name] = usable_id(target, name)
                 except BadRequest:
                     pass
-            if carry_events:
-                task.update(_agenda_events(item, config))
             tasks.append(task)
     return tasks
 
 
-def _agenda_events(item: dict, site: SiteConfig) -> dict:
-    from ..features.agenda import events_of
-
-    try:
-        events = events_of(item, site)
-        return {} if events is None else {"events": [usable_id(e, "event") for e in events[:MAX_ITEMS]]}
-    except BadRequest:
-        return {}  # a hint only: the worker reads the item instead
+def agenda_tasks(settings: Settings, tenant: str, site: str, op: str, body: bytes, many: bool = False) -> list[dict]:
+    """An agenda webhook as one task (several only when its ids would not fit one queue message): the distinct
+    agenda item ids it names (at most MAX_ITEMS), and nothing else from the body. What the body claims about
+    events is not believed: the job asks the site which of these items exist and which events they belong to
+    (features/agenda_changes.py), so the work a request causes is bounded by what the site confirms."""
+    key = known_site(settings, tenant, site).key
+    chunks, size = [[]], 0
+    for task in site_tasks(settings, tenant, site, op, body, many):
+        size += len(task["item"].encode("utf-8")) + 4
+        if size > AGENDA_TASK_BYTES:
+            chunks.append([])
+            size = len(task["item"].encode("utf-8")) + 4
+        chunks[-1].append(task["item"])
+    return [{"op": op, "site": key, "items": chunk} for chunk in chunks]

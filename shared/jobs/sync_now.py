@@ -14,7 +14,8 @@ The tasks, run by the worker:
   - `sync.meeting`: the meeting registered (its subscription made or renewed), then `sync.event` for
     each of its events the site has and each one linked that the site no longer has;
   - `sync.site`: a full site-side catch-up with a sweep (catch_up.py), and a delta catch-up of every
-    Outlook calendar the site's subscriptions watch.
+    Outlook calendar the site's subscriptions watch; at most once per SYNC_SITE_MINUTES per site, and asked
+    again while one waits, merged into it (site_sync.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..context import SiteContext
 from ..services import Services
 from ..subscriptions.meetings import register_meeting
 from ..sync.engine import apply_site_event
+from .site_sync import claim
 
 log = logging.getLogger("rapid_meetings")
 MAX_ITEMS = 100
@@ -109,6 +111,9 @@ def sync_meeting(svc: Services, task: dict) -> str:
 
 def sync_site(svc: Services, task: dict) -> str:
     site = svc.site(task["site"])
+    merged = claim(svc, site.key, task.get("job", ""))
+    if merged:  # a later request's job waits to run it (jobs/site_sync.py)
+        return f"sync now: merged into job {merged}"
     found = catch_up_site(SiteContext.of(svc, site), sweep=True, full=True)
     subs = [s for s in svc.store.subscriptions() if s.site.lower() == site.key.lower()]
     if subs:  # the delta catch-up of each calendar, as after a "missed" lifecycle notification

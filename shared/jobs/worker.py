@@ -30,6 +30,7 @@ from ..subscriptions.immutable_ids import HANDLERS as ID_HANDLERS
 from .sync_now import HANDLERS as SYNC_NOW_HANDLERS
 from ..storage.work_queue import new_job
 from .breakers import breakers_of, down_dependency, park_delay
+from .fair_share import shares_of
 from .retries import is_transient, reschedule_delay
 from .unsettled import note_finished, note_unfinished, replay
 from ..storage.audit import purge_audit
@@ -175,7 +176,11 @@ def _run_in_order(svc: Services, job: dict, tasks: list[dict]) -> list[str]:
         site = _task_site(svc, task)
         gate = breakers_of(svc).gate(site.key) if site else None
         if gate is not None and gate.action == "park":
-            outcomes.append(_reschedule(svc, job, tasks[i:], park_delay(gate, svc.clock()), parked=True))
+            outcomes.append(_reschedule(svc, job, tasks[i:], park_delay(gate, svc.clock()), "parked"))
+            break
+        wait = shares_of(svc).wait(site.key) if site is not None else None
+        if wait is not None:  # the site has had its share of the worker this minute (jobs/fair_share.py)
+            outcomes.append(_reschedule(svc, job, tasks[i:], wait, "deferred"))
             break
         try:
             outcomes.append(run_task(svc, {**task, "job": job.get("id", "")}))
@@ -202,13 +207,15 @@ def _run_in_order(svc: Services, job: dict, tasks: list[dict]) -> list[str]:
     return outcomes
 
 
-def _reschedule(svc: Services, job: dict, rest: list[dict], delay: float, parked: bool = False) -> str:
-    attempt = job.get("attempt", 0) + 1
+def _reschedule(svc: Services, job: dict, rest: list[dict], delay: float, how: str = "rescheduled") -> str:
+    """The rest of a job back on the queue after `delay`: "rescheduled" after a failure, "parked" while a
+    dependency is down, "deferred" over its site's share (neither counts as an attempt or a failure)."""
+    attempt = job.get("attempt", 0) + (how == "rescheduled")
     svc.queue.send({**new_job(rest, attempt=attempt, job_id=job.get("id")), "failures": job.get("failures", 0),
-                    "parked": parked or job.get("parked", False)}, delay_seconds=delay)
-    log.warning("job=%s: %d task(s) %s in %gs (attempt %d)", job.get("id"), len(rest),
-                "parked" if parked else "rescheduled", delay, attempt)
-    return "parked" if parked else "rescheduled"
+                    "parked": how == "parked" or job.get("parked", False)}, delay_seconds=delay)
+    log.log(logging.INFO if how == "deferred" else logging.WARNING, "job=%s: %d task(s) %s in %gs (attempt %d)",
+            job.get("id"), len(rest), how, delay, attempt)
+    return how
 
 
 def _failed(svc: Services, job: dict, task: dict, e: Exception) -> str:

@@ -5,7 +5,9 @@
   (shared/jobs/breakers.py decides; this only keeps the rows, ETag-checked);
 - unsettled marks: per site, the work whose last run did not finish (an item, an Outlook event), kept
   until a run of it finishes, so the catch-up replays it whatever its watermark says
-  (shared/jobs/unsettled.py).
+  (shared/jobs/unsettled.py);
+- load rows: per site, what keeps one site from crowding out the others — its share of the worker in the
+  current minute (shared/jobs/fair_share.py) and its whole-site "sync now" (shared/jobs/site_sync.py).
 """
 
 from __future__ import annotations
@@ -92,3 +94,15 @@ class HealthStore(Tables):
 
     def unmark(self, site: str, key: str) -> None:
         self._delete(HEALTH, f"unsettled|{site}", key)
+
+    # -- load rows (jobs/fair_share.py, jobs/site_sync.py)
+
+    def load_row(self, site: str, kind: str) -> tuple[dict, str] | None:
+        """A site's load row of this kind: its values and its ETag; None when there is none."""
+        entity = self._get(HEALTH, f"load|{site}", kind)
+        return (entity_values(entity), entity.metadata["etag"]) if entity else None
+
+    def save_load_row(self, site: str, kind: str, values: dict, etag: str | None) -> str:
+        """Write it if nobody changed it since it was read at `etag` (None: create it); Conflict otherwise."""
+        entity = make_entity(f"load|{site}", kind, **values)
+        return self._replace(HEALTH, entity, etag) if etag else self._create(HEALTH, entity)

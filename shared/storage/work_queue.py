@@ -75,7 +75,7 @@ class WorkQueue:
         self._client = self._client_for(name)
         self._ready = False
         self._lock = threading.Lock()
-        self._open: _Batch | None = None
+        self._open: dict[str, _Batch] = {}  # per site: the message callers arriving now share
         self._senders = threading.BoundedSemaphore(PARALLEL_SENDS)
 
     def _ensure(self):
@@ -117,27 +117,38 @@ class WorkQueue:
         """Persist tasks; the ids of the jobs that hold them. Returns only once they are stored.
 
         Group commit: callers arriving while sends are in flight share the next message, so a burst
-        of single-notification POSTs costs a few queue writes instead of one each."""
+        of single-notification POSTs costs a few queue writes instead of one each. Only tasks of one site
+        share a message (tasks that name none, Outlook notifications, share theirs): a message that fails
+        as a whole (a run past the function timeout, a crash) is retried and poisoned with everything in it,
+        so one site's work never rides, or is poisoned, with another's."""
         tasks = with_reason(tasks)  # each carries why it was made (the audit trail: model/audit.py)
-        try:  # what cannot be stored is refused now, before it can share a message with others' work
-            size = sum(task_bytes(t) for t in tasks)
-        except (UnicodeEncodeError, TypeError, ValueError) as e:
-            raise BadRequest(f"the work cannot be stored: {type(e).__name__}") from None
+        by_site: dict[str, tuple[list, list]] = {}
+        for task in tasks:
+            try:  # what cannot be stored is refused now, before any of it is sent or shares a message
+                size = task_bytes(task)
+            except (UnicodeEncodeError, TypeError, ValueError) as e:
+                raise BadRequest(f"the work cannot be stored: {type(e).__name__}") from None
+            own, sizes = by_site.setdefault(str(task.get("site") or "").lower(), ([], []))
+            own.append(task)
+            sizes.append(size)
+        return [job for site, (own, sizes) in by_site.items() for job in self._enqueue(site, own, sum(sizes))]
+
+    def _enqueue(self, site: str, tasks: list[dict], size: int) -> list[str]:
         chunks = split_tasks(tasks)
         if len(chunks) != 1:
             return [self.send(new_job(chunk)) for chunk in chunks]
         with self._lock:
-            batch = self._open
+            batch = self._open.get(site)
             leader = batch is None or batch.size + size > MAX_MESSAGE_JSON
             if leader:
-                batch = self._open = _Batch()
+                batch = self._open[site] = _Batch()
             batch.tasks += tasks
             batch.size += size
         if leader:
             with self._senders:
                 with self._lock:
-                    if self._open is batch:
-                        self._open = None  # later callers start the next message
+                    if self._open.get(site) is batch:
+                        del self._open[site]  # later callers start the next message
                 try:
                     batch.job_id = self.send(new_job(batch.tasks))
                 except StorageUnavailable as e:
