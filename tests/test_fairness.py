@@ -12,7 +12,7 @@ import pytest
 from devtools.azurite import eventually
 
 from .scenario import post, settle, svc
-from .test_agenda import add_agenda, invitation_agenda, settle_seconds, synced_event
+from .test_agenda import add_agenda, invitation_agenda, settle_seconds, synced_event, updates  # noqa: F401 (a fixture)
 
 AGENDA_SITE = "acme/agenda-link"  # agenda items tie to their event by universal links: the body could claim many
 
@@ -28,20 +28,6 @@ def sent(monkeypatch):
         return send(job, delay_seconds)
     monkeypatch.setattr(queue, "send", counted)
     return messages
-
-
-@pytest.fixture
-def updates(monkeypatch):
-    import shared.jobs.worker as worker
-
-    ran: list[str] = []
-    apply = worker.apply_site_event
-
-    def counted(services, site, item_id, action, **how):
-        ran.append(str(item_id))
-        return apply(services, site, item_id, action, **how)
-    monkeypatch.setattr(worker, "apply_site_event", counted)
-    return ran
 
 
 def claiming(agenda_id, events) -> dict:
