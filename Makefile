@@ -23,8 +23,9 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed node_modules/.installed
 
+# two workers, each with its own world (Azurite, simulators, host: tests/conftest.py), a test file to one worker
 test: install infra-check chromium
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # The status page test looks at the page in headless Chromium: Debian's package, installed when absent
 # and apt can (root); without it that test checks the same figures in the HTML alone.

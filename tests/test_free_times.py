@@ -18,7 +18,7 @@ from shared.features.free_times import proposals_text
 from shared.model.schedule import free_slots, hours_of, outside_hours
 
 from .scenario import new_event, new_meeting, settle, site_with
-from .test_rooms import ROOM, at, ensure_rooms
+from .test_rooms import BOARDROOM, ROOM, at, ensure_rooms
 
 BOB, CAROL = "bob@contoso.test", "carol@contoso.test"
 LONDON = ZoneInfo("Europe/London")
@@ -78,6 +78,25 @@ def test_a_conflicting_event_gets_three_times_free_for_everyone_then_cleared_whe
     settle(stack)
     eventually(lambda: column(site, item, "free_times") == "" and column(site, item, "conflicts") == "", 20,
                what="the columns cleared")
+
+
+def test_a_site_bounded_to_its_people_still_reads_a_room_of_the_tenants_list_as_a_room(stack, site, free_times,
+                                                                                      monkeypatch):
+    """The site's bounds are for people: a room of the tenant's room list in another domain is read (review
+    finding: the bounds check refused it inside getSchedule, and no conflicts or free times were written)."""
+    site_with(site, monkeypatch, mailbox_domains=("contoso.test",))
+    stack.graph.outlook_create(BOB, subject="Bounded rooms: Bob's own", start={"dateTime": at(8, 9)[:-1], "timeZone": "UTC"},
+                               end={"dateTime": at(8, 10)[:-1], "timeZone": "UTC"})
+    meeting = new_meeting(site)
+    settle(stack)
+    stack.graph.reset_log()
+    item = new_event(site, meeting, title="Bounded rooms: review", start_date=at(8, 9), end_date=at(8, 10),
+                     invitees=[site.principals[BOB]], guests=[], room="Boardroom")
+    settle(stack)
+    [asked] = [e.body["schedules"] for e in stack.graph.log if e.path.endswith("/calendar/getSchedule")]
+    assert BOARDROOM in [a.lower() for a in asked]
+    eventually(lambda: column(site, item, "conflicts").startswith("Bob is busy "), 20, what="the conflicts written")
+    assert column(site, item, "free_times").startswith("Free for everyone: ")
 
 
 def test_with_free_times_off_the_conflict_check_reads_only_the_events_time(stack, site, monkeypatch):

@@ -66,6 +66,22 @@ def test_an_item_whose_organiser_is_outside_the_sites_bounds_writes_nothing_to_o
                for f in svc().ops.failures("acme/sales"))   # the status page tells the operator too
 
 
+def test_an_item_refused_for_its_organiser_keeps_no_trace_and_syncs_once_its_organiser_is_inside(
+        stack, site, dave, monkeypatch):
+    """Review finding: the refused create left a pending link, and every later sync of the item tried to
+    remove it through the refused mailbox - the item could never sync again."""
+    site_with(site, monkeypatch, {STATUS: "Text"}, status_column=STATUS, mailbox_domains=INSIDE)
+    meeting = site.sim.create_item("Meetings", title="Dave's meeting, then Alice's", organiser_id=dave)
+    item = new_event(site, meeting, title="Refused, then moved inside")
+    settle(stack)
+    assert svc().store.get_link("acme/sales", str(item["id"])) is None
+    site.sim.update_item("Meetings", meeting["id"], organiser_id=site.principals[ORGANISER])
+    site.sim.update_item("Meeting Events", item["id"], title="Refused, then moved inside (Alice)")
+    settle(stack)
+    assert [e for e in stack.graph.events(ORGANISER) if e["subject"] == "Refused, then moved inside (Alice)"]
+    assert svc().store.get_link("acme/sales", str(item["id"])).mailbox == ORGANISER
+
+
 def test_free_busy_is_never_read_for_an_invitee_outside_the_bounds_who_is_still_invited(stack, site, dave,
                                                                                         monkeypatch):
     site_with(site, monkeypatch, {CONFLICTS: "Text"}, conflicts_column=CONFLICTS, mailbox_domains=INSIDE)
@@ -214,7 +230,9 @@ def test_a_subscription_of_an_organiser_now_outside_the_bounds_is_not_renewed(st
 
     from shared.model.mapping import format_utc
     from shared.storage.store import Subscription
+    from shared.subscriptions.lifecycle import handle_lifecycle
     from shared.subscriptions.renewal import renew_due
+    from shared.subscriptions.rotation import rotate
 
     site_with(site, monkeypatch, mailbox_domains=INSIDE)
     soon = format_utc(datetime.now(timezone.utc) + timedelta(minutes=50))
@@ -227,5 +245,10 @@ def test_a_subscription_of_an_organiser_now_outside_the_bounds_is_not_renewed(st
         assert outcome["outside bounds"] >= 1
         assert [e for e in stack.graph.log + stack.graph.batch_inner_requests if sub.id in e.path] == []
         assert mentions(stack, DAVE) == []
+        with pytest.raises(MailboxRefused):   # Graph asking to reauthorize it changes nothing either
+            handle_lifecycle(svc(), sub.id, "reauthorizationRequired")
+        assert [e for e in stack.graph.log + stack.graph.batch_inner_requests if sub.id in e.path] == []
+        assert rotate(svc(), sub.id) == "dropped"   # a rotation deletes it instead of making it again
+        assert svc().store.get_subscription(sub.id) is None
     finally:
         svc().store.delete_subscription(sub)

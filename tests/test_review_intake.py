@@ -98,6 +98,13 @@ def test_a_post_of_made_up_subscription_ids_costs_a_query_per_fourteen_ids_never
         assert all("RowKey eq" in q for q in subscription_reads)
 
 
+def test_a_post_naming_one_subscription_costs_one_point_read(stack, alice_sub, subscription_reads):
+    answer = post(stack, NOTIFICATIONS, {"value": [unlinked_change(alice_sub)] * 3})
+    assert answer.json()["accepted"] == 3
+    assert subscription_reads == [alice_sub.id]  # a point read by its key, never a query scanning the partition
+    settle(stack)
+
+
 def unlinked_change(sub) -> dict:
     """A genuine change notification of an event no site item is linked to: accepted, then ignored."""
     return change_note(sub, sub.user_id, f"AAMkNotLinked{uuid.uuid4().hex}", "updated")
@@ -174,6 +181,29 @@ def test_lifecycle_work_that_could_not_be_stored_leaves_no_mark_behind(stack, al
     assert enqueue_once(svc(), [task], lambda tasks: queued.extend(tasks) or ["job"]) == (["job"], 0)
     assert queued == [task]  # Graph's retry of the request queues the work
     started(svc(), alice_sub.id, "subscriptionRemoved")
+
+
+def test_a_mark_that_could_not_be_taken_gives_back_the_ones_taken_before_it(stack, alice_sub, monkeypatch):
+    from shared.intake.lifecycle_once import enqueue_once
+    from shared.model.errors import StorageUnavailable
+
+    tasks = [{"op": "outlook.lifecycle", "sub": alice_sub.id, "event": e} for e in ("missed", "subscriptionRemoved")]
+    acquire, calls = svc().store.acquire_lease, []
+
+    def second_fails(name, *args):
+        calls.append(name)
+        if len(calls) == 2:
+            raise StorageUnavailable("table down")
+        return acquire(name, *args)
+    monkeypatch.setattr(svc().store, "acquire_lease", second_fails)
+    with pytest.raises(StorageUnavailable):
+        enqueue_once(svc(), tasks, lambda t: ["job"])
+    monkeypatch.undo()
+    queued = []
+    assert enqueue_once(svc(), tasks, lambda t: queued.extend(t) or ["job"]) == (["job"], 0)  # the retry queues both
+    assert queued == tasks
+    for event in ("missed", "subscriptionRemoved"):
+        started(svc(), alice_sub.id, event)
 
 
 # -- (a) a rotated clientState is refused at once, in every process

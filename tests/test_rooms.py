@@ -23,13 +23,14 @@ from .scenario import new_event, new_meeting, settle, site_with, svc
 from .test_conflicts import site_check_findings
 
 ROOM, ROOM_2 = "room-412@contoso.test", "room-5@contoso.test"
+BOARDROOM = "boardroom@facilities.test"  # a room of the tenant's list in a domain no site's people use
 BOB = "bob@contoso.test"
 COLUMNS = {"room": "Text", "room_status": "Text", "answers": "Text"}
 
 
 def ensure_rooms(stack) -> None:
     """The tenant's rooms, added once for the session (before the app first reads the room list)."""
-    for email, name in ((ROOM, "Room 4.12"), (ROOM_2, "Room 5")):
+    for email, name in ((ROOM, "Room 4.12"), (ROOM_2, "Room 5"), (BOARDROOM, "Boardroom")):
         if stack.graph.user(email) is None:
             stack.graph.add_room(email, name, capacity=8, tenant=stack.graph.user(ORGANISER).tenant_id)
 

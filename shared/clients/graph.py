@@ -227,13 +227,15 @@ class GraphClient:
     # -- free/busy
 
     def get_schedule(self, mailbox: str, schedules: list[str], start: datetime, end: datetime,
-                     interval: int) -> list[dict]:
+                     interval: int, rooms: frozenset = frozenset()) -> list[dict]:
         """The free/busy of up to 20 addresses between two instants, read through `mailbox`'s calendar: one
         scheduleInformation each, in UTC (api-reference/v1.0/api/calendar-getschedule.md; at most 20
-        entities and a period under 62 days, concepts/outlook-get-free-busy-schedule.md)."""
+        entities and a period under 62 days, concepts/outlook-get-free-busy-schedule.md). `rooms`: those of
+        the addresses the caller found in the tenant's room list (features/rooms.tenant_rooms): not people."""
         assert len(schedules) <= SCHEDULE_LIMIT
         for address in schedules:  # free/busy is read only of people inside the site's bounds
-            self.bounds.check(address, "free/busy of")
+            if address.lower() not in rooms:
+                self.bounds.check(address, "free/busy of")
         body = {"schedules": schedules, "availabilityViewInterval": interval,
                 **{name: {"dateTime": f"{moment.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"}
                    for name, moment in (("startTime", start), ("endTime", end))}}

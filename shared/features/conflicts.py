@@ -45,7 +45,7 @@ from ..context import SiteContext
 from ..model.rapid_items import lookup_id
 from ..model.schedule import outside_hours
 from .base import Feature, write_column
-from .rooms import rooms_of
+from .rooms import rooms_of, tenant_rooms
 
 log = logging.getLogger("rapid_meetings")
 UTC = timezone.utc
@@ -186,9 +186,9 @@ def _read(ctx: SiteContext, item_id: str, mailbox: str, synced: Synced, event: d
     window = (window[0], min(window[1], window[0] + MAX_PERIOD))
     rooms = frozenset(rooms_of(event)) if wider else frozenset()
     people = list(dict.fromkeys(a.strip().lower() for a in (mailbox, *synced.attendees, *rooms) if a and a.strip()))
-    room_addresses = {r.strip().lower() for r in rooms}
+    room_addresses = tenant_rooms(ctx, rooms)
     # an invitee outside the site's bounds is invited (only an address) but their free/busy is never read;
-    # rooms are not people: they come from the tenant's room list (features/rooms.py)
+    # rooms of the tenant's room list are not people (features/rooms.py); any other resource is bounded
     outside = ctx.graph.bounds.outside([p for p in people[1:] if p not in room_addresses])
     people = [p for p in people if p not in outside]
     if len(people) > SCHEDULE_LIMIT:
@@ -196,7 +196,8 @@ def _read(ctx: SiteContext, item_id: str, mailbox: str, synced: Synced, event: d
                  site.key, item_id, len(people) - SCHEDULE_LIMIT, SCHEDULE_LIMIT)
     minutes = math.ceil((window[1] - window[0]).total_seconds() / 60)
     interval = min(1440, max(5, minutes))  # one slot for the event alone: the view is unused
-    schedules = ctx.graph.get_schedule(mailbox, people[:SCHEDULE_LIMIT], window[0], window[1], interval)
+    schedules = ctx.graph.get_schedule(mailbox, people[:SCHEDULE_LIMIT], window[0], window[1], interval,
+                                       rooms=room_addresses)
     copies = own_copies(mailbox, synced, event, before, rooms)
     found = tuple(b for b in overlaps(schedules, (start, until), copies) if b.email not in rooms)
     invitees = {a.lower() for a in synced.attendees} - {mailbox.lower()}

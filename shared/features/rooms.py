@@ -60,6 +60,15 @@ def rooms_of(event: dict) -> dict[str, str]:
             for a in event.get("attendees") or () if a.get("type") == "resource"}
 
 
+def tenant_rooms(ctx: SiteContext, addresses) -> frozenset:
+    """Those of `addresses` that are rooms of the tenant's room list, lower-cased: read as rooms, not people
+    (the site's bounds are for people). None without room_column: nothing else reads the room list."""
+    if not addresses or not ctx.site.room_column:
+        return frozenset()
+    listed = {str(room.get("emailAddress") or "").lower() for room in ctx.graph.rooms()}
+    return frozenset(a.lower() for a in addresses if a.lower() in listed)
+
+
 def room_name(ctx: SiteContext, address: str) -> str:
     """The room's display name from the (cached) room list, its address when the list no longer has it."""
     found = find_room(ctx.graph.rooms(), address)
@@ -78,7 +87,7 @@ def booked_elsewhere(ctx: SiteContext, link, address: str) -> bool:
     if end <= start:
         return False
     minutes = max(5, min(1440, int((end - start).total_seconds() // 60) or 5))
-    for info in ctx.graph.get_schedule(link.mailbox, [address], start, end, minutes):
+    for info in ctx.graph.get_schedule(link.mailbox, [address], start, end, minutes, rooms=frozenset([address])):
         for item in info.get("scheduleItems") or ():
             if str(item.get("status") or "").lower() not in ("free", "unknown"):
                 return True

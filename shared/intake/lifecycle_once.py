@@ -7,12 +7,13 @@ is read by the next one. A mark whose job was lost expires after MARK_SECONDS.""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 from ..services import Services
 
 LIFECYCLE_OP = "outlook.lifecycle"
-MARK_SECONDS = 3600.0
+MARK_SECONDS = 600.0
 
 
 def mark_name(sub_id: str, event: str) -> str:
@@ -21,21 +22,23 @@ def mark_name(sub_id: str, event: str) -> str:
 
 def enqueue_once(svc: Services, tasks: list[dict], enqueue) -> tuple[list, int]:
     """`enqueue(tasks)`'s answer for the tasks whose lifecycle work is not queued yet, and how many were
-    already queued (merged). Marks taken for work that then could not be stored are given back, so Graph's
-    retry of the request queues it."""
+    already queued (merged). Marks taken for work that then could not be stored (a mark or the queue failed)
+    are given back, each on its own, so Graph's retry of the request queues it; one that cannot be given back
+    either (Storage down) lapses after MARK_SECONDS, and the scheduled delta read and the renewal cover it."""
     now, keep, taken = svc.clock().timestamp(), [], []
-    for task in tasks:
-        if task.get("op") == LIFECYCLE_OP:
-            name = mark_name(task["sub"], task["event"])
-            if svc.store.acquire_lease(name, uuid.uuid4().hex, now, MARK_SECONDS) is None:
-                continue
-            taken.append(name)
-        keep.append(task)
     try:
+        for task in tasks:
+            if task.get("op") == LIFECYCLE_OP:
+                name = mark_name(task["sub"], task["event"])
+                if svc.store.acquire_lease(name, uuid.uuid4().hex, now, MARK_SECONDS) is None:
+                    continue
+                taken.append(name)
+            keep.append(task)
         return (enqueue(keep) if keep else []), len(tasks) - len(keep)
     except BaseException:
         for name in taken:
-            svc.store.drop_lease(name)
+            with contextlib.suppress(Exception):
+                svc.store.drop_lease(name)
         raise
 
 

@@ -186,9 +186,10 @@ def agenda_tasks(settings: Settings, tenant: str, site: str, op: str, body: byte
     key = known_site(settings, tenant, site).key
     chunks, size = [[]], 0
     for task in site_tasks(settings, tenant, site, op, body, many):
-        size += len(task["item"].encode("utf-8")) + 4
+        item_bytes = len(json.dumps(task["item"], ensure_ascii=False).encode("utf-8")) + 2  # as stored: " and \ escaped
+        size += item_bytes
         if size > AGENDA_TASK_BYTES:
             chunks.append([])
-            size = len(task["item"].encode("utf-8")) + 4
+            size = item_bytes
         chunks[-1].append(task["item"])
     return [{"op": op, "site": key, "items": chunk} for chunk in chunks]

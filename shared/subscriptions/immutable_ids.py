@@ -23,7 +23,7 @@ import logging
 from collections import defaultdict
 
 from ..model.audit import MIGRATION
-from ..model.errors import RemoteError
+from ..model.errors import MailboxRefused, RemoteError
 from ..services import Services
 from ..storage.tables import Conflict
 from ..sync.perform import tag_of
@@ -51,7 +51,11 @@ def migrate_site(svc: Services, site_key: str) -> str:
         by_mailbox[link.mailbox].append(link)
     moved, raced = 0, 0
     for mailbox, links in by_mailbox.items():
-        ids = _immutable_ids(svc, site, mailbox, links)
+        try:
+            ids = _immutable_ids(svc, site, mailbox, links)
+        except MailboxRefused as e:  # outside the site's bounds or Exchange's scope: nothing of it can move
+            log.warning("site=%s immutable ids: mailbox %s skipped: %s", site.key, mailbox, e)
+            continue
         for link in links:
             if link.event_id in ids:
                 try:
@@ -75,8 +79,8 @@ def _immutable_ids(svc: Services, site, mailbox: str, links: list) -> dict[str, 
     graph = svc.graph(site)
     try:
         return graph.immutable_ids(mailbox, [link.event_id for link in links])
-    except RemoteError as e:
-        if e.status != 403:
+    except (RemoteError, MailboxRefused) as e:  # a 403 ErrorAccessDenied on /users/… arrives as MailboxRefused
+        if getattr(e, "status", None) != 403:
             raise
         log.info("site=%s mailbox=%s translateExchangeIds refused (%s): finding each event by its tag", site.key,
                  mailbox, e)

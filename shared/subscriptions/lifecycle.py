@@ -32,6 +32,8 @@ def handle_lifecycle(svc: Services, sub_id: str, event: str) -> str:
     site = svc.site(sub.site)
     log.info("site=%s sub=%s lifecycle %s", site.key, sub.id, event)
     if event == "reauthorizationRequired":
+        # outside the site's bounds now: never renewed (renewal.py), it lapses; MailboxRefused says why
+        svc.graph(site).bounds.check(sub.mailbox, "organiser mailbox")
         try:
             renewed = svc.graph(site).renew_subscription(sub.id, new_expiry(svc))
         except RemoteNotFound:

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from ..clients.graph import BATCH_LIMIT
 from ..model.audit import CATCH_UP, current, set_acting
-from ..model.errors import MailboxRefused, Throttled
+from ..model.errors import MailboxRefused, Throttled, TransientError
 from ..model.mapping import format_utc, parse_utc
 from ..services import Services
 from ..storage.store import Subscription
@@ -118,6 +118,9 @@ def _renew_chunk(svc: Services, site_key: str, subs: list[Subscription]) -> tupl
                 counts["recreated"] += 1
             except Throttled:  # another job holds the mailbox (and is recreating it, or will see it)
                 counts["busy"] += 1
+            except MailboxRefused as e:  # outside the bounds (or Exchange's scope): not made again
+                log.warning("site=%s sub=%s not recreated: %s", site.key, sub.id, e)
+                counts["outside bounds"] += 1
         else:
             log.warning("site=%s sub=%s renewal answered %s: retried on the next run", site.key, sub.id, status)
             counts["failed"] += 1
@@ -130,7 +133,7 @@ def _inside_bounds(svc: Services, site, subs: list[Subscription], counts) -> lis
     outside now is left to lapse, never renewed (unless the site's group cannot be read just now)."""
     try:
         outside = {s.id for s in subs if not svc.graph(site).bounds.inside(s.mailbox)}
-    except MailboxRefused as e:
+    except (MailboxRefused, TransientError, Throttled) as e:  # the group unread: one site never stops the run
         log.warning("site=%s renewal: bounds unknown (%s): renewing as before", site.key, e)
         return subs
     for sub in subs:

@@ -30,6 +30,12 @@ def rotate(svc: Services, sub_id: str) -> str:
     if old is None:
         return "noop"
     site = svc.site(old.site)
+    if not svc.graph(site).bounds.inside(old.mailbox):  # outside the site's bounds: not made again, the old one goes
+        svc.graph(site).delete_subscription(old.id)
+        svc.store.delete_subscription(old)
+        log.warning("site=%s mailbox=%s is outside the site's bounds: subscription %s deleted, not rotated",
+                    site.key, old.mailbox, old.id)
+        return "dropped"
     with mailbox_lease(svc, old.site, old.mailbox):
         current = svc.store.get_subscription(sub_id)
         if current is None:

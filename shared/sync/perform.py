@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from ..context import SiteContext
 from ..features.base import Outcome, Target, run_after_sync
-from ..model.errors import RemoteError, RemoteNotFound, TransientError
+from ..model.errors import OUT_OF_SCOPE, OUTSIDE_BOUNDS, MailboxRefused, RemoteError, RemoteNotFound, TransientError
 from ..model.mapping import keep_outlook_parts, outlook_patch, outlook_payload, site_fields, synced_from_outlook
 from ..storage.held_removals import OUTLOOK, SITE
 from ..storage.store import Conflict, EventLink
@@ -112,6 +112,7 @@ def create(ctx: SiteContext, features, item: dict, target: Target, pending: Even
     failed after it): it names the mailbox, so whatever happens next, a retry knows where to look."""
     site, item_id = ctx.site, str(item["id"])
     fields, recorded = _asked(features, lambda f: f.create_fields(site, target))
+    ctx.graph.bounds.check(target.mailbox, "organiser mailbox")  # before a pending link that could never be undone
     if pending is None:
         pending = ctx.store.create_link(EventLink(site=site.key, item_id=item_id, event_id="", mailbox=target.mailbox,
                                                   synced=target.synced, meeting_id=target.meeting_id,
@@ -195,7 +196,12 @@ def remove(ctx: SiteContext, link: EventLink, why: str, guarded: bool = False) -
     site, graph, comment = ctx.site, ctx.graph, f"This meeting was {why.split(' ')[0]}."
     released = guarded and not link.pending and not link.removing and removal_guard.admit(ctx, link, why, OUTLOOK)
     if link.pending:
-        found = graph.find_tagged(link.mailbox, tag_of(site, link.item_id))
+        try:
+            found = graph.find_tagged(link.mailbox, tag_of(site, link.item_id))
+        except MailboxRefused as e:
+            if e.code not in (OUTSIDE_BOUNDS, OUT_OF_SCOPE):
+                raise
+            found = []  # the mailbox was never ours to write: its create was refused, no event of ours is there
         for event in found:
             graph.remove_event(link.mailbox, event["id"], comment)
         ctx.store.delete_link(link)

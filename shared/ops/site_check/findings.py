@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...model.errors import RemoteError, Throttled, TransientError
+from ...model.errors import MailboxRefused, RemoteError, Throttled, TransientError
 from ...model.redact import redact
 
 OK, WARN, FAIL = "ok", "warn", "fail"
-NETWORK_ERRORS = (RemoteError, TransientError, Throttled)
+# what a check can meet asking Graph or a site; a mailbox refused (bounds, Exchange's scope) is a finding too
+NETWORK_ERRORS = (RemoteError, TransientError, Throttled, MailboxRefused)
 
 
 @dataclass
