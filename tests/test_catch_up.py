@@ -109,7 +109,8 @@ def test_a_catch_up_that_finds_no_difference_writes_nothing_and_calls_graph_zero
     item = new_event(site, meeting, title="Unchanged")
     settle(stack)
     stack.graph.wait_idle()  # the create's own notifications answered (their echo reads) before the count
-    settle(stack)
+    checkpoint()
+    one_run(stack)  # what earlier tests left to do (a meeting whose organiser was outside a site's bounds then)
     now = format_utc(svc().clock())
     for other in svc().settings.sites:  # only acme/sales is due: another site's leftovers are not counted here
         svc().ops.note_run("catch_up", other, scheduled=now, started=now)
@@ -118,7 +119,7 @@ def test_a_catch_up_that_finds_no_difference_writes_nothing_and_calls_graph_zero
     stack.graph.reset_log()
     writes = site.sim.writes()
     one_run(stack)
-    assert stack.graph.count(path_contains="/v1.0/") == 0
+    assert [f"{e.method} {e.path}" for e in stack.graph.log if "/v1.0/" in e.path] == []
     assert site.sim.writes() == writes
     counts = svc().ops.run("catch_up", "acme/sales").counts
     assert counts["events_read"] >= 1 and counts["enqueued"] == 0
