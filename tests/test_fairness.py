@@ -189,3 +189,30 @@ def poisoned(stack) -> list[dict]:
         return [json.loads(m.content) for m in client.peek_messages(max_messages=32)]
     except Exception:
         return []
+
+
+def test_a_breakers_probe_runs_even_when_its_site_has_had_its_share(stack, work, monkeypatch):
+    """Review finding: the probe slot was claimed before the share was asked, so a deferred probe kept a
+    recovered dependency's breaker open for one more probe interval."""
+    import shared.jobs.worker as worker
+    from shared.jobs.breakers import Gate
+
+    class Spent:
+        def wait(self, site):
+            return 60.0  # every site has had its share of this minute
+
+    class Probing:
+        def gate(self, site):
+            return Gate("probe", "graph")
+
+        def failed(self, *args, **kwargs):
+            pass
+
+        def succeeded(self, *args, **kwargs):
+            pass
+
+    monkeypatch.setattr(worker, "shares_of", lambda services: Spent())
+    monkeypatch.setattr(worker, "breakers_of", lambda services: Probing())
+    outcomes = worker.run_job(svc(), {"id": "probe-job", "tasks": [{"op": "test.work", "site": QUIET},
+                                                                    {"op": "test.work", "site": QUIET}]})
+    assert work == [QUIET, QUIET] and outcomes == ["worked", "worked"]

@@ -178,7 +178,8 @@ def _run_in_order(svc: Services, job: dict, tasks: list[dict]) -> list[str]:
         if gate is not None and gate.action == "park":
             outcomes.append(_reschedule(svc, job, tasks[i:], park_delay(gate, svc.clock()), "parked"))
             break
-        wait = shares_of(svc).wait(site.key) if site is not None else None
+        probing = gate is not None and gate.action == "probe"  # the breaker's one probe runs, share or not
+        wait = shares_of(svc).wait(site.key) if site is not None and not probing else None
         if wait is not None:  # the site has had its share of the worker this minute (jobs/fair_share.py)
             outcomes.append(_reschedule(svc, job, tasks[i:], wait, "deferred"))
             break
