@@ -27,6 +27,11 @@ class Services:
         self._parts: dict = {}
         self._subscriptions: dict[str, tuple[float, object]] = {}
 
+    def part(self, key, build):
+        """What `build()` makes, once per these Services (once per process): for state a layer to the right
+        keeps per process, e.g. the breakers (jobs/breakers.py) and the sites' shares (jobs/fair_share.py)."""
+        return self._part(key, build)
+
     def _part(self, key, build):
         part = self._parts.get(key)
         if part is None:

@@ -28,7 +28,7 @@ from shared.storage.store import IDS_PER_QUERY, SUBSCRIPTIONS
 
 from .scenario import new_meeting, post, settle, svc
 from .test_isolation import change_note, lifecycle_note
-from .test_webhook_intake import start_host
+from .test_webhook_intake import serving_only, start_host
 
 NOTIFICATIONS = "graph/notifications"
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,10 +68,7 @@ def alice_sub(stack, site):
 @pytest.fixture(scope="module")
 def quiet_host(stack):
     """A second host process (`devtools.localhost --no-triggers`): its own caches, its work left queued."""
-    process, url = start_host({"WORK_QUEUE": QUIET_QUEUE}, stack)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    yield from serving_only(stack, QUIET_QUEUE)
     QueueClient.from_connection_string(stack.azurite.connection_string, QUIET_QUEUE).clear_messages()
 
 

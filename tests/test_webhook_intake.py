@@ -28,13 +28,19 @@ def start_host(env_overrides: dict, stack) -> tuple[subprocess.Popen, str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture(scope="module")
-def http_only_host(stack):
-    """The app served by `python -m devtools.localhost --no-triggers`: what it enqueues stays in the queue."""
-    process, url = start_host({"WORK_QUEUE": INTAKE_QUEUE}, stack)
+def serving_only(stack, queue: str):
+    """A second host process (`devtools.localhost --no-triggers`, its own caches) putting its work on `queue`,
+    where nobody takes it; its URL while the caller's fixture lasts."""
+    process, url = start_host({"WORK_QUEUE": queue}, stack)
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def http_only_host(stack):
+    """The app served by `python -m devtools.localhost --no-triggers`: what it enqueues stays in the queue."""
+    yield from serving_only(stack, INTAKE_QUEUE)
 
 
 def send(url: str, path: str, data: bytes, key: str | None = FUNCTION_KEY, **kwargs):

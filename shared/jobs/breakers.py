@@ -15,7 +15,6 @@ import logging
 import random
 import threading
 import time
-import weakref
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -27,7 +26,6 @@ log = logging.getLogger("rapid_meetings")
 FAILURES_TO_OPEN = 3
 FIRST_PROBE_SECONDS = 5   # the first probe soon (most outages are short), then twice as long each time
 CACHE_SECONDS = 5.0
-_lock = threading.Lock()
 
 
 def down_dependency(error: BaseException) -> str:
@@ -145,12 +143,6 @@ def park_delay(gate: Gate, now: datetime) -> float:
     return wait + random.uniform(0, 0.1 * wait + 1)
 
 
-_of: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
 def breakers_of(svc) -> Breakers:
-    """The process's breakers for these Services (one cache per process, as the Services are)."""
-    with _lock:
-        if svc not in _of:
-            _of[svc] = Breakers(svc)
-        return _of[svc]
+    """The process's breakers for these Services (one per process, as the Services are)."""
+    return svc.part("breakers", lambda: Breakers(svc))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import weakref
 
 from ..model.errors import StorageUnavailable
 from ..storage.health import Conflict
@@ -32,7 +31,6 @@ WINDOW_SECONDS = 60
 BLOCKS = 10        # a process takes a site's share a tenth at a time
 CLAIM_TRIES = 3
 SHARE_ROW = "share"
-_lock = threading.Lock()
 
 
 class Shares:
@@ -95,12 +93,6 @@ class Shares:
         return start + random.uniform(0, 0.9 * WINDOW_SECONDS)
 
 
-_of: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
 def shares_of(svc) -> Shares:
-    """The process's shares for these Services (one cache per process, as the Services are)."""
-    with _lock:
-        if svc not in _of:
-            _of[svc] = Shares(svc)
-        return _of[svc]
+    """The process's shares for these Services (one per process, as the Services are)."""
+    return svc.part("shares", lambda: Shares(svc))
